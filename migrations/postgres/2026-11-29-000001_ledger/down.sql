@@ -1,0 +1,9 @@
+DROP TABLE idempotency_keys;
+DROP TABLE admin_tokens;
+DROP TABLE journal;
+DROP TABLE hold_allocations;
+DROP TABLE holds;
+DROP TABLE lots;
+DROP TABLE accounts;
+DROP TABLE services;
+DROP FUNCTION journal_append_only();

@@ -1,0 +1,81 @@
+//! Starting the service: store, migrations, HTTP server, background tasks.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::ledger::LedgerError;
+use crate::store::Store;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] LedgerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A started service.
+pub struct Started {
+    pub addr: std::net::SocketAddr,
+    pub server: actix_web::dev::Server,
+    pub store: Store,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl Started {
+    /// Runs until the server stops (SIGINT/SIGTERM: in-flight requests finish first).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.sweeper.abort();
+        result
+    }
+}
+
+/// Opens the database (migrating it if configured), binds, and starts serving.
+/// Must run inside a Tokio runtime.
+pub fn start(settings: Settings) -> Result<Started, StartError> {
+    let store = open_store(&settings)?;
+    let addr = settings.bind_addr()?;
+    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let interval = Duration::from_secs(settings.ledger.sweep_interval_secs);
+    let state = AppState {
+        store: store.clone(),
+        settings: Arc::new(settings),
+    };
+    let running = http::serve(state, listener).map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let sweeper = tokio::spawn(crate::sweeper::run(store.clone(), interval));
+    Ok(Started {
+        addr: running.addr,
+        server: running.server,
+        store,
+        sweeper,
+    })
+}
+
+/// Connects and, when `database.migrate_on_start` is set, applies pending migrations.
+pub fn open_store(settings: &Settings) -> Result<Store, LedgerError> {
+    let store = Store::connect(&settings.database)?
+        .with_max_hold_ttl_hours(settings.ledger.max_hold_ttl_hours);
+    if settings.database.migrate_on_start {
+        let applied = store.migrate()?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied migrations");
+        }
+    }
+    Ok(store)
+}

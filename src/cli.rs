@@ -1,0 +1,353 @@
+//! The operator's command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{self, StartError};
+use crate::config::{Settings, redact_url};
+use crate::ledger::token::AccountToken;
+use crate::ledger::{Credits, EntryKind, LedgerError, Timestamp, time::NEVER};
+use crate::service_keys;
+use crate::store::{GrantRequest, NewService, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "iap-sidecar",
+    version,
+    about = "Self-hosted, Odoo-compatible IAP credit platform"
+)]
+pub struct Cli {
+    /// TOML configuration file (also IAP_SIDECAR_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP (the default when no command is given).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Register and manage services.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Add credits.
+    #[command(subcommand)]
+    Credit(CreditCommand),
+    /// Inspect accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage admin API tokens.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceCommand {
+    /// Register a service; prints its provider key once.
+    Add(ServiceAdd),
+    /// List services.
+    List,
+    /// Replace a service's provider key; prints the new key once.
+    RotateKey {
+        /// Technical name, as Odoo sends it in `service_name`.
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceAdd {
+    /// Technical name, as Odoo sends it in `service_name` (e.g. `sms`).
+    pub name: String,
+    /// Label shown to users.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Unit shown next to balances.
+    #[arg(long, default_value = "Credits")]
+    pub unit: String,
+    /// Balances are shown as whole numbers.
+    #[arg(long)]
+    pub integer: bool,
+    /// Credits given once per database on first use.
+    #[arg(long, default_value = "0")]
+    pub trial_credits: Credits,
+    /// Days before trial credits expire (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub trial_days: i32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreditCommand {
+    /// Add AMOUNT credits to the account of ACCOUNT_TOKEN for SERVICE.
+    Grant {
+        account_token: String,
+        service: String,
+        amount: Credits,
+        /// Expiry: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
+        /// Shown in the journal.
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Balance, lots, open holds and latest journal lines of a token's accounts.
+    Show {
+        account_token: String,
+        /// Only this service.
+        service: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminTokenCommand {
+    /// Create a token; prints it once.
+    Create { name: String },
+    /// Revoke a token.
+    Revoke { name: String },
+}
+
+/// A failed command, with the exit status to use.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = Settings::load(cli.config.as_deref()).map_err(StartError::from)?;
+    crate::telemetry::init_logs(&settings.log.level);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            let store = Store::connect(&settings.database)?;
+            let applied = store.migrate()?;
+            println!(
+                "{} migration(s) applied to {}",
+                applied.len(),
+                redact_url(settings.database.url.expose())
+            );
+            Ok(())
+        }
+        Command::Service(cmd) => service(&app::open_store(&settings)?, cmd),
+        Command::Credit(cmd) => credit(&app::open_store(&settings)?, cmd),
+        Command::Account(cmd) => account(&app::open_store(&settings)?, cmd),
+        Command::AdminToken(cmd) => admin_token(&app::open_store(&settings)?, cmd),
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), CliError> {
+    let db = redact_url(settings.database.url.expose());
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = settings.http.workers {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(async move {
+        let started = app::start(settings)?;
+        // Tests and scripts read this line to learn the port when binding port 0.
+        println!(
+            "iap-sidecar listening on http://{} (database {db})",
+            started.addr
+        );
+        std::io::stdout().flush()?;
+        started.wait().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn service(store: &Store, cmd: ServiceCommand) -> Result<(), CliError> {
+    match cmd {
+        ServiceCommand::Add(add) => {
+            let new = NewService {
+                label: add.label.unwrap_or_else(|| add.name.clone()),
+                technical_name: add.name,
+                unit_name: add.unit,
+                integer_balance: add.integer,
+                trial_credits: add.trial_credits,
+                trial_days: add.trial_days,
+            };
+            let (service, key) = service_keys::create(store, &new)?;
+            println!("service {} registered", service.technical_name);
+            println!("provider key (shown once, store it now): {key}");
+        }
+        ServiceCommand::List => {
+            let services = store.list_services()?;
+            if services.is_empty() {
+                println!("no services");
+            }
+            for s in services {
+                println!(
+                    "{}\t{}\tunit={}\tinteger={}\ttrial={} ({} days)",
+                    s.technical_name,
+                    s.label,
+                    s.unit_name,
+                    s.integer_balance,
+                    s.trial_credits,
+                    s.trial_days
+                );
+            }
+        }
+        ServiceCommand::RotateKey { name } => {
+            let (service, key) = service_keys::rotate(store, &name)?;
+            println!(
+                "service {}: new provider key (shown once): {key}",
+                service.technical_name
+            );
+            println!("the previous key no longer works");
+        }
+    }
+    Ok(())
+}
+
+fn parse_token(raw: &str) -> Result<AccountToken, CliError> {
+    AccountToken::from_raw(raw)
+        .ok_or_else(|| CliError::Usage("ACCOUNT_TOKEN must be 1-128 characters".into()))
+}
+
+fn credit(store: &Store, cmd: CreditCommand) -> Result<(), CliError> {
+    let CreditCommand::Grant {
+        account_token,
+        service,
+        amount,
+        expires,
+        description,
+    } = cmd;
+    let token = parse_token(&account_token)?;
+    let expires_at = match expires {
+        Some(text) => Timestamp::parse(&text).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--expires {text:?}: use YYYY-MM-DD or an RFC 3339 time"
+            ))
+        })?,
+        None => NEVER,
+    };
+    let service = store.service_by_name(&service)?;
+    let account = store.ensure_account(service.id, &token, None)?;
+    let outcome = store.grant(&GrantRequest {
+        account_id: account.id,
+        amount,
+        expires_at,
+        origin: EntryKind::Grant,
+        reference: None,
+        description: description.as_deref(),
+    })?;
+    println!(
+        "granted {amount} {} to account {} ({}): balance {}, available {}",
+        service.unit_name,
+        account.id,
+        service.technical_name,
+        outcome.balance.balance,
+        outcome.balance.available
+    );
+    Ok(())
+}
+
+fn account(store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
+    let AccountCommand::Show {
+        account_token,
+        service,
+    } = cmd;
+    let token = parse_token(&account_token)?;
+    let services = match service {
+        Some(name) => vec![store.service_by_name(&name)?],
+        None => store.list_services()?,
+    };
+    let mut found = false;
+    for svc in services {
+        let Some(account) = store.find_account(svc.id, &token)? else {
+            continue;
+        };
+        found = true;
+        let b = store.balance(account.id)?;
+        println!(
+            "account {} · service {} · token {}… · database {} · {}{}",
+            account.id,
+            svc.technical_name,
+            account.token_hint,
+            account.dbuuid.as_deref().unwrap_or("-"),
+            account.state,
+            if account.disabled { " · disabled" } else { "" }
+        );
+        println!(
+            "  balance {} {unit} · reserved {} · available {}",
+            b.balance,
+            b.reserved,
+            b.available,
+            unit = svc.unit_name
+        );
+        let now = store.now();
+        for lot in store
+            .lots(account.id)?
+            .into_iter()
+            .filter(|l| l.expires_at > now)
+        {
+            println!(
+                "  lot {}: {} of {} left, {}, expires {}",
+                lot.id, lot.remaining, lot.amount, lot.origin, lot.expires_at
+            );
+        }
+        for hold in store
+            .open_holds(account.id)?
+            .into_iter()
+            .filter(|h| h.expires_at > now)
+        {
+            println!(
+                "  hold {}: {} reserved until {}{}",
+                hold.id,
+                hold.amount,
+                hold.expires_at,
+                hold.description
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            );
+        }
+        for e in store.journal(account.id, None, 10)? {
+            println!(
+                "  #{} {} {:>12} → {}  {}",
+                e.seq,
+                e.effective_at,
+                e.signed_amount(),
+                e.balance_after,
+                e.kind
+            );
+        }
+    }
+    if !found {
+        return Err(LedgerError::UnknownAccount.into());
+    }
+    Ok(())
+}
+
+fn admin_token(store: &Store, cmd: AdminTokenCommand) -> Result<(), CliError> {
+    match cmd {
+        AdminTokenCommand::Create { name } => {
+            let secret = store.create_admin_token(&name)?;
+            println!("admin token {name:?} (shown once, store it now): {secret}");
+        }
+        AdminTokenCommand::Revoke { name } => {
+            if !store.revoke_admin_token(&name)? {
+                return Err(CliError::Usage(format!(
+                    "no active admin token named {name:?}"
+                )));
+            }
+            println!("admin token {name:?} revoked");
+        }
+    }
+    Ok(())
+}

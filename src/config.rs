@@ -1,0 +1,264 @@
+//! Settings: built-in defaults, then an optional TOML file (`--config PATH` or
+//! `IAP_SIDECAR_CONFIG`), then environment variables `IAP_SIDECAR__SECTION__KEY`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A value that must never reach a log or a terminal.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub ledger: LedgerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    pub bind: String,
+    /// Public origin of this sidecar (what Odoo and browsers reach), e.g.
+    /// `https://iap.example.org`. Defaults to `http://<bind>`.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+    /// Seconds given to in-flight requests at shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (embedded) or `postgres://user:pass@host/db`.
+    pub url: Secret,
+    pub pool_size: u32,
+    /// Seconds to wait for a free connection before answering "unavailable".
+    pub pool_timeout_secs: u64,
+    /// SQLite: how long a writer waits for the lock, in milliseconds.
+    pub sqlite_busy_timeout_ms: u32,
+    /// SQLite `synchronous` pragma: `full` (durable at each commit) or `normal`.
+    pub sqlite_synchronous: String,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSettings {
+    /// Longest hold a provider may ask for, in hours (Odoo's default request is 4320).
+    pub max_hold_ttl_hours: i64,
+    /// How often expired holds and lots are closed in the background, in seconds.
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A `tracing` filter such as `info` or `iap_sidecar=debug,actix_web=info`.
+    pub level: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            bind: "127.0.0.1:8070".into(),
+            public_url: None,
+            max_body_bytes: 256 * 1024,
+            workers: None,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: Secret::new("sqlite://iap-sidecar.db"),
+            pool_size: 16,
+            pool_timeout_secs: 10,
+            sqlite_busy_timeout_ms: 5_000,
+            sqlite_synchronous: "full".into(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            max_hold_ttl_hours: 4320,
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A setting that cannot be used, with the key that holds it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `IAP_SIDECAR_CONFIG`) if any, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env_file = std::env::var_os("IAP_SIDECAR_CONFIG").map(std::path::PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let mut builder =
+            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(invalid(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            builder = builder
+                .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("IAP_SIDECAR")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if let Some(url) = &self.http.public_url {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() > "https://".len()
+                && !url.contains(char::is_whitespace);
+            if !ok {
+                return Err(invalid(
+                    "http.public_url",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite://")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite://, postgres:// or postgresql://",
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err(invalid(
+                "database.sqlite_synchronous",
+                "must be `full` or `normal`",
+            ));
+        }
+        if self.ledger.max_hold_ttl_hours < 1 {
+            return Err(invalid("ledger.max_hold_ttl_hours", "must be at least 1"));
+        }
+        if self.ledger.sweep_interval_secs == 0 {
+            return Err(invalid("ledger.sweep_interval_secs", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid("log.level", "is not a valid log filter"));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http.bind.parse().map_err(|_| {
+            invalid(
+                "http.bind",
+                format!("{:?} is not an address like 127.0.0.1:8070", self.http.bind),
+            )
+        })
+    }
+}
+
+/// The database URL with any password hidden, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_local() {
+        let s = Settings::default();
+        s.validate().expect("defaults");
+        assert_eq!(s.http.bind, "127.0.0.1:8070");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(
+            redact_url("postgres://iap:hunter2@db:5432/iap"),
+            "postgres://iap:***@db:5432/iap"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

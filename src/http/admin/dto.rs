@@ -1,0 +1,257 @@
+//! Request and response bodies of the admin API (the OpenAPI document is built from these).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ledger::{Account, Balance, Credits, Hold, JournalEntry, Lot, Service};
+
+/// A service sold for credits.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceDto {
+    /// What Odoo sends as `service_name`.
+    pub technical_name: String,
+    pub label: String,
+    pub unit_name: String,
+    pub integer_balance: bool,
+    /// Credits granted once per database on first use.
+    #[schema(value_type = String, example = "10")]
+    pub trial_credits: Credits,
+    pub trial_days: i32,
+    pub created_at: String,
+}
+
+impl From<Service> for ServiceDto {
+    fn from(s: Service) -> Self {
+        ServiceDto {
+            technical_name: s.technical_name,
+            label: s.label,
+            unit_name: s.unit_name,
+            integer_balance: s.integer_balance,
+            trial_credits: s.trial_credits,
+            trial_days: s.trial_days,
+            created_at: s.created_at.to_string(),
+        }
+    }
+}
+
+fn default_unit() -> String {
+    "Credits".into()
+}
+
+/// A service to register.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewServiceBody {
+    #[schema(example = "sms")]
+    pub technical_name: String,
+    #[schema(example = "SMS")]
+    pub label: String,
+    #[serde(default = "default_unit")]
+    pub unit_name: String,
+    #[serde(default)]
+    pub integer_balance: bool,
+    #[serde(default)]
+    #[schema(value_type = String, example = "0")]
+    pub trial_credits: Credits,
+    #[serde(default)]
+    pub trial_days: i32,
+}
+
+/// A service with its provider key, shown only in this answer.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceWithKey {
+    pub service: ServiceDto,
+    /// The provider's secret key for `/iap/1/authorize|capture|cancel`. Store it now.
+    pub key: String,
+}
+
+/// Balance figures (decimal strings, 4 decimals at most).
+#[derive(Serialize, ToSchema)]
+pub struct BalanceDto {
+    #[schema(value_type = String, example = "100")]
+    pub balance: Credits,
+    #[schema(value_type = String, example = "2.5")]
+    pub reserved: Credits,
+    #[schema(value_type = String, example = "97.5")]
+    pub available: Credits,
+}
+
+impl From<Balance> for BalanceDto {
+    fn from(b: Balance) -> Self {
+        BalanceDto {
+            balance: b.balance,
+            reserved: b.reserved,
+            available: b.available,
+        }
+    }
+}
+
+/// An IAP account: one per (service, Odoo account token).
+#[derive(Serialize, ToSchema)]
+pub struct AccountDto {
+    pub id: i64,
+    pub service: String,
+    /// The first characters of `sha1(token)`, to recognise it.
+    pub token_hint: String,
+    pub dbuuid: Option<String>,
+    #[schema(example = "registered")]
+    pub state: String,
+    pub disabled: bool,
+    #[serde(flatten)]
+    pub figures: BalanceDto,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl AccountDto {
+    pub fn new(a: Account, service: String, figures: Balance) -> Self {
+        AccountDto {
+            id: a.id,
+            service,
+            token_hint: a.token_hint,
+            dbuuid: a.dbuuid,
+            state: a.state.to_string(),
+            disabled: a.disabled,
+            figures: figures.into(),
+            created_at: a.created_at.to_string(),
+            updated_at: a.updated_at.to_string(),
+        }
+    }
+}
+
+/// Credits that entered together and what is left of them.
+#[derive(Serialize, ToSchema)]
+pub struct LotDto {
+    pub id: i64,
+    #[schema(value_type = String)]
+    pub amount: Credits,
+    #[schema(value_type = String)]
+    pub remaining: Credits,
+    /// RFC 3339, or null for credits that never expire.
+    pub expires_at: Option<String>,
+    pub origin: String,
+    pub created_at: String,
+}
+
+impl From<Lot> for LotDto {
+    fn from(l: Lot) -> Self {
+        LotDto {
+            id: l.id,
+            amount: l.amount,
+            remaining: l.remaining,
+            expires_at: (!l.expires_at.is_never()).then(|| l.expires_at.to_string()),
+            origin: l.origin.to_string(),
+            created_at: l.created_at.to_string(),
+        }
+    }
+}
+
+/// Credits reserved by a provider.
+#[derive(Serialize, ToSchema)]
+pub struct HoldDto {
+    pub id: i64,
+    #[schema(value_type = String)]
+    pub amount: Credits,
+    pub status: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl From<Hold> for HoldDto {
+    fn from(h: Hold) -> Self {
+        HoldDto {
+            id: h.id,
+            amount: h.amount,
+            status: h.status.to_string(),
+            description: h.description,
+            created_at: h.created_at.to_string(),
+            expires_at: h.expires_at.to_string(),
+        }
+    }
+}
+
+/// An account with its lots and open holds.
+#[derive(Serialize, ToSchema)]
+pub struct AccountDetail {
+    pub account: AccountDto,
+    pub lots: Vec<LotDto>,
+    pub open_holds: Vec<HoldDto>,
+}
+
+/// Credits to add to the account of `account_token` for `service` (registered if new).
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    #[schema(example = "sms")]
+    pub service: String,
+    /// The Odoo account token (raw, as in `iap.account`).
+    pub account_token: String,
+    #[schema(value_type = String, example = "100")]
+    pub amount: Credits,
+    /// RFC 3339 time or `YYYY-MM-DD`; omitted: never expires.
+    pub expires_at: Option<String>,
+    pub description: Option<String>,
+    pub dbuuid: Option<String>,
+}
+
+/// What a grant did.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct GrantResponse {
+    pub account_id: i64,
+    pub lot_id: i64,
+    /// Journal sequence number of the grant.
+    pub seq: i64,
+    #[schema(value_type = Object)]
+    pub balance: serde_json::Value,
+}
+
+/// One journal line.
+#[derive(Serialize, ToSchema)]
+pub struct JournalDto {
+    pub seq: i64,
+    #[schema(example = "capture")]
+    pub kind: String,
+    /// Signed decimal: credits in are positive.
+    #[schema(example = "-2.5")]
+    pub amount: String,
+    #[schema(value_type = String)]
+    pub balance_after: Credits,
+    pub hold_id: Option<i64>,
+    pub lot_id: Option<i64>,
+    pub description: Option<String>,
+    pub effective_at: String,
+    pub recorded_at: String,
+}
+
+impl From<JournalEntry> for JournalDto {
+    fn from(e: JournalEntry) -> Self {
+        JournalDto {
+            amount: e.signed_amount(),
+            seq: e.seq,
+            kind: e.kind.to_string(),
+            balance_after: e.balance_after,
+            hold_id: e.hold_id,
+            lot_id: e.lot_id,
+            description: e.description,
+            effective_at: e.effective_at.to_string(),
+            recorded_at: e.recorded_at.to_string(),
+        }
+    }
+}
+
+/// A page of journal lines, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct JournalPage {
+    pub entries: Vec<JournalDto>,
+    /// Pass as `before_seq` for the next (older) page; null at the end.
+    pub next_before_seq: Option<i64>,
+}
+
+/// The balance at a past instant.
+#[derive(Serialize, ToSchema)]
+pub struct BalanceAt {
+    pub at: String,
+    #[schema(value_type = String)]
+    pub balance: Credits,
+}

@@ -1,0 +1,105 @@
+//! The admin API under `/api/v1`: bearer-token auth, problem JSON errors, OpenAPI.
+
+mod accounts;
+pub mod dto;
+mod services;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::AppState;
+use super::problem::{ApiError, Problem};
+use crate::store::AdminToken;
+
+/// An authenticated admin caller.
+pub struct Admin(pub AdminToken);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let secret = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty() && s.len() <= 256);
+        Box::pin(async move {
+            let (Some(state), Some(secret)) = (state, secret) else {
+                return Err(ApiError::Unauthorized);
+            };
+            state
+                .run(move |store| store.verify_admin_token(&secret))
+                .await?
+                .map(Admin)
+                .ok_or(ApiError::Unauthorized)
+        })
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An admin token from `iap-sidecar admin-token create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "iap-sidecar admin API", description = "Services, accounts, grants and the journal of the credit ledger."),
+    paths(
+        services::list,
+        services::create,
+        services::rotate_key,
+        accounts::list,
+        accounts::detail,
+        accounts::journal,
+        accounts::balance_at,
+        accounts::grant,
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+pub fn scope() -> actix_web::Scope {
+    web::scope("/api/v1")
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/services", web::get().to(services::list))
+        .route("/services", web::post().to(services::create))
+        .route(
+            "/services/{name}/rotate-key",
+            web::post().to(services::rotate_key),
+        )
+        .route("/accounts", web::get().to(accounts::list))
+        .route("/accounts/{id}", web::get().to(accounts::detail))
+        .route("/accounts/{id}/journal", web::get().to(accounts::journal))
+        .route(
+            "/accounts/{id}/balance",
+            web::get().to(accounts::balance_at),
+        )
+        .route("/grants", web::post().to(accounts::grant))
+}

@@ -1,0 +1,105 @@
+//! The HTTP server: thin handlers that parse, call the store, and map the result.
+
+pub mod admin;
+mod middleware;
+pub mod problem;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::config::Settings;
+use crate::store::Store;
+use crate::telemetry::METRICS;
+use problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Runs a blocking store call off the async workers.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Store) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        Ok(web::block(move || f(&store)).await??)
+    }
+}
+
+/// A server bound to its listener, not yet awaited.
+pub struct Running {
+    pub server: Server,
+    pub addr: SocketAddr,
+}
+
+/// Builds the server on an already-bound listener (port 0 in tests).
+pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let limit = state.settings.http.max_body_bytes;
+    let shutdown = state.settings.http.shutdown_timeout_secs;
+    let workers = state.settings.http.workers;
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(limit))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limit)
+                    .error_handler(move |e, _| problem::json_error(e, limit)),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| problem::query_error(e)))
+            .app_data(web::PathConfig::default().error_handler(|e, _| problem::path_error(e)))
+            .wrap(actix_web::middleware::from_fn(middleware::observe))
+            .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics))
+            .service(admin::scope())
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(shutdown);
+    if let Some(n) = workers {
+        server = server.workers(n.max(1));
+    }
+    Ok(Running {
+        server: server.run(),
+        addr,
+    })
+}
+
+/// Liveness and readiness: 200 when the database answers, 503 otherwise.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let backend = state.store.backend();
+    let store = state.store.clone();
+    let ping = tokio::time::timeout(Duration::from_secs(5), web::block(move || store.ping())).await;
+    match ping {
+        Ok(Ok(Ok(()))) => HttpResponse::Ok().json(serde_json::json!({
+            "status": "ok",
+            "database": backend,
+        })),
+        _ => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "unavailable",
+            "database": backend,
+        })),
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(METRICS.render(state.store.pool_state()))
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}

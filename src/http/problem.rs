@@ -1,0 +1,170 @@
+//! Errors of the HTTP API, mapped once to RFC 7807 problem JSON.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::ledger::LedgerError;
+
+/// Every way an admin API request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("a valid admin token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// RFC 7807 body.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:iap-sidecar:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Credits needed (insufficient credit only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needed: Option<String>,
+    /// Credits available (insufficient credit only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<String>,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Ledger(e) => e.code(),
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status_code() {
+            StatusCode::BAD_REQUEST => "Bad request",
+            StatusCode::UNAUTHORIZED => "Unauthorized",
+            StatusCode::PAYMENT_REQUIRED => "Insufficient credit",
+            StatusCode::FORBIDDEN => "Forbidden",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::CONFLICT => "Conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
+            StatusCode::UNPROCESSABLE_ENTITY => "Invalid request",
+            StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
+            _ => "Internal error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Ledger(e) => match e {
+                LedgerError::InvalidAmount(_)
+                | LedgerError::Invalid(_)
+                | LedgerError::InvalidExpiry(_)
+                | LedgerError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+                LedgerError::InsufficientCredit { .. } => StatusCode::PAYMENT_REQUIRED,
+                LedgerError::UnknownService(_)
+                | LedgerError::UnknownAccount
+                | LedgerError::UnknownHold => StatusCode::NOT_FOUND,
+                LedgerError::HoldClosed { .. }
+                | LedgerError::HoldExpired
+                | LedgerError::Conflict(_) => StatusCode::CONFLICT,
+                LedgerError::WrongService | LedgerError::Disabled => StatusCode::FORBIDDEN,
+                LedgerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                LedgerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        // Storage details stay in the log; the client gets a generic line.
+        let detail = match self {
+            ApiError::Ledger(LedgerError::Store(e)) | ApiError::Internal(e) => {
+                tracing::error!(error = %e, "request failed");
+                "the server could not complete the request; see its log".to_owned()
+            }
+            ApiError::Ledger(LedgerError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "database unavailable");
+                "the database is unavailable; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let (needed, available) = match self {
+            ApiError::Ledger(LedgerError::InsufficientCredit { needed, available }) => {
+                (Some(needed.to_string()), Some(available.to_string()))
+            }
+            _ => (None, None),
+        };
+        let problem = Problem {
+            kind: format!("urn:iap-sidecar:problem:{}", self.code()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail,
+            needed,
+            available,
+        };
+        let mut response = HttpResponse::build(status)
+            .content_type("application/problem+json")
+            .json(problem);
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"iap-sidecar admin\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Turns actix's JSON body errors into problems (size, syntax, types).
+pub fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::PayloadTooLarge(limit),
+        E::ContentType => {
+            ApiError::BadRequest("the body must be JSON (Content-Type: application/json)".into())
+        }
+        E::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
+        other => ApiError::BadRequest(format!("invalid body: {other}")),
+    };
+    actix_web::error::InternalError::from_response(err, api.error_response()).into()
+}
+
+/// Turns query-string errors into problems.
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> actix_web::Error {
+    let api = ApiError::BadRequest(format!("invalid query string: {err}"));
+    actix_web::error::InternalError::from_response(err, api.error_response()).into()
+}
+
+/// Turns path-segment errors into problems.
+pub fn path_error(err: actix_web::error::PathError) -> actix_web::Error {
+    let api = ApiError::NotFound(format!("invalid path: {err}"));
+    actix_web::error::InternalError::from_response(err, api.error_response()).into()
+}

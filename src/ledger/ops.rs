@@ -1,0 +1,509 @@
+//! Ledger operations. Each runs inside one database transaction and touches one account:
+//! lock it, settle what time did to it, apply the operation, save its totals.
+
+use super::repo::{LedgerRepo, NewHold, NewLot};
+use super::settle::{Movement, SettleInput, Settlement, settle};
+use super::{
+    Account, Allocation, Balance, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry,
+    LedgerError, Lot, Timestamp,
+};
+
+/// Result of crediting an account.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GrantOutcome {
+    pub account_id: Id,
+    pub lot_id: Id,
+    pub seq: i64,
+    pub balance: Balance,
+}
+
+/// Result of a capture or a cancel; `replayed` is true when the hold was already in the
+/// requested final state (an idempotent retry).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CloseOutcome {
+    pub hold: Hold,
+    pub replayed: bool,
+    pub balance: Balance,
+}
+
+/// A locked account with its operation time (never earlier than its last change, so
+/// journal times follow journal order even if the wall clock steps back).
+struct Locked {
+    account: Account,
+    now: Timestamp,
+}
+
+impl Locked {
+    fn balance(&self) -> Balance {
+        figures(&self.account)
+    }
+
+    fn available(&self) -> Credits {
+        self.account.balance.saturating_sub(self.account.reserved)
+    }
+
+    /// Appends a journal entry and moves the running balance with it.
+    fn append<R: LedgerRepo>(
+        &mut self,
+        repo: &mut R,
+        m: Movement,
+        description: Option<&str>,
+    ) -> Result<i64, LedgerError> {
+        let after = self
+            .account
+            .balance
+            .units()
+            .checked_add(m.amount_units)
+            .ok_or(LedgerError::InvalidAmount(super::CreditsError::Overflow))?;
+        let balance_after = Credits::from_units(after)?;
+        let seq = self.account.last_seq + 1;
+        repo.insert_journal(&JournalEntry {
+            account_id: self.account.id,
+            seq,
+            kind: m.kind,
+            amount_units: m.amount_units,
+            balance_after,
+            hold_id: m.hold_id,
+            lot_id: m.lot_id,
+            description: description.map(str::to_owned),
+            effective_at: m.effective_at,
+            recorded_at: self.now,
+        })?;
+        self.account.balance = balance_after;
+        self.account.last_seq = seq;
+        Ok(seq)
+    }
+
+    /// Returns credits from a closing hold to their lot, or expires them at once when the
+    /// lot has expired meanwhile.
+    fn release<R: LedgerRepo>(
+        &mut self,
+        repo: &mut R,
+        lot: &Lot,
+        amount: Credits,
+        hold_id: Id,
+    ) -> Result<(), LedgerError> {
+        if amount.is_zero() {
+            return Ok(());
+        }
+        if lot.expires_at <= self.now {
+            let m = Movement {
+                kind: EntryKind::Expiry,
+                amount_units: -amount.units(),
+                lot_id: Some(lot.id),
+                hold_id: Some(hold_id),
+                effective_at: self.now,
+            };
+            self.append(repo, m, None)?;
+        } else {
+            repo.set_lot_remaining(lot.id, lot.remaining.checked_add(amount)?)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `amount` from unexpired lots, earliest expiry then oldest first.
+    fn draw<R: LedgerRepo>(
+        &mut self,
+        repo: &mut R,
+        amount: Credits,
+    ) -> Result<Vec<(Id, Credits)>, LedgerError> {
+        let mut missing = amount;
+        let mut taken = Vec::new();
+        if missing.is_zero() {
+            return Ok(taken);
+        }
+        for lot in repo.drawable_lots(self.account.id, self.now)? {
+            let take = lot.remaining.min(missing);
+            repo.set_lot_remaining(lot.id, lot.remaining.checked_sub(take)?)?;
+            taken.push((lot.id, take));
+            missing = missing.checked_sub(take)?;
+            if missing.is_zero() {
+                return Ok(taken);
+            }
+        }
+        // The lots hold exactly the available credits; reaching this is a broken store.
+        Err(LedgerError::Store(format!(
+            "account {}: lots short of available credits by {missing}",
+            self.account.id
+        )))
+    }
+
+    fn save<R: LedgerRepo>(mut self, repo: &mut R) -> Result<Account, LedgerError> {
+        self.account.updated_at = self.now;
+        repo.save_account_totals(&self.account)?;
+        Ok(self.account)
+    }
+}
+
+fn figures(account: &Account) -> Balance {
+    Balance {
+        balance: account.balance,
+        reserved: account.reserved,
+        available: account.balance.saturating_sub(account.reserved),
+    }
+}
+
+/// Loads what settlement needs for `account` at `now`.
+fn settle_input<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    now: Timestamp,
+) -> Result<SettleInput, LedgerError> {
+    let expired_holds = repo.expired_open_holds(account_id, now)?;
+    let hold_ids: Vec<Id> = expired_holds.iter().map(|h| h.id).collect();
+    let allocations = if hold_ids.is_empty() {
+        Vec::new()
+    } else {
+        repo.allocations_of(&hold_ids)?
+    };
+    let mut lot_ids: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+    lot_ids.sort_unstable();
+    lot_ids.dedup();
+    let lots = repo.lots_to_settle(account_id, now, &lot_ids)?;
+    Ok(SettleInput {
+        expired_holds,
+        allocations,
+        lots,
+    })
+}
+
+fn lock<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    now: Timestamp,
+) -> Result<Locked, LedgerError> {
+    let account = repo.lock_account(account_id)?;
+    let now = now.max(account.updated_at);
+    let mut locked = Locked { account, now };
+    let settlement = settle(settle_input(repo, account_id, now)?, now)?;
+    persist_settlement(repo, &mut locked, settlement)?;
+    Ok(locked)
+}
+
+fn persist_settlement<R: LedgerRepo>(
+    repo: &mut R,
+    locked: &mut Locked,
+    s: Settlement,
+) -> Result<(), LedgerError> {
+    if s.is_empty() {
+        return Ok(());
+    }
+    for (hold_id, at) in &s.expired_holds {
+        repo.close_hold(*hold_id, HoldStatus::Expired, None, *at)?;
+        repo.delete_allocations(*hold_id)?;
+    }
+    for (lot_id, remaining) in &s.lot_remaining {
+        repo.set_lot_remaining(*lot_id, *remaining)?;
+    }
+    for m in s.movements {
+        locked.append(repo, m, None)?;
+    }
+    locked.account.reserved = locked.account.reserved.checked_sub(s.released_credits)?;
+    Ok(())
+}
+
+/// Closes what expired on the account up to `now` (the sweeper's job).
+pub fn settle_account<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    now: Timestamp,
+) -> Result<Balance, LedgerError> {
+    let locked = lock(repo, account_id, now)?;
+    let account = locked.save(repo)?;
+    Ok(figures(&account))
+}
+
+/// Credits to add to an account as a new lot.
+#[derive(Clone, Debug)]
+pub struct Grant<'a> {
+    pub account_id: Id,
+    pub amount: Credits,
+    /// [`super::time::NEVER`] for credits that do not expire.
+    pub expires_at: Timestamp,
+    /// `Grant`, `Topup` or `Trial`.
+    pub origin: EntryKind,
+    /// An external reference kept on the lot (an order, a payment).
+    pub reference: Option<&'a str>,
+    pub description: Option<&'a str>,
+}
+
+/// Adds credits to an account as a new lot.
+pub fn grant<R: LedgerRepo>(
+    repo: &mut R,
+    g: &Grant<'_>,
+    now: Timestamp,
+) -> Result<GrantOutcome, LedgerError> {
+    let Grant {
+        account_id,
+        amount,
+        expires_at,
+        origin,
+        reference,
+        description,
+    } = *g;
+    if amount.is_zero() {
+        return Err(LedgerError::Invalid(
+            "a grant must be more than 0 credits".into(),
+        ));
+    }
+    if !matches!(
+        origin,
+        EntryKind::Grant | EntryKind::Topup | EntryKind::Trial
+    ) {
+        return Err(LedgerError::Invalid(format!(
+            "{origin} does not add credits"
+        )));
+    }
+    let mut locked = lock(repo, account_id, now)?;
+    if expires_at <= locked.now {
+        return Err(LedgerError::InvalidExpiry(format!(
+            "{expires_at} is not in the future"
+        )));
+    }
+    let lot_id = repo.insert_lot(NewLot {
+        account_id,
+        amount,
+        expires_at,
+        origin,
+        reference,
+        created_at: locked.now,
+    })?;
+    let m = Movement {
+        kind: origin,
+        amount_units: amount.units(),
+        lot_id: Some(lot_id),
+        hold_id: None,
+        effective_at: locked.now,
+    };
+    let seq = locked.append(repo, m, description)?;
+    let account = locked.save(repo)?;
+    Ok(GrantOutcome {
+        account_id,
+        lot_id,
+        seq,
+        balance: figures(&account),
+    })
+}
+
+/// Reserves `amount` for a provider until `expires_at`.
+pub fn authorize<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    amount: Credits,
+    expires_at: Timestamp,
+    token_hash: &str,
+    description: Option<&str>,
+    now: Timestamp,
+) -> Result<(Hold, Balance), LedgerError> {
+    let mut locked = lock(repo, account_id, now)?;
+    if locked.account.disabled {
+        return Err(LedgerError::Disabled);
+    }
+    if expires_at <= locked.now {
+        return Err(LedgerError::InvalidExpiry(
+            "the hold would expire at once".into(),
+        ));
+    }
+    let available = locked.available();
+    if amount > available {
+        return Err(LedgerError::InsufficientCredit {
+            needed: amount,
+            available,
+        });
+    }
+    let hold = repo.insert_hold(NewHold {
+        account_id,
+        token_hash,
+        amount,
+        description,
+        created_at: locked.now,
+        expires_at,
+    })?;
+    let drawn = locked.draw(repo, amount)?;
+    let allocations: Vec<Allocation> = drawn
+        .into_iter()
+        .map(|(lot_id, amount)| Allocation {
+            hold_id: hold.id,
+            lot_id,
+            amount,
+        })
+        .collect();
+    repo.insert_allocations(&allocations)?;
+    locked.account.reserved = locked.account.reserved.checked_add(amount)?;
+    let account = locked.save(repo)?;
+    Ok((hold, figures(&account)))
+}
+
+/// Finds an open-or-closed hold and locks its account; checks the service when given.
+fn lock_hold<R: LedgerRepo>(
+    repo: &mut R,
+    token_hash: &str,
+    service_id: Option<Id>,
+    now: Timestamp,
+) -> Result<(Locked, Hold), LedgerError> {
+    let found = repo
+        .find_hold(token_hash)?
+        .ok_or(LedgerError::UnknownHold)?;
+    let locked = lock(repo, found.account_id, now)?;
+    if service_id.is_some_and(|s| s != locked.account.service_id) {
+        return Err(LedgerError::WrongService);
+    }
+    // Re-read under the lock: a concurrent capture, cancel or the settlement above may
+    // have closed it.
+    let hold = repo.get_hold(found.id)?.ok_or(LedgerError::UnknownHold)?;
+    Ok((locked, hold))
+}
+
+/// Consumes `amount` of a hold: less releases the rest, more draws the difference from
+/// the available credits. Capturing a captured hold with the same amount is a no-op.
+pub fn capture<R: LedgerRepo>(
+    repo: &mut R,
+    token_hash: &str,
+    amount: Credits,
+    service_id: Option<Id>,
+    now: Timestamp,
+) -> Result<CloseOutcome, LedgerError> {
+    let (mut locked, hold) = lock_hold(repo, token_hash, service_id, now)?;
+    match hold.status {
+        HoldStatus::Open => {}
+        HoldStatus::Captured if hold.captured == Some(amount) => {
+            let balance = locked.balance();
+            return Ok(CloseOutcome {
+                hold,
+                replayed: true,
+                balance,
+            });
+        }
+        HoldStatus::Expired => return Err(LedgerError::HoldExpired),
+        status => return Err(LedgerError::HoldClosed { status }),
+    }
+
+    let allocations = repo.allocations_of(&[hold.id])?;
+    let lot_ids: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+    let mut lots = repo.lots_by_id(&lot_ids)?;
+    // Consume what expires first, so the credits handed back last longest.
+    lots.sort_by_key(|l| (l.expires_at, l.id));
+
+    if amount > hold.amount {
+        let extra = amount.checked_sub(hold.amount)?;
+        let available = locked.available();
+        if extra > available {
+            return Err(LedgerError::InsufficientCredit {
+                needed: extra,
+                available,
+            });
+        }
+        locked.draw(repo, extra)?;
+    }
+
+    let now = locked.now;
+    let m = Movement {
+        kind: EntryKind::Capture,
+        amount_units: -amount.units(),
+        lot_id: None,
+        hold_id: Some(hold.id),
+        effective_at: now,
+    };
+    locked.append(repo, m, hold.description.as_deref())?;
+    let mut to_consume = amount.min(hold.amount);
+    for lot in &lots {
+        let held = allocations
+            .iter()
+            .filter(|a| a.lot_id == lot.id)
+            .try_fold(Credits::ZERO, |sum, a| sum.checked_add(a.amount))?;
+        let consumed = held.min(to_consume);
+        to_consume = to_consume.checked_sub(consumed)?;
+        locked.release(repo, lot, held.checked_sub(consumed)?, hold.id)?;
+    }
+    repo.delete_allocations(hold.id)?;
+    repo.close_hold(hold.id, HoldStatus::Captured, Some(amount), now)?;
+    locked.account.reserved = locked.account.reserved.checked_sub(hold.amount)?;
+    let hold = repo.get_hold(hold.id)?.ok_or(LedgerError::UnknownHold)?;
+    let account = locked.save(repo)?;
+    Ok(CloseOutcome {
+        hold,
+        replayed: false,
+        balance: figures(&account),
+    })
+}
+
+/// Releases a hold. Cancelling a cancelled or expired hold is a no-op (nothing was
+/// charged either way); cancelling a captured one is refused.
+pub fn cancel<R: LedgerRepo>(
+    repo: &mut R,
+    token_hash: &str,
+    service_id: Option<Id>,
+    now: Timestamp,
+) -> Result<CloseOutcome, LedgerError> {
+    let (mut locked, hold) = lock_hold(repo, token_hash, service_id, now)?;
+    match hold.status {
+        HoldStatus::Open => {}
+        HoldStatus::Cancelled | HoldStatus::Expired => {
+            // Settlement may just have expired it: keep that on record.
+            let account = locked.save(repo)?;
+            return Ok(CloseOutcome {
+                hold,
+                replayed: true,
+                balance: figures(&account),
+            });
+        }
+        status => return Err(LedgerError::HoldClosed { status }),
+    }
+    let allocations = repo.allocations_of(&[hold.id])?;
+    let lot_ids: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+    let lots = repo.lots_by_id(&lot_ids)?;
+    // One allocation per (hold, lot): each lot is refilled once.
+    for a in &allocations {
+        let lot = lots
+            .iter()
+            .find(|l| l.id == a.lot_id)
+            .ok_or_else(|| LedgerError::Store(format!("lot {} missing", a.lot_id)))?;
+        locked.release(repo, lot, a.amount, hold.id)?;
+    }
+    let now = locked.now;
+    repo.delete_allocations(hold.id)?;
+    repo.close_hold(hold.id, HoldStatus::Cancelled, None, now)?;
+    locked.account.reserved = locked.account.reserved.checked_sub(hold.amount)?;
+    let hold = repo.get_hold(hold.id)?.ok_or(LedgerError::UnknownHold)?;
+    let account = locked.save(repo)?;
+    Ok(CloseOutcome {
+        hold,
+        replayed: false,
+        balance: figures(&account),
+    })
+}
+
+/// Balance figures at `now`, counting what has expired even if not yet settled.
+/// Read-only: takes no lock and writes nothing.
+pub fn balance<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    now: Timestamp,
+) -> Result<Balance, LedgerError> {
+    let account = repo
+        .get_account(account_id)?
+        .ok_or(LedgerError::UnknownAccount)?;
+    let s = settle(settle_input(repo, account_id, now)?, now)?;
+    let balance = account.balance.checked_sub(s.expired_credits)?;
+    let reserved = account.reserved.checked_sub(s.released_credits)?;
+    Ok(Balance {
+        balance,
+        reserved,
+        available: balance.saturating_sub(reserved),
+    })
+}
+
+/// The balance as it stood at `at` (journal up to then, plus expiries not yet written).
+pub fn balance_at<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    at: Timestamp,
+) -> Result<Credits, LedgerError> {
+    repo.get_account(account_id)?
+        .ok_or(LedgerError::UnknownAccount)?;
+    let journal = repo.journal_balance_at(account_id, at)?.unwrap_or_default();
+    // Expiries due by `at` but not yet written all come after the newest entry, since
+    // every write settles first; the same settlement replayed at `at` finds them.
+    let pending = settle(settle_input(repo, account_id, at)?, at)?;
+    Ok(journal.checked_sub(pending.expired_credits)?)
+}

@@ -1,0 +1,71 @@
+//! What the ledger needs from storage, implemented by `store` for each backend.
+//!
+//! Every method runs inside the caller's transaction; write operations call
+//! [`LedgerRepo::lock_account`] first so that concurrent writers of one account queue.
+
+use super::{
+    Account, Allocation, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry, Lot, Timestamp,
+};
+
+/// A hold about to be stored.
+pub struct NewHold<'a> {
+    pub account_id: Id,
+    pub token_hash: &'a str,
+    pub amount: Credits,
+    pub description: Option<&'a str>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A lot about to be stored.
+pub struct NewLot<'a> {
+    pub account_id: Id,
+    pub amount: Credits,
+    pub expires_at: Timestamp,
+    pub origin: EntryKind,
+    pub reference: Option<&'a str>,
+    pub created_at: Timestamp,
+}
+
+pub type RepoResult<T> = Result<T, diesel::result::Error>;
+
+pub trait LedgerRepo {
+    /// Locks the account row for the rest of the transaction and returns it.
+    fn lock_account(&mut self, id: Id) -> RepoResult<Account>;
+    fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>>;
+    /// Stores balance, reserved, last sequence number and update time.
+    fn save_account_totals(&mut self, account: &Account) -> RepoResult<()>;
+
+    fn expired_open_holds(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Hold>>;
+    fn allocations_of(&mut self, hold_ids: &[Id]) -> RepoResult<Vec<Allocation>>;
+    fn insert_allocations(&mut self, allocations: &[Allocation]) -> RepoResult<()>;
+    fn delete_allocations(&mut self, hold_id: Id) -> RepoResult<()>;
+
+    /// Expired lots with credits left, plus the lots listed in `also`.
+    fn lots_to_settle(
+        &mut self,
+        account_id: Id,
+        now: Timestamp,
+        also: &[Id],
+    ) -> RepoResult<Vec<Lot>>;
+    /// Unexpired lots with credits left, earliest expiry then oldest first.
+    fn drawable_lots(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Lot>>;
+    fn lots_by_id(&mut self, ids: &[Id]) -> RepoResult<Vec<Lot>>;
+    fn set_lot_remaining(&mut self, lot_id: Id, remaining: Credits) -> RepoResult<()>;
+    fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id>;
+
+    fn insert_hold(&mut self, hold: NewHold<'_>) -> RepoResult<Hold>;
+    fn find_hold(&mut self, token_hash: &str) -> RepoResult<Option<Hold>>;
+    fn get_hold(&mut self, id: Id) -> RepoResult<Option<Hold>>;
+    fn close_hold(
+        &mut self,
+        id: Id,
+        status: HoldStatus,
+        captured: Option<Credits>,
+        closed_at: Timestamp,
+    ) -> RepoResult<()>;
+
+    fn insert_journal(&mut self, entry: &JournalEntry) -> RepoResult<()>;
+    /// `balance_after` of the newest entry in effect at `at`, if any.
+    fn journal_balance_at(&mut self, account_id: Id, at: Timestamp) -> RepoResult<Option<Credits>>;
+}

@@ -1,0 +1,159 @@
+//! Ledger records as the domain sees them (ids, amounts, times), independent of storage.
+
+use super::{Credits, Timestamp};
+
+/// Stored ids are 64-bit integers on both backends.
+pub type Id = i64;
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Lifecycle of a hold: open until captured, cancelled or expired.
+    HoldStatus { Open => "open", Captured => "captured", Cancelled => "cancelled", Expired => "expired" }
+}
+
+text_enum! {
+    /// Why a journal entry moved the balance.
+    EntryKind { Grant => "grant", Topup => "topup", Trial => "trial", Capture => "capture", Expiry => "expiry" }
+}
+
+text_enum! {
+    /// Registration state as Odoo's `get-accounts-information` reports it.
+    AccountState { Registered => "registered", Unregistered => "unregistered", Banned => "banned" }
+}
+
+/// A service sold for credits (what Odoo calls `service_name` is its technical name).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Service {
+    pub id: Id,
+    pub technical_name: String,
+    pub label: String,
+    pub unit_name: String,
+    pub integer_balance: bool,
+    #[serde(skip)]
+    pub key_hash: String,
+    pub trial_credits: Credits,
+    pub trial_days: i32,
+    pub created_at: Timestamp,
+}
+
+/// One account per (service, account token); balances are kept as running totals that
+/// always equal the journal's sum (balance) and the open holds' sum (reserved).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Account {
+    pub id: Id,
+    pub service_id: Id,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub token_hint: String,
+    pub dbuuid: Option<String>,
+    pub state: AccountState,
+    pub disabled: bool,
+    pub balance: Credits,
+    pub reserved: Credits,
+    /// Sequence number of the newest journal entry (0 when none).
+    pub last_seq: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Credits that entered an account together (grant, top-up, trial).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Lot {
+    pub id: Id,
+    pub account_id: Id,
+    pub amount: Credits,
+    /// Neither consumed, reserved by a hold, nor expired.
+    pub remaining: Credits,
+    pub expires_at: Timestamp,
+    pub origin: EntryKind,
+    pub reference: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Credits reserved for a provider until captured, cancelled or expired.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Hold {
+    pub id: Id,
+    pub account_id: Id,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub amount: Credits,
+    pub status: HoldStatus,
+    pub captured: Option<Credits>,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+}
+
+/// The part of a hold drawn from one lot; returned to that lot when the hold is released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    pub hold_id: Id,
+    pub lot_id: Id,
+    pub amount: Credits,
+}
+
+/// An append-only journal line. `amount` is signed: credits in are positive.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct JournalEntry {
+    pub account_id: Id,
+    pub seq: i64,
+    pub kind: EntryKind,
+    /// Signed units (credits × 10,000) as stored; see [`JournalEntry::signed_amount`].
+    #[serde(skip)]
+    pub amount_units: i64,
+    pub balance_after: Credits,
+    pub hold_id: Option<Id>,
+    pub lot_id: Option<Id>,
+    pub description: Option<String>,
+    /// When the movement took effect (a lot's expiry time for expiries).
+    pub effective_at: Timestamp,
+    /// When it was written.
+    pub recorded_at: Timestamp,
+}
+
+impl JournalEntry {
+    /// The movement as a signed decimal string (`-2.5`, `10`).
+    pub fn signed_amount(&self) -> String {
+        let magnitude = Credits::from_units(self.amount_units.unsigned_abs() as i64)
+            .map(|c| c.to_string())
+            .unwrap_or_else(|_| self.amount_units.to_string());
+        if self.amount_units < 0 {
+            format!("-{magnitude}")
+        } else {
+            magnitude
+        }
+    }
+}
+
+/// Balance figures of an account at one instant, with expired holds and lots settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Balance {
+    pub balance: Credits,
+    pub reserved: Credits,
+    pub available: Credits,
+}

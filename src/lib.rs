@@ -1,0 +1,13 @@
+//! iap-sidecar: a self-hosted, Odoo-compatible In-App Purchase credit platform.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ledger;
+pub mod service_keys;
+pub mod store;
+pub mod sweeper;
+pub mod telemetry;

@@ -1,0 +1,23 @@
+//! Provider keys: generated here, stored hashed, shown once.
+
+use crate::ledger::token::{random_hex, sha256_hex};
+use crate::ledger::{LedgerError, Service};
+use crate::store::{NewService, Store};
+
+fn new_key() -> String {
+    format!("iapkey_{}", random_hex(24))
+}
+
+/// Registers a service; returns it with its key.
+pub fn create(store: &Store, new: &NewService) -> Result<(Service, String), LedgerError> {
+    let key = new_key();
+    let service = store.create_service(new, &sha256_hex(&key))?;
+    Ok((service, key))
+}
+
+/// Gives a service a new key; returns it with the key.
+pub fn rotate(store: &Store, name: &str) -> Result<(Service, String), LedgerError> {
+    let key = new_key();
+    let service = store.set_service_key(name, &sha256_hex(&key))?;
+    Ok((service, key))
+}

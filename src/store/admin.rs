@@ -1,0 +1,77 @@
+//! Admin API tokens: stored as SHA-256 hashes, shown once at creation.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::schema::admin_tokens;
+use super::{Store, read_tx, write_tx};
+use crate::ledger::LedgerError;
+use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
+
+/// A token that may call the admin API.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdminToken {
+    pub name: String,
+}
+
+impl Store {
+    /// Creates a token named `name` and returns the secret (the only time it is seen).
+    pub fn create_admin_token(&self, name: &str) -> Result<String, LedgerError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(LedgerError::Invalid(
+                "token name must be 1-100 characters".into(),
+            ));
+        }
+        let secret = format!("iapadm_{}", random_hex(24));
+        let hash = sha256_hex(&secret);
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            diesel::insert_into(admin_tokens::table)
+                .values((
+                    admin_tokens::name.eq(name),
+                    admin_tokens::token_hash.eq(&hash),
+                    admin_tokens::created_at.eq(now),
+                ))
+                .execute(c)
+                .map_err(|e| match e {
+                    DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                        LedgerError::Conflict(format!("admin token {name:?}"))
+                    }
+                    other => other.into(),
+                })
+        })?;
+        Ok(secret)
+    }
+
+    /// The token matching `secret`, unless unknown or revoked.
+    pub fn verify_admin_token(&self, secret: &str) -> Result<Option<AdminToken>, LedgerError> {
+        let hash = sha256_hex(secret);
+        let row: Option<(String, String)> = read_tx!(self, |c| {
+            admin_tokens::table
+                .filter(admin_tokens::token_hash.eq(&hash))
+                .filter(admin_tokens::revoked_at.is_null())
+                .select((admin_tokens::name, admin_tokens::token_hash))
+                .first(c)
+                .optional()
+        })?;
+        Ok(row
+            .filter(|(_, stored)| constant_time_eq(stored, &hash))
+            .map(|(name, _)| AdminToken { name }))
+    }
+
+    /// Revokes the token named `name`; false when there is none.
+    pub fn revoke_admin_token(&self, name: &str) -> Result<bool, LedgerError> {
+        let now = self.now().micros();
+        let n = write_tx!(self, |c| {
+            diesel::update(
+                admin_tokens::table
+                    .filter(admin_tokens::name.eq(name))
+                    .filter(admin_tokens::revoked_at.is_null()),
+            )
+            .set(admin_tokens::revoked_at.eq(now))
+            .execute(c)
+        })?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,295 @@
+//! Services and accounts: registration, lookup and listings.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::rows::{AccountRow, HoldRow, JournalRow, LotRow, ServiceRow, convert};
+use super::schema::{accounts, holds, journal, lots, services};
+use super::{Store, read_tx, write_tx};
+use crate::ledger::token::{AccountToken, constant_time_eq, sha256_hex};
+use crate::ledger::{
+    Account, AccountState, Credits, Hold, HoldStatus, Id, JournalEntry, LedgerError, Lot, Service,
+};
+
+/// A service to register.
+#[derive(Clone, Debug)]
+pub struct NewService {
+    pub technical_name: String,
+    pub label: String,
+    pub unit_name: String,
+    pub integer_balance: bool,
+    pub trial_credits: Credits,
+    pub trial_days: i32,
+}
+
+impl NewService {
+    /// Technical names are what Odoo sends as `service_name`: lowercase words.
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        let name = &self.technical_name;
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && name.as_bytes()[0].is_ascii_lowercase();
+        if !ok {
+            return Err(LedgerError::Invalid(format!(
+                "technical name {name:?} must be 1-64 characters: a-z first, then a-z, 0-9, _ or -"
+            )));
+        }
+        for (field, value) in [("label", &self.label), ("unit name", &self.unit_name)] {
+            if value.trim().is_empty() || value.len() > 200 {
+                return Err(LedgerError::Invalid(format!(
+                    "{field} must be 1-200 characters"
+                )));
+            }
+        }
+        if !(0..=3650).contains(&self.trial_days) {
+            return Err(LedgerError::Invalid(
+                "trial days must be between 0 and 3650".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which accounts to list.
+#[derive(Clone, Debug, Default)]
+pub struct AccountFilter {
+    pub service: Option<String>,
+    pub dbuuid: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn conflict_on_unique(e: DieselError, what: String) -> LedgerError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            LedgerError::Conflict(what)
+        }
+        other => other.into(),
+    }
+}
+
+impl Store {
+    /// Registers a service whose key hashes to `key_hash`.
+    pub fn create_service(&self, new: &NewService, key_hash: &str) -> Result<Service, LedgerError> {
+        new.validate()?;
+        let now = self.now().micros();
+        let row: ServiceRow = write_tx!(self, |c| {
+            diesel::insert_into(services::table)
+                .values((
+                    services::technical_name.eq(&new.technical_name),
+                    services::label.eq(new.label.trim()),
+                    services::unit_name.eq(new.unit_name.trim()),
+                    services::integer_balance.eq(new.integer_balance),
+                    services::key_hash.eq(key_hash),
+                    services::trial_credits.eq(new.trial_credits.units()),
+                    services::trial_days.eq(new.trial_days),
+                    services::created_at.eq(now),
+                ))
+                .returning(ServiceRow::as_returning())
+                .get_result::<ServiceRow>(c)
+                .map_err(|e| conflict_on_unique(e, format!("service {:?}", new.technical_name)))
+        })?;
+        Ok(row.try_into()?)
+    }
+
+    pub fn list_services(&self) -> Result<Vec<Service>, LedgerError> {
+        let rows: Vec<ServiceRow> = read_tx!(self, |c| {
+            services::table
+                .order(services::technical_name)
+                .select(ServiceRow::as_select())
+                .load::<ServiceRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+
+    pub fn service_by_name(&self, name: &str) -> Result<Service, LedgerError> {
+        let row: Option<ServiceRow> = read_tx!(self, |c| {
+            services::table
+                .filter(services::technical_name.eq(name))
+                .select(ServiceRow::as_select())
+                .first::<ServiceRow>(c)
+                .optional()
+        })?;
+        row.map(Service::try_from)
+            .transpose()?
+            .ok_or_else(|| LedgerError::UnknownService(name.to_owned()))
+    }
+
+    /// The service a provider key belongs to, compared in constant time.
+    pub fn service_by_key(&self, key: &str) -> Result<Option<Service>, LedgerError> {
+        let hash = sha256_hex(key);
+        let row: Option<ServiceRow> = read_tx!(self, |c| {
+            services::table
+                .filter(services::key_hash.eq(&hash))
+                .select(ServiceRow::as_select())
+                .first::<ServiceRow>(c)
+                .optional()
+        })?;
+        Ok(row
+            .filter(|r| constant_time_eq(&r.key_hash, &hash))
+            .map(Service::try_from)
+            .transpose()?)
+    }
+
+    /// Replaces a service's key; the old key stops working at once.
+    pub fn set_service_key(&self, name: &str, key_hash: &str) -> Result<Service, LedgerError> {
+        let row: Option<ServiceRow> = write_tx!(self, |c| {
+            diesel::update(services::table.filter(services::technical_name.eq(name)))
+                .set(services::key_hash.eq(key_hash))
+                .returning(ServiceRow::as_returning())
+                .get_result::<ServiceRow>(c)
+                .optional()
+        })?;
+        row.map(Service::try_from)
+            .transpose()?
+            .ok_or_else(|| LedgerError::UnknownService(name.to_owned()))
+    }
+
+    /// The account of `token` for `service`, registered on first contact. Remembers the
+    /// database it came from and whether the token carries `+disabled`.
+    pub fn ensure_account(
+        &self,
+        service_id: Id,
+        token: &AccountToken,
+        dbuuid: Option<&str>,
+    ) -> Result<Account, LedgerError> {
+        let hash = token.storage_hash();
+        let now = self.now().micros();
+        let row: AccountRow = write_tx!(self, |c| {
+            diesel::insert_into(accounts::table)
+                .values((
+                    accounts::service_id.eq(service_id),
+                    accounts::token_hash.eq(&hash),
+                    accounts::token_hint.eq(token.hint()),
+                    accounts::dbuuid.eq(dbuuid),
+                    accounts::state.eq(AccountState::Registered.as_str()),
+                    accounts::disabled.eq(token.is_disabled()),
+                    accounts::created_at.eq(now),
+                    accounts::updated_at.eq(now),
+                ))
+                .on_conflict((accounts::service_id, accounts::token_hash))
+                .do_nothing()
+                .execute(c)?;
+            let row = accounts::table
+                .filter(accounts::service_id.eq(service_id))
+                .filter(accounts::token_hash.eq(&hash))
+                .select(AccountRow::as_select())
+                .first::<AccountRow>(c)?;
+            let learn_dbuuid = row.dbuuid.is_none() && dbuuid.is_some();
+            if row.disabled != token.is_disabled() || learn_dbuuid {
+                diesel::update(accounts::table.find(row.id))
+                    .set((
+                        accounts::disabled.eq(token.is_disabled()),
+                        accounts::dbuuid.eq(row.dbuuid.as_deref().or(dbuuid)),
+                    ))
+                    .returning(AccountRow::as_returning())
+                    .get_result::<AccountRow>(c)
+            } else {
+                Ok(row)
+            }
+        })?;
+        Ok(row.try_into()?)
+    }
+
+    /// The account of `token` for `service`, if it was ever seen.
+    pub fn find_account(
+        &self,
+        service_id: Id,
+        token: &AccountToken,
+    ) -> Result<Option<Account>, LedgerError> {
+        let hash = token.storage_hash();
+        let row: Option<AccountRow> = read_tx!(self, |c| {
+            accounts::table
+                .filter(accounts::service_id.eq(service_id))
+                .filter(accounts::token_hash.eq(&hash))
+                .select(AccountRow::as_select())
+                .first::<AccountRow>(c)
+                .optional()
+        })?;
+        Ok(row.map(Account::try_from).transpose()?)
+    }
+
+    pub fn account(&self, id: Id) -> Result<Account, LedgerError> {
+        let row: Option<AccountRow> = read_tx!(self, |c| {
+            accounts::table
+                .find(id)
+                .select(AccountRow::as_select())
+                .first::<AccountRow>(c)
+                .optional()
+        })?;
+        row.map(Account::try_from)
+            .transpose()?
+            .ok_or(LedgerError::UnknownAccount)
+    }
+
+    pub fn list_accounts(&self, filter: &AccountFilter) -> Result<Vec<Account>, LedgerError> {
+        let service_id = match &filter.service {
+            Some(name) => Some(self.service_by_name(name)?.id),
+            None => None,
+        };
+        let rows: Vec<AccountRow> = read_tx!(self, |c| {
+            let mut query = accounts::table
+                .select(AccountRow::as_select())
+                .order(accounts::id)
+                .limit(filter.limit)
+                .offset(filter.offset)
+                .into_boxed();
+            if let Some(id) = service_id {
+                query = query.filter(accounts::service_id.eq(id));
+            }
+            if let Some(db) = &filter.dbuuid {
+                query = query.filter(accounts::dbuuid.eq(db));
+            }
+            query.load::<AccountRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+
+    /// Journal entries, newest first, strictly before `before_seq` when given.
+    pub fn journal(
+        &self,
+        account_id: Id,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<JournalEntry>, LedgerError> {
+        let rows: Vec<JournalRow> = read_tx!(self, |c| {
+            journal::table
+                .filter(journal::account_id.eq(account_id))
+                .filter(journal::seq.lt(before_seq.unwrap_or(i64::MAX)))
+                .order(journal::seq.desc())
+                .limit(limit)
+                .select(JournalRow::as_select())
+                .load::<JournalRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+
+    /// Lots with credits left (expired ones included until settled).
+    pub fn lots(&self, account_id: Id) -> Result<Vec<Lot>, LedgerError> {
+        let rows: Vec<LotRow> = read_tx!(self, |c| {
+            lots::table
+                .filter(lots::account_id.eq(account_id))
+                .filter(lots::remaining.gt(0))
+                .order((lots::expires_at, lots::id))
+                .select(LotRow::as_select())
+                .load::<LotRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+
+    /// Holds not yet captured, cancelled or closed by expiry.
+    pub fn open_holds(&self, account_id: Id) -> Result<Vec<Hold>, LedgerError> {
+        let rows: Vec<HoldRow> = read_tx!(self, |c| {
+            holds::table
+                .filter(holds::account_id.eq(account_id))
+                .filter(holds::status.eq(HoldStatus::Open.as_str()))
+                .order(holds::id)
+                .select(HoldRow::as_select())
+                .load::<HoldRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+}

@@ -1,0 +1,157 @@
+//! Connection pools for the two backends and their migrations.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseSettings;
+use crate::ledger::LedgerError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Serialises migrations of replicas starting together on one PostgreSQL database.
+const MIGRATION_LOCK_KEY: i64 = 0x1a95_1dec;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(r2d2::Pool<ConnectionManager<SqliteConnection>>),
+    Pg(r2d2::Pool<ConnectionManager<PgConnection>>),
+}
+
+/// Pool figures for metrics.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Per-connection SQLite settings (pragmas are per connection, except WAL).
+#[derive(Debug)]
+struct SqlitePragmas {
+    busy_timeout_ms: u32,
+    synchronous: String,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+            self.busy_timeout_ms, self.synchronous
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+fn store_error(context: &str, e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Store(format!("{context}: {e}"))
+}
+
+impl Pool {
+    pub(crate) fn open(settings: &DatabaseSettings) -> Result<Pool, LedgerError> {
+        let url = settings.url.expose();
+        let timeout = Duration::from_secs(settings.pool_timeout_secs.max(1));
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(store_error("database.url", "sqlite:// needs a file path"));
+            }
+            // WAL is a property of the file: set it once, before the pool opens.
+            let mut first = SqliteConnection::establish(path)
+                .map_err(|e| store_error(&format!("opening SQLite file {path}"), e))?;
+            first
+                .batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+                    settings.sqlite_busy_timeout_ms
+                ))
+                .map_err(|e| store_error("enabling WAL", e))?;
+            let pool = r2d2::Pool::builder()
+                .max_size(settings.pool_size)
+                .connection_timeout(timeout)
+                .connection_customizer(Box::new(SqlitePragmas {
+                    busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+                    synchronous: settings.sqlite_synchronous.clone(),
+                }))
+                .build(ConnectionManager::new(path))
+                .map_err(|e| store_error("SQLite pool", e))?;
+            Ok(Pool::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = r2d2::Pool::builder()
+                .max_size(settings.pool_size)
+                .connection_timeout(timeout)
+                .build(ConnectionManager::new(url))
+                .map_err(|e| {
+                    store_error(
+                        &format!(
+                            "connecting to PostgreSQL at {}",
+                            crate::config::redact_url(url)
+                        ),
+                        e,
+                    )
+                })?;
+            Ok(Pool::Pg(pool))
+        } else {
+            Err(store_error(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ))
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) fn state(&self) -> PoolState {
+        let (state, max) = match self {
+            Pool::Sqlite(p) => (p.state(), p.max_size()),
+            Pool::Pg(p) => (p.state(), p.max_size()),
+        };
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max,
+        }
+    }
+
+    pub(crate) fn migrate(&self) -> Result<Vec<String>, LedgerError> {
+        let applied = match self {
+            Pool::Sqlite(p) => {
+                let mut conn = p.get().map_err(super::unavailable)?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| store_error("migrating", e))?
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect()
+            }
+            Pool::Pg(p) => {
+                let mut conn = p.get().map_err(super::unavailable)?;
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                    .execute(&mut conn)?;
+                let result = conn
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| v.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+                    .map_err(|e| store_error("migrating", e));
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                    .execute(&mut conn)?;
+                result?
+            }
+        };
+        Ok(applied)
+    }
+}

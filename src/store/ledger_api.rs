@@ -1,0 +1,297 @@
+//! The ledger operations, each in its own transaction on one account.
+
+use diesel::prelude::*;
+
+use super::schema::{accounts, hold_allocations, holds, idempotency_keys, journal, lots};
+use super::{Store, read_tx, write_tx};
+use crate::ledger::ops::{self, CloseOutcome, GrantOutcome};
+use crate::ledger::repo::LedgerRepo;
+use crate::ledger::token::sha256_hex;
+use crate::ledger::{Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp};
+use crate::telemetry::METRICS;
+
+/// A grant as the admin API and the CLI ask for it.
+pub type GrantRequest<'a> = ops::Grant<'a>;
+
+/// A client-chosen key that makes a write safe to retry.
+#[derive(Clone, Debug)]
+pub struct Idempotency<'a> {
+    /// Whose keys these are (e.g. the admin token's name): keys never collide across.
+    pub scope: &'a str,
+    pub key: &'a str,
+    /// Hash of the request body: the same key with another body is refused.
+    pub request_hash: String,
+}
+
+/// Stored totals next to what the rows say, to check the ledger's invariants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audit {
+    pub balance: i64,
+    pub journal_sum: i64,
+    pub last_balance_after: i64,
+    pub reserved: i64,
+    pub open_holds_sum: i64,
+    pub allocations_sum: i64,
+    pub lots_remaining_sum: i64,
+}
+
+impl Audit {
+    /// Every invariant of the ledger, as one list of broken ones (empty when sound).
+    pub fn violations(&self) -> Vec<String> {
+        let mut broken = Vec::new();
+        let mut check = |ok: bool, what: String| {
+            if !ok {
+                broken.push(what);
+            }
+        };
+        check(
+            self.balance == self.journal_sum,
+            format!(
+                "balance {} != journal sum {}",
+                self.balance, self.journal_sum
+            ),
+        );
+        check(
+            self.balance == self.last_balance_after,
+            format!(
+                "balance {} != last balance_after {}",
+                self.balance, self.last_balance_after
+            ),
+        );
+        check(
+            self.reserved == self.open_holds_sum,
+            format!(
+                "reserved {} != open holds {}",
+                self.reserved, self.open_holds_sum
+            ),
+        );
+        check(
+            self.reserved == self.allocations_sum,
+            format!(
+                "reserved {} != allocations {}",
+                self.reserved, self.allocations_sum
+            ),
+        );
+        check(
+            self.balance - self.reserved == self.lots_remaining_sum,
+            format!(
+                "available {} != lots remaining {}",
+                self.balance - self.reserved,
+                self.lots_remaining_sum
+            ),
+        );
+        check(
+            self.balance >= self.reserved && self.reserved >= 0,
+            format!(
+                "overdraft: balance {} reserved {}",
+                self.balance, self.reserved
+            ),
+        );
+        broken
+    }
+}
+
+impl Store {
+    /// Adds credits; see [`ops::grant`].
+    pub fn grant(&self, req: &GrantRequest<'_>) -> Result<GrantOutcome, LedgerError> {
+        let now = self.now();
+        let result = write_tx!(self, |c| ops::grant(c, req, now));
+        METRICS.ledger("grant", &result);
+        result
+    }
+
+    /// A grant that answers a retry with the first answer. Returns the answer as stored
+    /// and whether it is a replay.
+    pub fn grant_idempotent(
+        &self,
+        req: &GrantRequest<'_>,
+        idem: &Idempotency<'_>,
+    ) -> Result<(serde_json::Value, bool), LedgerError> {
+        let now = self.now();
+        write_tx!(self, |c| {
+            // Lock first so a concurrent retry waits here and then sees our key.
+            c.lock_account(req.account_id)?;
+            let stored: Option<(String, String)> = idempotency_keys::table
+                .filter(idempotency_keys::scope.eq(idem.scope))
+                .filter(idempotency_keys::key.eq(idem.key))
+                .select((idempotency_keys::request_hash, idempotency_keys::response))
+                .first(c)
+                .optional()?;
+            if let Some((hash, response)) = stored {
+                if hash != idem.request_hash {
+                    return Err(LedgerError::IdempotencyMismatch);
+                }
+                let value = serde_json::from_str(&response)
+                    .map_err(|e| LedgerError::Store(e.to_string()))?;
+                return Ok((value, true));
+            }
+            let outcome = ops::grant(c, req, now)?;
+            let value =
+                serde_json::to_value(&outcome).map_err(|e| LedgerError::Store(e.to_string()))?;
+            diesel::insert_into(idempotency_keys::table)
+                .values((
+                    idempotency_keys::scope.eq(idem.scope),
+                    idempotency_keys::key.eq(idem.key),
+                    idempotency_keys::request_hash.eq(&idem.request_hash),
+                    idempotency_keys::response.eq(value.to_string()),
+                    idempotency_keys::created_at.eq(now.micros()),
+                ))
+                .execute(c)?;
+            Ok((value, false))
+        })
+    }
+
+    /// Reserves credits for `ttl_hours` (at least 1, capped by `ledger.max_hold_ttl_hours`);
+    /// returns the hold and its secret transaction token.
+    pub fn authorize(
+        &self,
+        account_id: Id,
+        amount: Credits,
+        ttl_hours: i64,
+        description: Option<&str>,
+    ) -> Result<(Hold, String, Balance), LedgerError> {
+        let now = self.now();
+        let token = crate::ledger::token::random_hex(20);
+        let hash = sha256_hex(&token);
+        if ttl_hours < 1 {
+            return Err(LedgerError::InvalidExpiry(format!(
+                "ttl must be at least 1 hour, not {ttl_hours}"
+            )));
+        }
+        let expires_at = now.plus_hours(ttl_hours.min(self.max_hold_ttl_hours));
+        let result = write_tx!(self, |c| ops::authorize(
+            c,
+            account_id,
+            amount,
+            expires_at,
+            &hash,
+            description,
+            now
+        ));
+        METRICS.ledger("authorize", &result);
+        let (hold, balance) = result?;
+        Ok((hold, token, balance))
+    }
+
+    pub fn capture(
+        &self,
+        hold_token: &str,
+        amount: Credits,
+        service_id: Option<Id>,
+    ) -> Result<CloseOutcome, LedgerError> {
+        let now = self.now();
+        let hash = sha256_hex(hold_token);
+        let result = write_tx!(self, |c| ops::capture(c, &hash, amount, service_id, now));
+        METRICS.ledger("capture", &result);
+        result
+    }
+
+    pub fn cancel(
+        &self,
+        hold_token: &str,
+        service_id: Option<Id>,
+    ) -> Result<CloseOutcome, LedgerError> {
+        let now = self.now();
+        let hash = sha256_hex(hold_token);
+        let result = write_tx!(self, |c| ops::cancel(c, &hash, service_id, now));
+        METRICS.ledger("cancel", &result);
+        result
+    }
+
+    /// Closes what has expired on one account.
+    pub fn settle(&self, account_id: Id) -> Result<Balance, LedgerError> {
+        let now = self.now();
+        let result = write_tx!(self, |c| ops::settle_account(c, account_id, now));
+        METRICS.ledger("settle", &result);
+        result
+    }
+
+    /// Current figures, expiries counted even before they are written.
+    pub fn balance(&self, account_id: Id) -> Result<Balance, LedgerError> {
+        let now = self.now();
+        read_tx!(self, |c| ops::balance(c, account_id, now))
+    }
+
+    /// The balance as it stood at `at`.
+    pub fn balance_at(&self, account_id: Id, at: Timestamp) -> Result<Credits, LedgerError> {
+        let now = self.now();
+        if at >= now {
+            return Ok(self.balance(account_id)?.balance);
+        }
+        read_tx!(self, |c| ops::balance_at(c, account_id, at))
+    }
+
+    /// Accounts with holds or lots expired but not yet closed, at most `limit`.
+    pub fn accounts_to_settle(&self, limit: i64) -> Result<Vec<Id>, LedgerError> {
+        let now = self.now().micros();
+        let mut ids: Vec<Id> = read_tx!(self, |c| {
+            let mut ids: Vec<Id> = holds::table
+                .filter(holds::status.eq(HoldStatus::Open.as_str()))
+                .filter(holds::expires_at.le(now))
+                .select(holds::account_id)
+                .distinct()
+                .limit(limit)
+                .load(c)?;
+            let lot_ids: Vec<Id> = lots::table
+                .filter(lots::remaining.gt(0))
+                .filter(lots::expires_at.le(now))
+                .select(lots::account_id)
+                .distinct()
+                .limit(limit)
+                .load(c)?;
+            ids.extend(lot_ids);
+            Ok::<_, LedgerError>(ids)
+        })?;
+        ids.sort_unstable();
+        ids.dedup();
+        ids.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(ids)
+    }
+
+    /// Reads the stored totals and recomputes them from the rows, in one snapshot.
+    pub fn audit(&self, account_id: Id) -> Result<Audit, LedgerError> {
+        read_tx!(self, |c| {
+            let (balance, reserved): (i64, i64) = accounts::table
+                .find(account_id)
+                .select((accounts::balance, accounts::reserved))
+                .first(c)?;
+            let amounts: Vec<i64> = journal::table
+                .filter(journal::account_id.eq(account_id))
+                .order(journal::seq)
+                .select(journal::amount)
+                .load(c)?;
+            let last_balance_after: Option<i64> = journal::table
+                .filter(journal::account_id.eq(account_id))
+                .order(journal::seq.desc())
+                .select(journal::balance_after)
+                .first(c)
+                .optional()?;
+            let open_holds: Vec<(Id, i64)> = holds::table
+                .filter(holds::account_id.eq(account_id))
+                .filter(holds::status.eq(HoldStatus::Open.as_str()))
+                .select((holds::id, holds::amount))
+                .load(c)?;
+            // Allocations of closed holds must not linger, so count them all.
+            let all_allocations: i64 = hold_allocations::table
+                .inner_join(holds::table.on(holds::id.eq(hold_allocations::hold_id)))
+                .filter(holds::account_id.eq(account_id))
+                .select(hold_allocations::amount)
+                .load::<i64>(c)?
+                .iter()
+                .sum();
+            let remaining: Vec<i64> = lots::table
+                .filter(lots::account_id.eq(account_id))
+                .select(lots::remaining)
+                .load(c)?;
+            Ok::<_, LedgerError>(Audit {
+                balance,
+                journal_sum: amounts.iter().sum(),
+                last_balance_after: last_balance_after.unwrap_or(0),
+                reserved,
+                open_holds_sum: open_holds.iter().map(|h| h.1).sum(),
+                allocations_sum: all_allocations,
+                lots_remaining_sum: remaining.iter().sum(),
+            })
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! Storage: the only place that knows SQL. One binary serves SQLite and PostgreSQL,
+//! chosen by the URL scheme; each operation runs in one transaction on one account.
+
+mod admin;
+mod catalog;
+mod connection;
+mod ledger_api;
+mod ledger_repo;
+mod rows;
+pub mod schema;
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+
+pub use admin::AdminToken;
+pub use catalog::{AccountFilter, NewService};
+pub use connection::{Backend, PoolState};
+pub use ledger_api::{Audit, GrantRequest, Idempotency};
+
+use crate::config::DatabaseSettings;
+use crate::ledger::{LedgerError, Timestamp};
+use connection::Pool;
+
+/// Supplies "now"; tests replace it to move time.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Shared handle to the database (cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    clock: Clock,
+    max_hold_ttl_hours: i64,
+}
+
+/// Runs `$body` with `$c` bound to a connection inside a write transaction:
+/// `BEGIN IMMEDIATE` on SQLite (one writer at a time), a plain transaction on PostgreSQL
+/// (writers of one account queue on its row lock).
+macro_rules! write_tx {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.pool {
+            crate::store::connection::Pool::Sqlite(p) => {
+                let mut pooled = p.get().map_err(crate::store::unavailable)?;
+                let conn: &mut diesel::SqliteConnection = &mut pooled;
+                conn.immediate_transaction(|$c| $body)
+            }
+            crate::store::connection::Pool::Pg(p) => {
+                let mut pooled = p.get().map_err(crate::store::unavailable)?;
+                let conn: &mut diesel::PgConnection = &mut pooled;
+                conn.transaction(|$c| $body)
+            }
+        }
+    };
+}
+
+/// Runs `$body` inside a read-only transaction that sees one consistent snapshot.
+macro_rules! read_tx {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.pool {
+            crate::store::connection::Pool::Sqlite(p) => {
+                let mut pooled = p.get().map_err(crate::store::unavailable)?;
+                let conn: &mut diesel::SqliteConnection = &mut pooled;
+                conn.transaction(|$c| $body)
+            }
+            crate::store::connection::Pool::Pg(p) => {
+                let mut pooled = p.get().map_err(crate::store::unavailable)?;
+                let conn: &mut diesel::PgConnection = &mut pooled;
+                conn.build_transaction()
+                    .read_only()
+                    .repeatable_read()
+                    .run(|$c| $body)
+            }
+        }
+    };
+}
+
+pub(crate) use {read_tx, write_tx};
+
+pub(crate) fn unavailable(e: r2d2::Error) -> LedgerError {
+    LedgerError::Unavailable(e.to_string())
+}
+
+impl Store {
+    /// Opens the pool for `settings.url`; nothing is migrated yet.
+    pub fn connect(settings: &DatabaseSettings) -> Result<Store, LedgerError> {
+        Ok(Store {
+            pool: Pool::open(settings)?,
+            clock: Arc::new(Timestamp::now),
+            max_hold_ttl_hours: crate::config::LedgerSettings::default().max_hold_ttl_hours,
+        })
+    }
+
+    /// The same store with another clock (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The same store with another cap on hold lifetimes (`ledger.max_hold_ttl_hours`).
+    pub fn with_max_hold_ttl_hours(mut self, hours: i64) -> Store {
+        self.max_hold_ttl_hours = hours.max(1);
+        self
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub fn migrate(&self) -> Result<Vec<String>, LedgerError> {
+        self.pool.migrate()
+    }
+
+    /// A round trip to the database.
+    pub fn ping(&self) -> Result<(), LedgerError> {
+        read_tx!(self, |c| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok::<_, LedgerError>(())
+        })
+    }
+
+    pub fn pool_state(&self) -> PoolState {
+        self.pool.state()
+    }
+}

@@ -1,0 +1,208 @@
+//! Database rows and their conversion to ledger records.
+
+use diesel::prelude::*;
+
+use super::schema::*;
+use crate::ledger::{
+    Account, AccountState, Allocation, Credits, EntryKind, Hold, HoldStatus, JournalEntry, Lot,
+    Service, Timestamp,
+};
+
+/// A stored value that does not fit the domain: a corrupt row, surfaced as an error.
+fn corrupt(what: &str, value: impl std::fmt::Display) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(format!("corrupt {what}: {value}").into())
+}
+
+pub(crate) fn credits(units: i64) -> Result<Credits, diesel::result::Error> {
+    Credits::from_units(units).map_err(|_| corrupt("amount", units))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = services)]
+pub struct ServiceRow {
+    pub id: i64,
+    pub technical_name: String,
+    pub label: String,
+    pub unit_name: String,
+    pub integer_balance: bool,
+    pub key_hash: String,
+    pub trial_credits: i64,
+    pub trial_days: i32,
+    pub created_at: i64,
+}
+
+impl TryFrom<ServiceRow> for Service {
+    type Error = diesel::result::Error;
+    fn try_from(r: ServiceRow) -> Result<Self, Self::Error> {
+        Ok(Service {
+            id: r.id,
+            technical_name: r.technical_name,
+            label: r.label,
+            unit_name: r.unit_name,
+            integer_balance: r.integer_balance,
+            key_hash: r.key_hash,
+            trial_credits: credits(r.trial_credits)?,
+            trial_days: r.trial_days,
+            created_at: Timestamp(r.created_at),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = accounts)]
+pub struct AccountRow {
+    pub id: i64,
+    pub service_id: i64,
+    pub token_hash: String,
+    pub token_hint: String,
+    pub dbuuid: Option<String>,
+    pub state: String,
+    pub disabled: bool,
+    pub balance: i64,
+    pub reserved: i64,
+    pub last_seq: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = diesel::result::Error;
+    fn try_from(r: AccountRow) -> Result<Self, Self::Error> {
+        Ok(Account {
+            id: r.id,
+            service_id: r.service_id,
+            token_hash: r.token_hash,
+            token_hint: r.token_hint,
+            dbuuid: r.dbuuid,
+            state: AccountState::parse(&r.state).ok_or_else(|| corrupt("state", &r.state))?,
+            disabled: r.disabled,
+            balance: credits(r.balance)?,
+            reserved: credits(r.reserved)?,
+            last_seq: r.last_seq,
+            created_at: Timestamp(r.created_at),
+            updated_at: Timestamp(r.updated_at),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = lots)]
+pub struct LotRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub amount: i64,
+    pub remaining: i64,
+    pub expires_at: i64,
+    pub origin: String,
+    pub reference: Option<String>,
+    pub created_at: i64,
+}
+
+impl TryFrom<LotRow> for Lot {
+    type Error = diesel::result::Error;
+    fn try_from(r: LotRow) -> Result<Self, Self::Error> {
+        Ok(Lot {
+            id: r.id,
+            account_id: r.account_id,
+            amount: credits(r.amount)?,
+            remaining: credits(r.remaining)?,
+            expires_at: Timestamp(r.expires_at),
+            origin: EntryKind::parse(&r.origin).ok_or_else(|| corrupt("origin", &r.origin))?,
+            reference: r.reference,
+            created_at: Timestamp(r.created_at),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = holds)]
+pub struct HoldRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub token_hash: String,
+    pub amount: i64,
+    pub status: String,
+    pub captured: Option<i64>,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+impl TryFrom<HoldRow> for Hold {
+    type Error = diesel::result::Error;
+    fn try_from(r: HoldRow) -> Result<Self, Self::Error> {
+        Ok(Hold {
+            id: r.id,
+            account_id: r.account_id,
+            token_hash: r.token_hash,
+            amount: credits(r.amount)?,
+            status: HoldStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            captured: r.captured.map(credits).transpose()?,
+            description: r.description,
+            created_at: Timestamp(r.created_at),
+            expires_at: Timestamp(r.expires_at),
+            closed_at: r.closed_at.map(Timestamp),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = hold_allocations)]
+pub struct AllocationRow {
+    pub hold_id: i64,
+    pub lot_id: i64,
+    pub amount: i64,
+}
+
+impl TryFrom<AllocationRow> for Allocation {
+    type Error = diesel::result::Error;
+    fn try_from(r: AllocationRow) -> Result<Self, Self::Error> {
+        Ok(Allocation {
+            hold_id: r.hold_id,
+            lot_id: r.lot_id,
+            amount: credits(r.amount)?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = journal)]
+pub struct JournalRow {
+    pub account_id: i64,
+    pub seq: i64,
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub hold_id: Option<i64>,
+    pub lot_id: Option<i64>,
+    pub description: Option<String>,
+    pub effective_at: i64,
+    pub recorded_at: i64,
+}
+
+impl TryFrom<JournalRow> for JournalEntry {
+    type Error = diesel::result::Error;
+    fn try_from(r: JournalRow) -> Result<Self, Self::Error> {
+        Ok(JournalEntry {
+            account_id: r.account_id,
+            seq: r.seq,
+            kind: EntryKind::parse(&r.kind).ok_or_else(|| corrupt("kind", &r.kind))?,
+            amount_units: r.amount,
+            balance_after: credits(r.balance_after)?,
+            hold_id: r.hold_id,
+            lot_id: r.lot_id,
+            description: r.description,
+            effective_at: Timestamp(r.effective_at),
+            recorded_at: Timestamp(r.recorded_at),
+        })
+    }
+}
+
+/// Converts a list of rows, failing on the first corrupt one.
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, diesel::result::Error>
+where
+    T: TryFrom<R, Error = diesel::result::Error>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}

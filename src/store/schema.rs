@@ -1,0 +1,121 @@
+// Table definitions matching migrations/{sqlite,postgres}: the same columns on both.
+
+diesel::table! {
+    services (id) {
+        id -> BigInt,
+        technical_name -> Text,
+        label -> Text,
+        unit_name -> Text,
+        integer_balance -> Bool,
+        key_hash -> Text,
+        trial_credits -> BigInt,
+        trial_days -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        service_id -> BigInt,
+        token_hash -> Text,
+        token_hint -> Text,
+        dbuuid -> Nullable<Text>,
+        state -> Text,
+        disabled -> Bool,
+        balance -> BigInt,
+        reserved -> BigInt,
+        last_seq -> BigInt,
+        lock_version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    lots (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        amount -> BigInt,
+        remaining -> BigInt,
+        expires_at -> BigInt,
+        origin -> Text,
+        reference -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    holds (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        token_hash -> Text,
+        amount -> BigInt,
+        status -> Text,
+        captured -> Nullable<BigInt>,
+        description -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        closed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    hold_allocations (hold_id, lot_id) {
+        hold_id -> BigInt,
+        lot_id -> BigInt,
+        amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    journal (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        seq -> BigInt,
+        kind -> Text,
+        amount -> BigInt,
+        balance_after -> BigInt,
+        hold_id -> Nullable<BigInt>,
+        lot_id -> Nullable<BigInt>,
+        description -> Nullable<Text>,
+        effective_at -> BigInt,
+        recorded_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    admin_tokens (id) {
+        id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        response -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(accounts -> services (service_id));
+diesel::joinable!(lots -> accounts (account_id));
+diesel::joinable!(holds -> accounts (account_id));
+diesel::joinable!(journal -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    services,
+    accounts,
+    lots,
+    holds,
+    hold_allocations,
+    journal,
+    admin_tokens,
+    idempotency_keys,
+);

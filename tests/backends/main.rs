@@ -1,0 +1,100 @@
+//! Ledger tests run once per database backend: `sqlite::<test>` and `postgres::<test>`.
+//!
+//! SQLite trials use a fresh file in a temporary directory. PostgreSQL trials need
+//! `IAP_SIDECAR_TEST_PG_URL` (a role with CREATEDB); each creates its own database and
+//! drops it afterwards. Without the variable the PostgreSQL trials are ignored, or fail
+//! when `CI=true`, so that a CI run can never pass without them.
+
+mod concurrency;
+mod model;
+mod scenarios;
+mod support;
+
+use std::time::Instant;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use support::Backend;
+
+type TestFn = fn(&Backend) -> Result<(), Failed>;
+
+const TESTS: &[(&str, TestFn)] = &[
+    ("model_random_sequences", model::model_random_sequences),
+    ("concurrency_hammer", concurrency::concurrency_hammer),
+    ("expiry_and_sweeper", scenarios::expiry_and_sweeper),
+    ("replayed_capture_keeps_settlement", scenarios::replayed_capture_keeps_settlement),
+    ("idempotent_grant", scenarios::idempotent_grant),
+    ("journal_is_append_only", scenarios::journal_is_append_only),
+];
+
+const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";
+
+/// What to do with the PostgreSQL trials.
+enum Postgres {
+    Run(String),
+    /// Not configured: ignored locally.
+    Ignore,
+    /// Not configured on CI: every trial fails.
+    Require,
+}
+
+fn trial(name: String, backend: Backend, test: TestFn) -> Trial {
+    Trial::test(name.clone(), move || {
+        let started = Instant::now();
+        let result = test(&backend);
+        eprintln!(
+            "[timing] {name}: {:.2}s{}",
+            started.elapsed().as_secs_f64(),
+            if result.is_ok() { "" } else { " (failed)" }
+        );
+        result
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let ci = std::env::var("CI").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let postgres = match std::env::var(PG_ENV) {
+        Ok(url) if !url.trim().is_empty() => Postgres::Run(url.trim().to_owned()),
+        _ if ci => Postgres::Require,
+        _ => Postgres::Ignore,
+    };
+
+    let mut trials = Vec::new();
+    for &(name, test) in TESTS {
+        trials.push(trial(format!("sqlite::{name}"), Backend::Sqlite, test));
+        let pg_name = format!("postgres::{name}");
+        trials.push(match &postgres {
+            Postgres::Run(url) => trial(
+                pg_name,
+                Backend::Postgres {
+                    admin_url: url.clone(),
+                },
+                test,
+            ),
+            Postgres::Require => Trial::test(pg_name, || {
+                Err(format!(
+                    "{PG_ENV} is required when CI=true: set it to a PostgreSQL URL whose role \
+                     has CREATEDB, e.g. postgres://iap:iap@127.0.0.1:5432/iap"
+                )
+                .into())
+            }),
+            // Run anyway with --ignored / --include-ignored: fail, never pass.
+            Postgres::Ignore => Trial::test(pg_name, || {
+                Err(format!("{PG_ENV} is not set; the postgres trials cannot run").into())
+            })
+            .with_ignored_flag(true),
+        });
+    }
+
+    match postgres {
+        Postgres::Ignore => eprintln!(
+            "postgres tests ignored: set {PG_ENV}=postgres://USER:PASSWORD@HOST:5432/DB \
+             (a role with CREATEDB) to run them"
+        ),
+        Postgres::Require => eprintln!("postgres tests will fail: CI=true and {PG_ENV} is unset"),
+        Postgres::Run(_) => {}
+    }
+
+    libtest_mimic::run(&args, trials).exit();
+}

@@ -1,0 +1,296 @@
+//! Black-box tests of the real binary: configuration, CLI commands, serving on port 0.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iap-sidecar");
+
+/// The binary with a private SQLite file and a clean environment.
+fn cmd(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_remove("IAP_SIDECAR_CONFIG")
+        .env(
+            "IAP_SIDECAR__DATABASE__URL",
+            format!("sqlite://{}", dir.join("ledger.db").display()),
+        )
+        .env("IAP_SIDECAR__LOG__LEVEL", "warn");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("IAP_SIDECAR__") && key != "IAP_SIDECAR__DATABASE__URL" {
+            c.env_remove(key);
+        }
+    }
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    cmd(dir).args(args).output().expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = run(dir, args);
+    assert!(o.status.success(), "{args:?} failed: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Starts `serve` on port 0 and returns the child and the address it printed.
+fn serve(dir: &Path) -> (Child, String) {
+    let mut child = cmd(dir)
+        .arg("serve")
+        .env("IAP_SIDECAR__HTTP__BIND", "127.0.0.1:0")
+        .env("IAP_SIDECAR__LOG__LEVEL", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let out = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+#[test]
+fn serve_binds_port_0_answers_health_and_stops_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, addr) = serve(dir.path());
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert!(
+        dir.path().join("ledger.db").exists(),
+        "database file created"
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (status, body, request_id) = rt.block_on(async {
+        let r = reqwest::get(format!("http://{addr}/health"))
+            .await
+            .expect("health");
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.expect("json"),
+            id,
+        )
+    });
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "sqlite");
+    assert!(request_id.is_some_and(|id| !id.is_empty()));
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let output = child.wait_with_output().expect("exit");
+    assert!(output.status.success(), "exit status {:?}", output.status);
+    assert!(stderr(&output).contains("stopped"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_bad_setting_fails_at_start_naming_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "IAP_SIDECAR__HTTP__MAX_BODY_BYTES",
+            "lots",
+            "max_body_bytes",
+        ),
+        ("IAP_SIDECAR__HTTP__BIND", "localhost", "http.bind"),
+        ("IAP_SIDECAR__DATABASE__URL", "mysql://x/y", "database.url"),
+        (
+            "IAP_SIDECAR__DATABASE__SQLITE_SYNCHRONOUS",
+            "off",
+            "database.sqlite_synchronous",
+        ),
+        (
+            "IAP_SIDECAR__LEDGER__MAX_HOLD_TTL_HOURS",
+            "0",
+            "ledger.max_hold_ttl_hours",
+        ),
+        ("IAP_SIDECAR__HTTP__NO_SUCH_KEY", "1", "no_such_key"),
+    ];
+    for (key, value, named) in cases {
+        let o = cmd(dir.path())
+            .arg("migrate")
+            .env(key, value)
+            .output()
+            .expect("runs");
+        assert!(!o.status.success(), "{key}={value} accepted");
+        assert!(stderr(&o).contains(named), "{key}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_config_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sidecar.toml");
+    std::fs::write(&file, "[ledger]\nsweep_interval_secs = 0\n").expect("write");
+    let o = cmd(dir.path())
+        .args(["--config", file.to_str().expect("path"), "migrate"])
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("ledger.sweep_interval_secs"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = cmd(dir.path())
+        .arg("migrate")
+        .env("IAP_SIDECAR_CONFIG", dir.path().join("missing.toml"))
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("missing.toml"), "{}", stderr(&o));
+}
+
+#[test]
+fn database_passwords_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cmd(dir.path())
+        .arg("migrate")
+        .env(
+            "IAP_SIDECAR__DATABASE__URL",
+            "postgres://iap:hunter2@127.0.0.1:1/nowhere",
+        )
+        .env("IAP_SIDECAR__DATABASE__POOL_TIMEOUT_SECS", "1")
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(all.contains("iap:***@127.0.0.1:1"), "{all}");
+}
+
+#[test]
+fn operator_commands_register_grant_show_and_rotate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(ok(d, &["migrate"]).contains("1 migration(s) applied"));
+    assert!(ok(d, &["migrate"]).contains("0 migration(s) applied"));
+
+    let added = ok(
+        d,
+        &[
+            "service",
+            "add",
+            "sms",
+            "--label",
+            "SMS",
+            "--trial-credits",
+            "5",
+        ],
+    );
+    let key = added
+        .split("store it now): ")
+        .nth(1)
+        .expect("key")
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("iapkey_") && key.len() > 40, "{added}");
+    let again = run(d, &["service", "add", "sms"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+
+    let list = ok(d, &["service", "list"]);
+    assert!(list.contains("sms\tSMS"), "{list}");
+    assert!(!list.contains(&key), "keys are shown once");
+
+    assert!(ok(d, &["credit", "grant", "tok-1", "sms", "12.5"]).contains("balance 12.5"));
+    let granted = ok(
+        d,
+        &[
+            "credit",
+            "grant",
+            "tok-1+disabled",
+            "sms",
+            "0.0001",
+            "--expires",
+            "2999-01-01",
+        ],
+    );
+    assert!(granted.contains("balance 12.5001"), "{granted}");
+    let shown = ok(d, &["account", "show", "tok-1"]);
+    assert!(
+        shown.contains(" · disabled"),
+        "+disabled disables the account: {shown}"
+    );
+    for bad in ["-1", "1.00001", "NaN", "1e3", "10000000000000"] {
+        let o = run(d, &["credit", "grant", "tok-1", "sms", bad]);
+        assert!(!o.status.success(), "{bad} accepted");
+    }
+    let past = run(
+        d,
+        &[
+            "credit",
+            "grant",
+            "tok-1",
+            "sms",
+            "1",
+            "--expires",
+            "2001-01-01",
+        ],
+    );
+    assert!(!past.status.success());
+    assert!(
+        stderr(&past).contains("not in the future"),
+        "{}",
+        stderr(&past)
+    );
+    let unknown = run(d, &["credit", "grant", "tok-1", "fax", "1"]);
+    assert!(
+        stderr(&unknown).contains("unknown service"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let shown = ok(d, &["account", "show", "tok-1"]);
+    assert!(shown.contains("balance 12.5001 Credits"), "{shown}");
+    assert!(
+        !shown.contains(" · disabled"),
+        "the plain token re-enabled it: {shown}"
+    );
+    assert!(shown.contains("#2"), "{shown}");
+    let missing = run(d, &["account", "show", "nobody"]);
+    assert!(!missing.status.success());
+
+    let rotated = ok(d, &["service", "rotate-key", "sms"]);
+    let new_key = rotated
+        .split("(shown once): ")
+        .nth(1)
+        .expect("key")
+        .lines()
+        .next()
+        .expect("line");
+    assert_ne!(new_key, key);
+
+    let token = ok(d, &["admin-token", "create", "ops"]);
+    assert!(token.contains("iapadm_"), "{token}");
+    assert!(ok(d, &["admin-token", "revoke", "ops"]).contains("revoked"));
+    assert!(!run(d, &["admin-token", "revoke", "ops"]).status.success());
+}
