@@ -38,12 +38,33 @@ pub enum LedgerError {
 }
 
 impl From<diesel::result::Error> for LedgerError {
+    /// Lock time-outs and serialization failures are worth a retry: "unavailable".
     fn from(e: diesel::result::Error) -> Self {
-        LedgerError::Store(e.to_string())
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                LedgerError::Unavailable(e.to_string())
+            }
+            Error::DatabaseError(_, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database table is locked") =>
+            {
+                LedgerError::Unavailable(e.to_string())
+            }
+            _ => LedgerError::Store(e.to_string()),
+        }
     }
 }
 
 impl LedgerError {
+    /// A failed account lookup: a missing row is an unknown account, not a storage error.
+    pub fn from_account_lookup(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => LedgerError::UnknownAccount,
+            other => other.into(),
+        }
+    }
+
     /// A stable machine-readable name, used in problem types and metrics.
     pub fn code(&self) -> &'static str {
         match self {

@@ -34,10 +34,6 @@ struct Locked {
 }
 
 impl Locked {
-    fn balance(&self) -> Balance {
-        figures(&self.account)
-    }
-
     fn available(&self) -> Credits {
         self.account.balance.saturating_sub(self.account.reserved)
     }
@@ -172,7 +168,9 @@ fn lock<R: LedgerRepo>(
     account_id: Id,
     now: Timestamp,
 ) -> Result<Locked, LedgerError> {
-    let account = repo.lock_account(account_id)?;
+    let account = repo
+        .lock_account(account_id)
+        .map_err(LedgerError::from_account_lookup)?;
     let now = now.max(account.updated_at);
     let mut locked = Locked { account, now };
     let settlement = settle(settle_input(repo, account_id, now)?, now)?;
@@ -367,11 +365,13 @@ pub fn capture<R: LedgerRepo>(
     match hold.status {
         HoldStatus::Open => {}
         HoldStatus::Captured if hold.captured == Some(amount) => {
-            let balance = locked.balance();
+            // The transaction commits: save the totals the settlement in `lock` moved,
+            // or the journal and the account's running totals part ways.
+            let account = locked.save(repo)?;
             return Ok(CloseOutcome {
                 hold,
                 replayed: true,
-                balance,
+                balance: figures(&account),
             });
         }
         HoldStatus::Expired => return Err(LedgerError::HoldExpired),

@@ -110,7 +110,8 @@ impl Store {
         let now = self.now();
         write_tx!(self, |c| {
             // Lock first so a concurrent retry waits here and then sees our key.
-            c.lock_account(req.account_id)?;
+            c.lock_account(req.account_id)
+                .map_err(LedgerError::from_account_lookup)?;
             let stored: Option<(String, String)> = idempotency_keys::table
                 .filter(idempotency_keys::scope.eq(idem.scope))
                 .filter(idempotency_keys::key.eq(idem.key))

@@ -2,6 +2,9 @@
 //! OpenAPI and metrics; bad input changes nothing.
 
 use iap_sidecar::config::{Secret, Settings};
+use libtest_mimic::Failed;
+
+use crate::support::{Backend, DbOptions, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -53,14 +56,15 @@ fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: 
     );
 }
 
-/// Runs the whole admin API scenario against a server on `database_url`.
-pub fn run(database_url: &str) -> Result<(), String> {
+/// Runs the whole admin API scenario against a server on a fresh database.
+pub fn admin_api(backend: &Backend) -> Result<(), Failed> {
+    let db = TestDb::new(backend, DbOptions::default())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(scenario(database_url.to_owned()));
+    rt.block_on(scenario(db.url()));
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! drops it afterwards. Without the variable the PostgreSQL trials are ignored, or fail
 //! when `CI=true`, so that a CI run can never pass without them.
 
+mod admin_api;
 mod concurrency;
 mod model;
 mod scenarios;
@@ -22,9 +23,13 @@ const TESTS: &[(&str, TestFn)] = &[
     ("model_random_sequences", model::model_random_sequences),
     ("concurrency_hammer", concurrency::concurrency_hammer),
     ("expiry_and_sweeper", scenarios::expiry_and_sweeper),
-    ("replayed_capture_keeps_settlement", scenarios::replayed_capture_keeps_settlement),
+    (
+        "replayed_capture_keeps_settlement",
+        scenarios::replayed_capture_keeps_settlement,
+    ),
     ("idempotent_grant", scenarios::idempotent_grant),
     ("journal_is_append_only", scenarios::journal_is_append_only),
+    ("admin_api_over_http", admin_api::admin_api),
 ];
 
 const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";

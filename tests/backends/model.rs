@@ -7,6 +7,8 @@
 //! credits straight to expiry). Its balance history, with each movement's effective time,
 //! is what `Store::balance_at` must answer.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libtest_mimic::Failed;
@@ -21,6 +23,27 @@ use iap_sidecar::store::GrantRequest;
 use crate::support::{Backend, DbOptions, ErrKind, Figures, MINUTE, TestDb, audit_clean, units};
 
 const ACCOUNTS: usize = 3;
+
+/// Outcomes and rules every run reaches many times (parts of the coverage summary's keys).
+const REQUIRED_COVERAGE: &[&str] = &[
+    "grant: ok",
+    "InvalidExpiry",
+    "authorize: ok",
+    "authorize: insufficient",
+    "capture: ok",
+    "cancel: ok",
+    "replayed(captured)",
+    "replayed(cancelled)",
+    "replayed(expired)",
+    "HoldExpired",
+    "closed(captured)",
+    "closed(cancelled)",
+    "settle: ok",
+    "rule: hold expired",
+    "rule: lot expired",
+    "rule: over-capture draws extra credits",
+    "rule: held credits expire with their hold",
+];
 
 // ---------------------------------------------------------------------------------------
 // Operations
@@ -39,17 +62,43 @@ enum Op {
         units: i64,
         ttl_hours: i64,
     },
+    /// Authorizes exactly the available credits, plus `delta` units (-1, 0 or 1).
+    AuthorizeAvailable {
+        acc: usize,
+        delta: i64,
+        ttl_hours: i64,
+    },
     /// Captures one of the holds still open in the model.
-    Capture { hold: Index, mode: CaptureMode },
+    Capture {
+        hold: Index,
+        mode: CaptureMode,
+    },
     /// Cancels one of the holds still open in the model.
-    Cancel { hold: Index },
+    Cancel {
+        hold: Index,
+    },
     /// Captures or cancels a hold already closed (captured, cancelled or expired).
-    Repeat { hold: Index, kind: RepeatKind },
+    Repeat {
+        hold: Index,
+        kind: RepeatKind,
+    },
     /// A capture or cancel with a token no hold has.
-    UnknownToken { capture: bool },
-    Advance { minutes: i64 },
+    UnknownToken {
+        capture: bool,
+    },
+    Advance {
+        minutes: i64,
+    },
+    /// Moves the clock to a future lot or hold expiry, plus `offset` µs (-1, 0 or 1):
+    /// the boundaries where the rules change.
+    AdvanceToExpiry {
+        which: Index,
+        offset: i64,
+    },
     /// The sweeper's job on one account.
-    Settle { acc: usize },
+    Settle {
+        acc: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +108,8 @@ enum CaptureMode {
     Exact,
     /// The hold plus this many units.
     Over(i64),
+    /// The hold plus exactly the available credits, plus `delta` units (-1, 0 or 1).
+    OverAvailable(i64),
 }
 
 #[derive(Clone, Debug)]
@@ -72,15 +123,17 @@ enum RepeatKind {
 fn op_strategy() -> impl Strategy<Value = Op> {
     let acc = 0..ACCOUNTS;
     let expiry = prop_oneof![
-        4 => Just(None),
+        2 => Just(None),
         1 => Just(Some(0i64)),
         3 => (10i64..=480).prop_map(Some),
-        2 => (1i64..=8).prop_map(|h| Some(h * 60)),
+        // Whole hours, like hold lifetimes: lots and holds expiring at the same instant.
+        3 => (1i64..=6).prop_map(|h| Some(h * 60)),
     ];
     let mode = prop_oneof![
         3 => (0i64..1000).prop_map(CaptureMode::Partial),
         2 => Just(CaptureMode::Exact),
         2 => (1i64..=100_000).prop_map(CaptureMode::Over),
+        1 => (-1i64..=1).prop_map(CaptureMode::OverAvailable),
     ];
     let repeat = prop_oneof![
         3 => Just(RepeatKind::CaptureSame),
@@ -88,16 +141,22 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => Just(RepeatKind::Cancel),
     ];
     prop_oneof![
-        3 => (acc.clone(), 1i64..=300_000, expiry).prop_map(|(acc, units, expires_in_min)| {
+        4 => (acc.clone(), 1i64..=300_000, expiry).prop_map(|(acc, units, expires_in_min)| {
             Op::Grant { acc, units, expires_in_min }
         }),
-        5 => (acc.clone(), 1i64..=150_000, 1i64..=6)
+        5 => (acc.clone(), 1i64..=100_000, 1i64..=6)
             .prop_map(|(acc, units, ttl_hours)| Op::Authorize { acc, units, ttl_hours }),
+        1 => (acc.clone(), -1i64..=1, 1i64..=6).prop_map(|(acc, delta, ttl_hours)| {
+            Op::AuthorizeAvailable { acc, delta, ttl_hours }
+        }),
         4 => (any::<Index>(), mode).prop_map(|(hold, mode)| Op::Capture { hold, mode }),
         2 => any::<Index>().prop_map(|hold| Op::Cancel { hold }),
         2 => (any::<Index>(), repeat).prop_map(|(hold, kind)| Op::Repeat { hold, kind }),
         1 => any::<bool>().prop_map(|capture| Op::UnknownToken { capture }),
-        3 => prop_oneof![1i64..=30, 30i64..=240].prop_map(|minutes| Op::Advance { minutes }),
+        3 => prop_oneof![1i64..=30, 30i64..=240, (1i64..=3).prop_map(|h| h * 60)]
+            .prop_map(|minutes| Op::Advance { minutes }),
+        2 => (any::<Index>(), -1i64..=1)
+            .prop_map(|(which, offset)| Op::AdvanceToExpiry { which, offset }),
         2 => acc.prop_map(|acc| Op::Settle { acc }),
     ]
 }
@@ -165,6 +224,21 @@ impl Outcome {
     fn is_ok(&self) -> bool {
         !matches!(self, Outcome::Refused(_))
     }
+
+    /// A short name for the coverage summary.
+    fn label(&self) -> String {
+        match self {
+            Outcome::Closed {
+                replayed: true,
+                status,
+                ..
+            } => format!("replayed({status})"),
+            Outcome::Refused(ErrKind::Insufficient { .. }) => "insufficient".into(),
+            Outcome::Refused(ErrKind::HoldClosed(status)) => format!("closed({status})"),
+            Outcome::Refused(e) => format!("{e:?}"),
+            _ => "ok".into(),
+        }
+    }
 }
 
 fn from_store<T>(result: Result<T, LedgerError>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
@@ -179,14 +253,24 @@ struct Model {
     accounts: Vec<MAccount>,
     lots: Vec<MLot>,
     holds: Vec<MHold>,
+    /// How often each interesting rule was exercised (coverage summary).
+    seen: BTreeMap<String, u64>,
+    /// Accounts with expiries the store has not written yet: time moved past an open
+    /// hold's or a credited lot's expiry since the account's last successful write.
+    dirty: Vec<bool>,
 }
 
 impl Model {
     fn new() -> Model {
         Model {
             accounts: vec![MAccount::default(); ACCOUNTS],
+            dirty: vec![false; ACCOUNTS],
             ..Model::default()
         }
+    }
+
+    fn note(&mut self, what: &str) {
+        *self.seen.entry(what.to_owned()).or_default() += 1;
     }
 
     fn figures(&self, acc: usize) -> Figures {
@@ -257,12 +341,18 @@ impl Model {
                     .expect("model hold");
                 let acc = self.holds[i].acc;
                 let allocations = std::mem::take(&mut self.holds[i].allocations);
+                self.dirty[acc] = true;
+                self.note("rule: hold expired");
                 for (lot_id, amount) in allocations {
-                    let lot = self.lot_mut(lot_id);
-                    if lot.expires_at < at {
+                    let lot_expiry = self.lot_mut(lot_id).expires_at;
+                    if lot_expiry < at {
+                        self.note("rule: held credits expire with their hold");
                         self.movement(acc, -amount, at);
                     } else {
-                        lot.remaining += amount;
+                        if lot_expiry == at {
+                            self.note("rule: hold and its lot expire at the same instant");
+                        }
+                        self.lot_mut(lot_id).remaining += amount;
                     }
                 }
                 let hold = &mut self.holds[i];
@@ -273,7 +363,9 @@ impl Model {
                 let (acc, left) = (lot.acc, lot.remaining);
                 if left > 0 {
                     lot.remaining = 0;
+                    self.dirty[acc] = true;
                     self.movement(acc, -left, at);
+                    self.note("rule: lot expired");
                 }
             }
         }
@@ -310,15 +402,22 @@ impl Model {
         if amount == 0 {
             return;
         }
-        let lot = self.lot_mut(lot_id);
-        if lot.expires_at <= now {
+        if self.lot_mut(lot_id).expires_at <= now {
+            self.note("rule: released credits of an expired lot expire");
             self.movement(acc, -amount, now);
         } else {
-            lot.remaining += amount;
+            self.lot_mut(lot_id).remaining += amount;
         }
     }
 
-    fn grant(&mut self, acc: usize, amount: i64, expires_at: i64, now: i64, lot_id: i64) -> Outcome {
+    fn grant(
+        &mut self,
+        acc: usize,
+        amount: i64,
+        expires_at: i64,
+        now: i64,
+        lot_id: i64,
+    ) -> Outcome {
         if expires_at <= now {
             return Outcome::Refused(ErrKind::InvalidExpiry);
         }
@@ -403,6 +502,14 @@ impl Model {
                 });
             }
             self.draw(acc, extra, now);
+            self.note("rule: over-capture draws extra credits");
+        }
+        if self.holds[i]
+            .allocations
+            .iter()
+            .any(|&(lot_id, _)| self.lot_key(lot_id).0 <= now)
+        {
+            self.note("rule: capture consumes credits of an expired lot");
         }
         self.movement(acc, -amount, now);
         let mut allocations = std::mem::take(&mut self.holds[i].allocations);
@@ -507,11 +614,15 @@ impl Case<'_> {
         self.db.now().0
     }
 
-    /// A token for an open hold (`open`) or a closed one, if the model has any.
+    /// A token for an open hold (`open`) or a closed one; any hold when there is none
+    /// of that kind; `None` when the model has no hold at all.
     fn pick_hold(&self, index: &Index, open: bool) -> Option<(String, usize)> {
-        let candidates: Vec<usize> = (0..self.model.holds.len())
+        let mut candidates: Vec<usize> = (0..self.model.holds.len())
             .filter(|&i| (self.model.holds[i].status == HoldStatus::Open) == open)
             .collect();
+        if candidates.is_empty() {
+            candidates = (0..self.model.holds.len()).collect();
+        }
         if candidates.is_empty() {
             return None;
         }
@@ -528,9 +639,41 @@ impl Case<'_> {
         })
     }
 
+    fn authorize(&mut self, acc: usize, amount: i64, ttl_hours: i64) -> (Outcome, Outcome) {
+        let now = self.now();
+        let result = self.db.store.authorize(
+            self.accounts[acc],
+            units(amount),
+            ttl_hours,
+            Some("model hold"),
+        );
+        let stored = result
+            .as_ref()
+            .ok()
+            .map(|(hold, token, _)| (hold.id, token.clone()));
+        let got = from_store(result, |(hold, _, balance)| Outcome::Authorized {
+            amount: hold.amount.units(),
+            expires_at: hold.expires_at.0,
+            figures: balance.into(),
+        });
+        let expires_at = now + ttl_hours * 60 * MINUTE;
+        let want = self.model.authorize(
+            acc,
+            amount,
+            expires_at,
+            now,
+            stored.as_ref().map(|(id, t)| (*id, t.as_str())),
+        );
+        (got, want)
+    }
+
     fn capture(&mut self, token: &str, amount: i64) -> (Outcome, Outcome) {
         let now = self.now();
-        let got = Self::closed(self.db.store.capture(token, units(amount), Some(self.service_id)));
+        let got = Self::closed(
+            self.db
+                .store
+                .capture(token, units(amount), Some(self.service_id)),
+        );
         let want = self.model.capture(token, amount, now);
         (got, want)
     }
@@ -547,12 +690,34 @@ impl Case<'_> {
         let now = self.now();
         self.step_times.push(now);
         self.model.settle(now);
-        let store = &self.db.store;
+        let db = self.db;
+        let store = &db.store;
         let (got, want, acc) = match op {
             Op::Advance { minutes } => {
                 self.db.advance(minutes * MINUTE);
                 let now = self.now();
                 self.model.settle(now);
+                return Ok(None);
+            }
+            Op::AdvanceToExpiry { which, offset } => {
+                let mut future: Vec<i64> = self
+                    .model
+                    .lots
+                    .iter()
+                    .map(|l| l.expires_at)
+                    .chain(self.model.holds.iter().map(|h| h.expires_at))
+                    .filter(|&t| t != NEVER.0)
+                    .map(|t| t + offset)
+                    .filter(|&t| t > now)
+                    .collect();
+                future.sort_unstable();
+                future.dedup();
+                if !future.is_empty() {
+                    self.db.advance(future[which.index(future.len())] - now);
+                    let now = self.now();
+                    self.model.settle(now);
+                    self.model.note("advance to an expiry");
+                }
                 return Ok(None);
             }
             Op::Grant {
@@ -579,29 +744,16 @@ impl Case<'_> {
                 units: amount,
                 ttl_hours,
             } => {
-                let result = store.authorize(
-                    self.accounts[*acc],
-                    units(*amount),
-                    *ttl_hours,
-                    Some("model hold"),
-                );
-                let stored = result
-                    .as_ref()
-                    .ok()
-                    .map(|(hold, token, _)| (hold.id, token.clone()));
-                let got = from_store(result, |(hold, _, balance)| Outcome::Authorized {
-                    amount: hold.amount.units(),
-                    expires_at: hold.expires_at.0,
-                    figures: balance.into(),
-                });
-                let expires_at = now + ttl_hours * 60 * MINUTE;
-                let want = self.model.authorize(
-                    *acc,
-                    *amount,
-                    expires_at,
-                    now,
-                    stored.as_ref().map(|(id, t)| (*id, t.as_str())),
-                );
+                let (got, want) = self.authorize(*acc, *amount, *ttl_hours);
+                (got, want, Some(*acc))
+            }
+            Op::AuthorizeAvailable {
+                acc,
+                delta,
+                ttl_hours,
+            } => {
+                let amount = (self.model.available(*acc) + delta).max(0);
+                let (got, want) = self.authorize(*acc, amount, *ttl_hours);
                 (got, want, Some(*acc))
             }
             Op::Capture { hold, mode } => match self.pick_hold(hold, true) {
@@ -611,15 +763,16 @@ impl Case<'_> {
                         CaptureMode::Partial(permille) => held * permille / 1000,
                         CaptureMode::Exact => held,
                         CaptureMode::Over(extra) => held + extra,
+                        CaptureMode::OverAvailable(delta) => {
+                            let acc = self.model.holds[i].acc;
+                            (held + self.model.available(acc) + delta).max(0)
+                        }
                     };
                     let acc = self.model.holds[i].acc;
                     let (got, want) = self.capture(&token, amount);
                     (got, want, Some(acc))
                 }
-                None => {
-                    let (got, want) = self.capture("no-such-hold", 1);
-                    (got, want, None)
-                }
+                None => return Ok(None),
             },
             Op::Cancel { hold } => match self.pick_hold(hold, true) {
                 Some((token, i)) => {
@@ -627,10 +780,7 @@ impl Case<'_> {
                     let (got, want) = self.cancel(&token);
                     (got, want, Some(acc))
                 }
-                None => {
-                    let (got, want) = self.cancel("no-such-hold");
-                    (got, want, None)
-                }
+                None => return Ok(None),
             },
             Op::Repeat { hold, kind } => match self.pick_hold(hold, false) {
                 Some((token, i)) => {
@@ -666,7 +816,21 @@ impl Case<'_> {
         if got != want {
             return Err(format!("store answered {got:?}, model expects {want:?}"));
         }
-        Ok(if got.is_ok() { acc } else { None })
+        let name = format!("{op:?}");
+        let name = name
+            .split([' ', '{'])
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
+        self.model.note(&format!("{name}: {}", got.label()));
+        if !got.is_ok() {
+            // Refused: the transaction rolled back, settlement included.
+            return Ok(None);
+        }
+        if let Some(a) = acc {
+            self.model.dirty[a] = false;
+        }
+        Ok(acc)
     }
 
     /// Every figure the store reports against the model.
@@ -680,6 +844,9 @@ impl Case<'_> {
             }
         }
         let probe_time = probes[probe.index(probes.len())];
+        let listed = store
+            .accounts_to_settle(1_000_000)
+            .map_err(|e| format!("accounts_to_settle: {e}"))?;
         for (i, &id) in self.accounts.iter().enumerate() {
             let got: Figures = store
                 .balance(id)
@@ -690,6 +857,13 @@ impl Case<'_> {
                 return Err(format!("account {i}: balance() is {got:?}, model {want:?}"));
             }
             audit_clean(store, id).map_err(|e| format!("account {i}: {e}"))?;
+            if listed.contains(&id) != self.model.dirty[i] {
+                return Err(format!(
+                    "account {i}: accounts_to_settle lists it: {}, model: {}",
+                    listed.contains(&id),
+                    self.model.dirty[i]
+                ));
+            }
             for t in [now - 1, probe_time, now] {
                 let got = store
                     .balance_at(id, Timestamp(t))
@@ -734,10 +908,18 @@ impl Case<'_> {
     }
 }
 
-fn run_case(db: &TestDb, n: usize, steps: &[Step]) -> Result<(), String> {
+fn run_case(
+    db: &TestDb,
+    n: usize,
+    steps: &[Step],
+    coverage: &Mutex<BTreeMap<String, u64>>,
+) -> Result<(), String> {
     let service = db.service(&format!("model{n}"))?;
     let accounts = (0..ACCOUNTS)
-        .map(|i| db.account(service.id, &format!("model{n}-acc{i}")).map(|a| a.id))
+        .map(|i| {
+            db.account(service.id, &format!("model{n}-acc{i}"))
+                .map(|a| a.id)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut case = Case {
         db,
@@ -747,18 +929,25 @@ fn run_case(db: &TestDb, n: usize, steps: &[Step]) -> Result<(), String> {
         step_times: Vec::new(),
     };
     for (i, (op, probe)) in steps.iter().enumerate() {
-        let written = case
-            .step(op)
-            .map_err(|e| format!("step {i} {op:?}: {e}"))?;
+        let written = case.step(op).map_err(|e| format!("step {i} {op:?}: {e}"))?;
         case.check(probe, written)
             .map_err(|e| format!("after step {i} {op:?}: {e}"))?;
     }
+    let mut total = coverage.lock().expect("coverage");
+    for (what, n) in case.model.seen {
+        *total.entry(what).or_default() += n;
+    }
+    *total.entry("steps".into()).or_default() += steps.len() as u64;
     Ok(())
 }
 
 pub fn model_random_sequences(backend: &Backend) -> Result<(), Failed> {
     let db = TestDb::new(backend, DbOptions { pool_size: Some(4) })?;
-    let cases = if backend.is_postgres() { 24 } else { 48 };
+    // IAP_SIDECAR_MODEL_CASES runs more (or fewer) sequences, e.g. for a longer soak.
+    let cases = std::env::var("IAP_SIDECAR_MODEL_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if backend.is_postgres() { 48 } else { 128 });
     let mut runner = TestRunner::new(Config {
         cases,
         max_shrink_iters: 400,
@@ -767,12 +956,33 @@ pub fn model_random_sequences(backend: &Backend) -> Result<(), Failed> {
         ..Config::default()
     });
     let counter = AtomicUsize::new(0);
+    let coverage = Mutex::new(BTreeMap::new());
     let result = runner.run(&steps_strategy(), |steps| {
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        run_case(&db, n, &steps).map_err(TestCaseError::fail)
+        run_case(&db, n, &steps, &coverage).map_err(TestCaseError::fail)
     });
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            let coverage = coverage.into_inner().expect("coverage");
+            let summary: Vec<String> = coverage.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            eprintln!(
+                "[model] {}: {cases} cases; {}",
+                backend.name(),
+                summary.join(", ")
+            );
+            // Sequences this long reach every rule many times; none missing means the
+            // generator still exercises what the model is there to check.
+            let missing: Vec<&str> = REQUIRED_COVERAGE
+                .iter()
+                .copied()
+                .filter(|k| !coverage.keys().any(|key| key.contains(*k)))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("the random sequences never exercised: {missing:?}").into())
+            }
+        }
         Err(TestError::Fail(reason, steps)) => Err(format!(
             "{reason}\nminimal failing sequence ({} steps):\n{steps:#?}",
             steps.len()

@@ -22,7 +22,9 @@ const CLOCK_START: i64 = 1_800_000_000_000_000;
 pub enum Backend {
     Sqlite,
     /// A server URL whose role may create databases.
-    Postgres { admin_url: String },
+    Postgres {
+        admin_url: String,
+    },
 }
 
 impl Backend {
@@ -114,7 +116,9 @@ impl TestDb {
                 })?;
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut admin)
-                    .map_err(|e| format!("CREATE DATABASE {name} (the role needs CREATEDB): {e}"))?;
+                    .map_err(|e| {
+                        format!("CREATE DATABASE {name} (the role needs CREATEDB): {e}")
+                    })?;
                 let url = with_database(admin_url, &name);
                 (
                     url.clone(),
@@ -145,6 +149,14 @@ impl TestDb {
             target,
             _cleanup: cleanup,
         })
+    }
+
+    /// The database URL, for starting a whole server on this database.
+    pub fn url(&self) -> String {
+        match &self.target {
+            Target::Sqlite(path) => format!("sqlite://{path}"),
+            Target::Postgres(url) => url.clone(),
+        }
     }
 
     /// The manual clock's current time.
@@ -187,11 +199,15 @@ impl TestDb {
         match &self.target {
             Target::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
-                diesel::sql_query(sql).execute(&mut c).map_err(|e| e.to_string())
+                diesel::sql_query(sql)
+                    .execute(&mut c)
+                    .map_err(|e| e.to_string())
             }
             Target::Postgres(url) => {
                 let mut c = PgConnection::establish(url).map_err(|e| e.to_string())?;
-                diesel::sql_query(sql).execute(&mut c).map_err(|e| e.to_string())
+                diesel::sql_query(sql)
+                    .execute(&mut c)
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -256,7 +272,10 @@ impl From<Balance> for Figures {
 /// The kind of a ledger refusal, with the figures that matter for comparisons.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ErrKind {
-    Insufficient { needed: i64, available: i64 },
+    Insufficient {
+        needed: i64,
+        available: i64,
+    },
     UnknownHold,
     HoldClosed(HoldStatus),
     HoldExpired,
