@@ -44,15 +44,32 @@ impl Started {
 /// Must run inside a Tokio runtime.
 pub fn start(settings: Settings) -> Result<Started, StartError> {
     let store = open_store(&settings)?;
+    start_with_store(settings, store)
+}
+
+/// [`start`] on a store opened by the caller (tests use one with a manual clock).
+pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, StartError> {
     let addr = settings.bind_addr()?;
     let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
         addr: addr.to_string(),
         source,
     })?;
     let interval = Duration::from_secs(settings.ledger.sweep_interval_secs);
+    let bound = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let public_url = settings
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"))
+        .trim_end_matches('/')
+        .to_owned();
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings),
+        public_url,
     };
     let running = http::serve(state, listener).map_err(|source| StartError::Bind {
         addr: addr.to_string(),

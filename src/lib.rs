@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod iap_rpc;
 pub mod ledger;
 pub mod service_keys;
 pub mod store;

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub ledger_operations: IntCounterVec,
+    pub iap_errors: IntCounterVec,
     pool: IntGaugeVec,
 }
 
@@ -55,6 +56,14 @@ impl Metrics {
             &["operation", "outcome"],
         )
         .expect("static metric definition");
+        let iap_errors = IntCounterVec::new(
+            Opts::new(
+                "iap_errors_total",
+                "IAP protocol errors answered, by route and kind",
+            ),
+            &["route", "error"],
+        )
+        .expect("static metric definition");
         let pool = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Database pool connections"),
             &["state"],
@@ -64,6 +73,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(ledger_operations.clone()),
+            Box::new(iap_errors.clone()),
             Box::new(pool.clone()),
         ] {
             registry.register(c).expect("metrics registered once");
@@ -73,6 +83,7 @@ impl Metrics {
             http_requests,
             http_duration,
             ledger_operations,
+            iap_errors,
             pool,
         }
     }

@@ -21,6 +21,8 @@ use problem::ApiError;
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
+    /// Public origin (no trailing slash): `http.public_url`, or the bound address.
+    pub public_url: String,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
             .service(admin::scope())
+            .configure(crate::iap_rpc::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

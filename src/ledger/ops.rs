@@ -352,19 +352,25 @@ fn lock_hold<R: LedgerRepo>(
     Ok((locked, hold))
 }
 
-/// Consumes `amount` of a hold: less releases the rest, more draws the difference from
-/// the available credits. Capturing a captured hold with the same amount is a no-op.
+/// Consumes `amount` of a hold (all of it when `None`): less releases the rest, more
+/// draws the difference from the available credits. Capturing a captured hold with the
+/// same amount is a no-op.
 pub fn capture<R: LedgerRepo>(
     repo: &mut R,
     token_hash: &str,
-    amount: Credits,
+    amount: Option<Credits>,
     service_id: Option<Id>,
     now: Timestamp,
 ) -> Result<CloseOutcome, LedgerError> {
     let (mut locked, hold) = lock_hold(repo, token_hash, service_id, now)?;
+    let replay = match amount {
+        Some(amount) => hold.captured == Some(amount),
+        None => hold.captured.is_some(),
+    };
+    let amount = amount.unwrap_or(hold.amount);
     match hold.status {
         HoldStatus::Open => {}
-        HoldStatus::Captured if hold.captured == Some(amount) => {
+        HoldStatus::Captured if replay => {
             // The transaction commits: save the totals the settlement in `lock` moved,
             // or the journal and the account's running totals part ways.
             let account = locked.save(repo)?;

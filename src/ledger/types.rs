@@ -57,6 +57,8 @@ pub struct Service {
     pub trial_credits: Credits,
     pub trial_days: i32,
     pub created_at: Timestamp,
+    /// Open to every database; otherwise only to the databases listed for it.
+    pub open_to_all: bool,
 }
 
 /// One account per (service, account token); balances are kept as running totals that
@@ -77,6 +79,24 @@ pub struct Account {
     pub last_seq: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    pub alerts: AlertSettings,
+}
+
+/// Who is told, and below what, when an account runs low.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AlertSettings {
+    /// Alerts fire when available credits fall below this; 0 turns them off.
+    pub threshold: Credits,
+    /// Odoo 17's "Warn me" switch (always on for 18 and later).
+    pub warn_me: bool,
+    pub recipients: Vec<Recipient>,
+}
+
+/// An alert recipient with the language to write in (`fr_FR`, `en_US`, …).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recipient {
+    pub email: String,
+    pub lang_code: Option<String>,
 }
 
 /// Credits that entered an account together (grant, top-up, trial).

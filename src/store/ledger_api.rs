@@ -174,10 +174,11 @@ impl Store {
         Ok((hold, token, balance))
     }
 
+    /// Captures `amount` of a hold, or all of it when `None`.
     pub fn capture(
         &self,
         hold_token: &str,
-        amount: Credits,
+        amount: Option<Credits>,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
         let now = self.now();

@@ -6,6 +6,7 @@ mod catalog;
 mod connection;
 mod ledger_api;
 mod ledger_repo;
+mod protocol;
 mod rows;
 pub mod schema;
 
@@ -17,6 +18,7 @@ pub use admin::AdminToken;
 pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
+pub use protocol::AlertUpdate;
 
 use crate::config::DatabaseSettings;
 use crate::ledger::{LedgerError, Timestamp};

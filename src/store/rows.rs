@@ -4,8 +4,8 @@ use diesel::prelude::*;
 
 use super::schema::*;
 use crate::ledger::{
-    Account, AccountState, Allocation, Credits, EntryKind, Hold, HoldStatus, JournalEntry, Lot,
-    Service, Timestamp,
+    Account, AccountState, AlertSettings, Allocation, Credits, EntryKind, Hold, HoldStatus,
+    JournalEntry, Lot, Service, Timestamp,
 };
 
 /// A stored value that does not fit the domain: a corrupt row, surfaced as an error.
@@ -29,6 +29,7 @@ pub struct ServiceRow {
     pub trial_credits: i64,
     pub trial_days: i32,
     pub created_at: i64,
+    pub open_to_all: bool,
 }
 
 impl TryFrom<ServiceRow> for Service {
@@ -44,6 +45,7 @@ impl TryFrom<ServiceRow> for Service {
             trial_credits: credits(r.trial_credits)?,
             trial_days: r.trial_days,
             created_at: Timestamp(r.created_at),
+            open_to_all: r.open_to_all,
         })
     }
 }
@@ -63,6 +65,9 @@ pub struct AccountRow {
     pub last_seq: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub warning_threshold: i64,
+    pub warn_me: bool,
+    pub warning_emails: String,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -81,6 +86,12 @@ impl TryFrom<AccountRow> for Account {
             last_seq: r.last_seq,
             created_at: Timestamp(r.created_at),
             updated_at: Timestamp(r.updated_at),
+            alerts: AlertSettings {
+                threshold: credits(r.warning_threshold)?,
+                warn_me: r.warn_me,
+                recipients: serde_json::from_str(&r.warning_emails)
+                    .map_err(|_| corrupt("warning_emails", &r.warning_emails))?,
+            },
         })
     }
 }

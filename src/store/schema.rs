@@ -11,6 +11,7 @@ diesel::table! {
         trial_credits -> BigInt,
         trial_days -> Integer,
         created_at -> BigInt,
+        open_to_all -> Bool,
     }
 }
 
@@ -29,6 +30,9 @@ diesel::table! {
         lock_version -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        warning_threshold -> BigInt,
+        warn_me -> Bool,
+        warning_emails -> Text,
     }
 }
 
@@ -104,6 +108,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    service_databases (service_id, dbuuid) {
+        service_id -> BigInt,
+        dbuuid -> Text,
+    }
+}
+
+diesel::table! {
+    trial_grants (service_id, dbuuid) {
+        service_id -> BigInt,
+        dbuuid -> Text,
+        account_id -> BigInt,
+        granted_at -> BigInt,
+    }
+}
+
 diesel::joinable!(accounts -> services (service_id));
 diesel::joinable!(lots -> accounts (account_id));
 diesel::joinable!(holds -> accounts (account_id));
@@ -118,4 +138,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     journal,
     admin_tokens,
     idempotency_keys,
+    service_databases,
+    trial_grants,
 );

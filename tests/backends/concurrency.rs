@@ -191,7 +191,7 @@ impl Shared<'_> {
         let result = self.timed(|| {
             self.db
                 .store
-                .capture(&held.token, units(amount), Some(self.service_id))
+                .capture(&held.token, Some(units(amount)), Some(self.service_id))
         });
         match result {
             Ok(outcome) => {

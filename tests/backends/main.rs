@@ -7,7 +7,9 @@
 
 mod admin_api;
 mod concurrency;
+mod iap_rules;
 mod model;
+mod rpc;
 mod scenarios;
 mod support;
 
@@ -30,7 +32,11 @@ const TESTS: &[(&str, TestFn)] = &[
     ("idempotent_grant", scenarios::idempotent_grant),
     ("journal_is_append_only", scenarios::journal_is_append_only),
     ("admin_api_over_http", admin_api::admin_api),
+    ("iap_service_rules", iap_rules::iap_service_rules),
 ];
+
+/// Needs `python3` with `requests` (installed by `.ci/run`).
+const PYTHON_TESTS: &[(&str, TestFn)] = &[("iap_python_client", iap_rules::iap_python_client)];
 
 const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";
 
@@ -90,6 +96,31 @@ fn main() {
             })
             .with_ignored_flag(true),
         });
+    }
+
+    let python = iap_rules::python_available();
+    if !python {
+        eprintln!("python tests need python3 with requests (pip install requests)");
+    }
+    let backends: Vec<Backend> = match &postgres {
+        Postgres::Run(url) => vec![
+            Backend::Sqlite,
+            Backend::Postgres {
+                admin_url: url.clone(),
+            },
+        ],
+        _ => vec![Backend::Sqlite],
+    };
+    for &(name, test) in PYTHON_TESTS {
+        for backend in &backends {
+            let full = format!("{}::{name}", backend.name());
+            trials.push(if python || ci {
+                trial(full, backend.clone(), test)
+            } else {
+                Trial::test(full, || Err("python3 with requests is not installed".into()))
+                    .with_ignored_flag(true)
+            });
+        }
     }
 
     match postgres {

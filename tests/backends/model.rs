@@ -672,7 +672,7 @@ impl Case<'_> {
         let got = Self::closed(
             self.db
                 .store
-                .capture(token, units(amount), Some(self.service_id)),
+                .capture(token, Some(units(amount)), Some(self.service_id)),
         );
         let want = self.model.capture(token, amount, now);
         (got, want)

@@ -98,7 +98,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     assert!(!to_settle(store).contains(&a));
     assert_eq!(journal(store, a).len(), 1, "a hold expiry moves no credits");
     assert!(matches!(
-        store.capture(&token, credits(10), Some(service.id)),
+        store.capture(&token, Some(credits(10)), Some(service.id)),
         Err(LedgerError::HoldExpired)
     ));
     let cancelled = store.cancel(&token, Some(service.id))?;
@@ -106,7 +106,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(cancelled.hold.status, HoldStatus::Expired);
     assert_eq!(Figures::from(cancelled.balance), whole(100, 0));
     assert!(matches!(
-        store.capture(&token, credits(30), None),
+        store.capture(&token, Some(credits(30)), None),
         Err(LedgerError::HoldExpired)
     ));
     audit_clean(store, a)?;
@@ -117,7 +117,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     let (_, token, _) = store.authorize(a2, credits(4), 2, None)?;
     db.advance(2 * HOUR);
     assert!(matches!(
-        store.capture(&token, credits(4), None),
+        store.capture(&token, Some(credits(4)), None),
         Err(LedgerError::HoldExpired)
     ));
     assert_eq!(figures(store, a2), whole(10, 0));
@@ -184,7 +184,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     );
     assert_eq!(Figures::from(store.settle(c)?), whole(60, 50));
     assert_eq!(journal(store, c).len(), 2);
-    let captured = store.capture(&token, credits(45), None)?;
+    let captured = store.capture(&token, Some(credits(45)), None)?;
     assert_eq!(Figures::from(captured.balance), whole(15, 0));
     assert_eq!(captured.hold.captured, Some(credits(45)));
     let entries = journal(store, c);
@@ -234,7 +234,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     grant(store, e, 20, NEVER);
     let (hold, token, _) = store.authorize(e, credits(50), 3, None)?;
     db.advance(HOUR);
-    let captured = store.capture(&token, credits(30), None)?;
+    let captured = store.capture(&token, Some(credits(30)), None)?;
     assert_eq!(Figures::from(captured.balance), whole(20, 0));
     let entries = journal(store, e);
     assert_eq!(entries.len(), 4);
@@ -284,7 +284,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_expiry(&entries[0], 40, lot_a, None, t6 + 2 * HOUR);
     assert!(matches!(
-        store.capture(&token, credits(30), None),
+        store.capture(&token, Some(credits(30)), None),
         Err(LedgerError::HoldExpired)
     ));
     audit_clean(store, g)?;
@@ -303,7 +303,7 @@ pub fn replayed_capture_keeps_settlement(backend: &Backend) -> Result<(), Failed
     let t0 = db.now().0;
     grant(store, a, 100, NEVER);
     let (_, token, _) = store.authorize(a, credits(20), 6, None)?;
-    let first = store.capture(&token, credits(20), Some(service.id))?;
+    let first = store.capture(&token, Some(credits(20)), Some(service.id))?;
     assert!(!first.replayed);
     let lot = grant(store, a, 10, Timestamp(t0 + HOUR));
     let (_, _other, _) = store.authorize(a, credits(5), 1, None)?;
@@ -311,7 +311,7 @@ pub fn replayed_capture_keeps_settlement(backend: &Backend) -> Result<(), Failed
     db.advance(2 * HOUR);
     assert_eq!(figures(store, a), whole(80, 0));
 
-    let again = store.capture(&token, credits(20), Some(service.id))?;
+    let again = store.capture(&token, Some(credits(20)), Some(service.id))?;
     assert!(again.replayed);
     assert_eq!(again.hold.status, HoldStatus::Captured);
     assert_eq!(Figures::from(again.balance), whole(80, 0));

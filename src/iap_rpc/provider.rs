@@ -1,0 +1,122 @@
+//! Provider side: `/iap/1/authorize`, `/iap/1/capture`, `/iap/1/cancel`, authenticated by
+//! the service key.
+
+use serde_json::{Map, Value};
+
+use super::error::{RpcError, Shortfall};
+use super::{Ctx, params};
+use crate::ledger::token::AccountToken;
+use crate::ledger::{Credits, LedgerError, Service};
+
+/// Odoo's default hold lifetime (180 days), used when a provider sends no `ttl`.
+const DEFAULT_TTL_HOURS: i64 = 4320;
+
+fn service_for_key(ctx: &Ctx, key: &str) -> Result<Service, RpcError> {
+    ctx.store
+        .service_by_key(key)?
+        .ok_or_else(|| RpcError::Access("invalid service key".into()))
+}
+
+pub(super) fn account_token(raw: &str) -> Result<AccountToken, RpcError> {
+    AccountToken::from_raw(raw)
+        .ok_or_else(|| RpcError::Invalid("account_token must be 1-128 characters".into()))
+}
+
+/// Refuses a service that is limited to other databases.
+pub(super) fn check_available(
+    ctx: &Ctx,
+    service: &Service,
+    dbuuid: Option<&str>,
+) -> Result<(), RpcError> {
+    if ctx.store.service_allows(service, dbuuid)? {
+        Ok(())
+    } else {
+        Err(RpcError::Access(format!(
+            "the {} service is not available to database {}",
+            service.technical_name,
+            dbuuid.unwrap_or("(unknown)")
+        )))
+    }
+}
+
+fn shortfall(
+    ctx: &Ctx,
+    service: &Service,
+    needed: Credits,
+    dbuuid: Option<&str>,
+) -> Result<RpcError, RpcError> {
+    Ok(RpcError::InsufficientCredit(Shortfall {
+        needed,
+        service_name: service.technical_name.clone(),
+        trial: ctx.store.trial_available(service, dbuuid)?,
+        base_url: ctx.credit_url(),
+    }))
+}
+
+/// Reserves credits; answers the transaction token.
+pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
+    let p = params(
+        map,
+        &[
+            "account_token",
+            "credit",
+            "key",
+            "description",
+            "ttl",
+            "dbuuid",
+        ],
+    )?;
+    let key = p.text("key", 256)?;
+    let token = account_token(p.text("account_token", 128)?)?;
+    let credit = p.credits("credit")?;
+    let description = p.opt_text("description", 1000)?;
+    let ttl = p.opt_int("ttl")?.unwrap_or(DEFAULT_TTL_HOURS);
+    if ttl < 1 {
+        return Err(RpcError::Invalid(format!(
+            "ttl must be at least 1 hour, not {ttl}"
+        )));
+    }
+    let dbuuid = p.opt_text("dbuuid", 64)?;
+    let service = service_for_key(ctx, key)?;
+
+    let known = ctx.store.find_account(service.id, &token)?;
+    let db = dbuuid.or(known.as_ref().and_then(|a| a.dbuuid.as_deref()));
+    check_available(ctx, &service, db)?;
+    let account = ctx.store.ensure_account(service.id, &token, dbuuid)?;
+    if let Some(db) = dbuuid {
+        ctx.store.grant_trial_once(&service, account.id, db)?;
+    }
+    match ctx.store.authorize(account.id, credit, ttl, description) {
+        Ok((_, transaction, _)) => Ok(Value::String(transaction)),
+        Err(LedgerError::InsufficientCredit { needed, .. }) => {
+            Err(shortfall(ctx, &service, needed, db)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Consumes a hold (`credit_to_capture`, or all of it); idempotent.
+pub fn capture(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
+    let p = params(map, &["token", "key", "credit_to_capture"])?;
+    let key = p.text("key", 256)?;
+    let transaction = p.text("token", 256)?;
+    let amount = p.opt_credits("credit_to_capture")?;
+    let service = service_for_key(ctx, key)?;
+    match ctx.store.capture(transaction, amount, Some(service.id)) {
+        Ok(_) => Ok(Value::Bool(true)),
+        Err(LedgerError::InsufficientCredit { needed, .. }) => {
+            Err(shortfall(ctx, &service, needed, None)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Releases a hold; idempotent.
+pub fn cancel(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
+    let p = params(map, &["token", "key"])?;
+    let key = p.text("key", 256)?;
+    let transaction = p.text("token", 256)?;
+    let service = service_for_key(ctx, key)?;
+    ctx.store.cancel(transaction, Some(service.id))?;
+    Ok(Value::Bool(true))
+}

@@ -1,0 +1,245 @@
+//! What the IAP protocol needs beyond the ledger: accounts by token across services,
+//! alert settings, which databases may use a service, and trial credits.
+
+use diesel::prelude::*;
+
+use super::rows::{AccountRow, ServiceRow, convert};
+use super::schema::{accounts, service_databases, services, trial_grants};
+use super::{Store, read_tx, write_tx};
+use crate::ledger::ops::{self, Grant, GrantOutcome};
+use crate::ledger::repo::LedgerRepo;
+use crate::ledger::token::AccountToken;
+use crate::ledger::{
+    Account, Credits, EntryKind, Id, LedgerError, Recipient, Service, Timestamp, time::NEVER,
+};
+use crate::telemetry::METRICS;
+
+/// Changes to an account's low-credit alert; `None` leaves a setting as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AlertUpdate {
+    pub threshold: Option<Credits>,
+    pub warn_me: Option<bool>,
+    pub recipients: Option<Vec<Recipient>>,
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+impl Store {
+    /// Every account of this token, whatever the service (Odoo 17 sends tokens alone).
+    pub fn accounts_by_token(
+        &self,
+        token: &AccountToken,
+    ) -> Result<Vec<(Account, Service)>, LedgerError> {
+        let hash = token.storage_hash();
+        let rows: Vec<(AccountRow, ServiceRow)> = read_tx!(self, |c| {
+            accounts::table
+                .inner_join(services::table)
+                .filter(accounts::token_hash.eq(&hash))
+                .order(accounts::id)
+                .select((AccountRow::as_select(), ServiceRow::as_select()))
+                .load::<(AccountRow, ServiceRow)>(c)
+        })?;
+        rows.into_iter()
+            .map(|(a, s)| Ok((Account::try_from(a)?, Service::try_from(s)?)))
+            .collect()
+    }
+
+    /// Updates the alert settings of one account and returns it.
+    pub fn set_alerts(&self, account_id: Id, update: &AlertUpdate) -> Result<Account, LedgerError> {
+        let emails = update
+            .recipients
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| LedgerError::Store(e.to_string()))?;
+        let row: AccountRow = write_tx!(self, |c| {
+            let current = c
+                .lock_account(account_id)
+                .map_err(LedgerError::from_account_lookup)?;
+            diesel::update(accounts::table.find(account_id))
+                .set((
+                    accounts::warning_threshold
+                        .eq(update.threshold.unwrap_or(current.alerts.threshold).units()),
+                    accounts::warn_me.eq(update.warn_me.unwrap_or(current.alerts.warn_me)),
+                ))
+                .execute(c)?;
+            if let Some(emails) = &emails {
+                diesel::update(accounts::table.find(account_id))
+                    .set(accounts::warning_emails.eq(emails))
+                    .execute(c)?;
+            }
+            Ok::<_, LedgerError>(
+                accounts::table
+                    .find(account_id)
+                    .select(AccountRow::as_select())
+                    .first::<AccountRow>(c)?,
+            )
+        })?;
+        Ok(row.try_into()?)
+    }
+
+    /// Whether the database `dbuuid` may use `service` (unknown database: only when open).
+    pub fn service_allows(
+        &self,
+        service: &Service,
+        dbuuid: Option<&str>,
+    ) -> Result<bool, LedgerError> {
+        if service.open_to_all {
+            return Ok(true);
+        }
+        let Some(dbuuid) = dbuuid else {
+            return Ok(false);
+        };
+        let found: Option<String> = read_tx!(self, |c| {
+            service_databases::table
+                .filter(service_databases::service_id.eq(service.id))
+                .filter(service_databases::dbuuid.eq(dbuuid))
+                .select(service_databases::dbuuid)
+                .first::<String>(c)
+                .optional()
+        })?;
+        Ok(found.is_some())
+    }
+
+    /// The databases listed for a service, sorted.
+    pub fn service_databases(&self, service_id: Id) -> Result<Vec<String>, LedgerError> {
+        Ok(read_tx!(self, |c| {
+            service_databases::table
+                .filter(service_databases::service_id.eq(service_id))
+                .order(service_databases::dbuuid)
+                .select(service_databases::dbuuid)
+                .load::<String>(c)
+        })?)
+    }
+
+    /// Opens a service to every database, or limits it to `dbuuids` (replacing the list).
+    pub fn set_service_databases(
+        &self,
+        name: &str,
+        open_to_all: bool,
+        dbuuids: &[String],
+    ) -> Result<(Service, Vec<String>), LedgerError> {
+        for db in dbuuids {
+            if db.trim().is_empty() || db.len() > 64 {
+                return Err(LedgerError::Invalid(format!(
+                    "database uuid {db:?} must be 1-64 characters"
+                )));
+            }
+        }
+        let row: ServiceRow = write_tx!(self, |c| {
+            let row = diesel::update(services::table.filter(services::technical_name.eq(name)))
+                .set(services::open_to_all.eq(open_to_all))
+                .returning(ServiceRow::as_returning())
+                .get_result::<ServiceRow>(c)
+                .optional()?
+                .ok_or_else(|| LedgerError::UnknownService(name.to_owned()))?;
+            diesel::delete(
+                service_databases::table.filter(service_databases::service_id.eq(row.id)),
+            )
+            .execute(c)?;
+            for db in dbuuids {
+                diesel::insert_into(service_databases::table)
+                    .values((
+                        service_databases::service_id.eq(row.id),
+                        service_databases::dbuuid.eq(db.trim()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+            }
+            Ok::<_, LedgerError>(row)
+        })?;
+        let service = Service::try_from(row)?;
+        let listed = self.service_databases(service.id)?;
+        Ok((service, listed))
+    }
+
+    /// Whether `dbuuid` can still receive the service's trial credits.
+    pub fn trial_available(
+        &self,
+        service: &Service,
+        dbuuid: Option<&str>,
+    ) -> Result<bool, LedgerError> {
+        let Some(dbuuid) = dbuuid else {
+            return Ok(false);
+        };
+        if service.trial_credits.is_zero() {
+            return Ok(false);
+        }
+        let granted: Option<String> = read_tx!(self, |c| {
+            trial_grants::table
+                .filter(trial_grants::service_id.eq(service.id))
+                .filter(trial_grants::dbuuid.eq(dbuuid))
+                .select(trial_grants::dbuuid)
+                .first::<String>(c)
+                .optional()
+        })?;
+        Ok(granted.is_none())
+    }
+
+    /// Gives the service's trial credits to `account_id` unless `dbuuid` already had them;
+    /// the claim and the lot are one transaction.
+    pub fn grant_trial_once(
+        &self,
+        service: &Service,
+        account_id: Id,
+        dbuuid: &str,
+    ) -> Result<Option<GrantOutcome>, LedgerError> {
+        if service.trial_credits.is_zero() || dbuuid.is_empty() {
+            return Ok(None);
+        }
+        let now = self.now();
+        let expires_at = if service.trial_days > 0 {
+            Timestamp(
+                now.micros()
+                    .saturating_add(i64::from(service.trial_days) * MICROS_PER_DAY),
+            )
+        } else {
+            NEVER
+        };
+        let description = format!("Trial credits for database {dbuuid}");
+        let result = write_tx!(self, |c| {
+            c.lock_account(account_id)
+                .map_err(LedgerError::from_account_lookup)?;
+            let claimed = diesel::insert_into(trial_grants::table)
+                .values((
+                    trial_grants::service_id.eq(service.id),
+                    trial_grants::dbuuid.eq(dbuuid),
+                    trial_grants::account_id.eq(account_id),
+                    trial_grants::granted_at.eq(now.micros()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+            if claimed == 0 {
+                return Ok(None);
+            }
+            let grant = Grant {
+                account_id,
+                amount: service.trial_credits,
+                expires_at,
+                origin: EntryKind::Trial,
+                reference: None,
+                description: Some(&description),
+            };
+            ops::grant(c, &grant, now).map(Some)
+        });
+        METRICS.ledger("trial", &result);
+        result
+    }
+
+    /// Every service, with the databases listed for the restricted ones.
+    pub fn services_with_databases(&self) -> Result<Vec<(Service, Vec<String>)>, LedgerError> {
+        let services: Vec<ServiceRow> = read_tx!(self, |c| {
+            services::table
+                .order(services::technical_name)
+                .select(ServiceRow::as_select())
+                .load::<ServiceRow>(c)
+        })?;
+        convert::<_, Service>(services)?
+            .into_iter()
+            .map(|s| {
+                let dbs = self.service_databases(s.id)?;
+                Ok((s, dbs))
+            })
+            .collect()
+    }
+}
