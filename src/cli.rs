@@ -57,6 +57,16 @@ pub enum ServiceCommand {
         /// Technical name, as Odoo sends it in `service_name`.
         name: String,
     },
+    /// Show or set which Odoo databases may use a service.
+    Databases {
+        name: String,
+        /// Open the service to every database.
+        #[arg(long, conflicts_with = "only")]
+        open: bool,
+        /// Limit the service to these databases (`database.uuid`); repeat for several.
+        #[arg(long, value_name = "DBUUID")]
+        only: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +211,27 @@ fn service(store: &Store, cmd: ServiceCommand) -> Result<(), CliError> {
                     s.trial_credits,
                     s.trial_days
                 );
+            }
+        }
+        ServiceCommand::Databases { name, open, only } => {
+            let (service, dbs) = if open || !only.is_empty() {
+                store.set_service_databases(&name, open, &only)?
+            } else {
+                let service = store.service_by_name(&name)?;
+                let dbs = store.service_databases(service.id)?;
+                (service, dbs)
+            };
+            if service.open_to_all {
+                println!("service {}: open to every database", service.technical_name);
+            } else {
+                println!(
+                    "service {}: limited to {} database(s)",
+                    service.technical_name,
+                    dbs.len()
+                );
+                for db in dbs {
+                    println!("  {db}");
+                }
             }
         }
         ServiceCommand::RotateKey { name } => {

@@ -140,8 +140,61 @@ async fn scenario(database_url: String) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.as_array().map(Vec::len), Some(1));
     assert!(!body.to_string().contains(&key), "keys are never listed");
+    // Which databases may use the service: the admin or the service's own provider.
+    let provider = Api {
+        base: base.clone(),
+        token: key.clone(),
+        client: reqwest::Client::new(),
+    };
+    let limit = json!({"open_to_all": false, "dbuuids": ["db-1", "db-2"]});
+    let r = provider
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/services/sms/databases",
+            Some(limit),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, body) = api.get("/api/v1/services/sms/databases").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"open_to_all": false, "dbuuids": ["db-1", "db-2"]})
+    );
+    let sms = store.service_by_name("sms").expect("sms");
+    assert!(!store.service_allows(&sms, Some("db-3")).expect("allows"));
+    let r = wrong
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/services/sms/databases",
+            Some(json!({"open_to_all": true})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/services/sms/databases",
+            Some(json!({"open_to_all": true})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        store
+            .service_allows(&store.service_by_name("sms").expect("sms"), Some("db-3"))
+            .expect("allows")
+    );
+
     let (status, body) = api.post("/api/v1/services/sms/rotate-key", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let r = provider
+        .send(reqwest::Method::GET, "/api/v1/services/sms/databases", None)
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the rotated key no longer works"
+    );
     assert!(
         store.service_by_key(&key).expect("lookup").is_none(),
         "old key revoked"

@@ -9,6 +9,7 @@ mod admin_api;
 mod concurrency;
 mod iap_rules;
 mod model;
+mod real_odoo;
 mod rpc;
 mod scenarios;
 mod support;
@@ -117,11 +118,26 @@ fn main() {
             trials.push(if python || ci {
                 trial(full, backend.clone(), test)
             } else {
-                Trial::test(full, || Err("python3 with requests is not installed".into()))
-                    .with_ignored_flag(true)
+                Trial::test(
+                    full,
+                    || Err("python3 with requests is not installed".into()),
+                )
+                .with_ignored_flag(true)
             });
         }
     }
+
+    // Odoo's iap.endpoint is one global setting: a single trial, on SQLite.
+    let odoo_trial = "odoo::real_odoo_18_flows".to_owned();
+    trials.push(if real_odoo::configured().is_some() {
+        trial(odoo_trial, Backend::Sqlite, real_odoo::real_odoo_flows)
+    } else {
+        eprintln!(
+            "real Odoo test ignored: set {} to run it against a running Odoo 18",
+            real_odoo::ENV.join(", ")
+        );
+        Trial::test(odoo_trial, || Err("no Odoo configured".into())).with_ignored_flag(true)
+    });
 
     match postgres {
         Postgres::Ignore => eprintln!(

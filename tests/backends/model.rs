@@ -669,11 +669,11 @@ impl Case<'_> {
 
     fn capture(&mut self, token: &str, amount: i64) -> (Outcome, Outcome) {
         let now = self.now();
-        let got = Self::closed(
-            self.db
-                .store
-                .capture(token, Some(units(amount)), Some(self.service_id)),
-        );
+        let got = Self::closed(self.db.store.capture(
+            token,
+            Some(units(amount)),
+            Some(self.service_id),
+        ));
         let want = self.model.capture(token, amount, now);
         (got, want)
     }

@@ -17,6 +17,8 @@ pub struct ServiceDto {
     #[schema(value_type = String, example = "10")]
     pub trial_credits: Credits,
     pub trial_days: i32,
+    /// False when only the databases listed at `/databases` may use it.
+    pub open_to_all: bool,
     pub created_at: String,
 }
 
@@ -29,6 +31,7 @@ impl From<Service> for ServiceDto {
             integer_balance: s.integer_balance,
             trial_credits: s.trial_credits,
             trial_days: s.trial_days,
+            open_to_all: s.open_to_all,
             created_at: s.created_at.to_string(),
         }
     }
@@ -63,6 +66,17 @@ pub struct ServiceWithKey {
     pub service: ServiceDto,
     /// The provider's secret key for `/iap/1/authorize|capture|cancel`. Store it now.
     pub key: String,
+}
+
+/// Which Odoo databases may use a service.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDatabases {
+    /// Every database may use the service; `dbuuids` is then ignored.
+    pub open_to_all: bool,
+    /// The databases (`database.uuid`) allowed when not open to all.
+    #[serde(default)]
+    pub dbuuids: Vec<String>,
 }
 
 /// Balance figures (decimal strings, 4 decimals at most).

@@ -69,6 +69,8 @@ impl Modify for BearerAuth {
         services::list,
         services::create,
         services::rotate_key,
+        services::databases,
+        services::set_databases,
         accounts::list,
         accounts::detail,
         accounts::journal,
@@ -93,6 +95,14 @@ pub fn scope() -> actix_web::Scope {
         .route(
             "/services/{name}/rotate-key",
             web::post().to(services::rotate_key),
+        )
+        .route(
+            "/services/{name}/databases",
+            web::get().to(services::databases),
+        )
+        .route(
+            "/services/{name}/databases",
+            web::put().to(services::set_databases),
         )
         .route("/accounts", web::get().to(accounts::list))
         .route("/accounts/{id}", web::get().to(accounts::detail))

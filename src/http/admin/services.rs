@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::Admin;
-use super::dto::{NewServiceBody, ServiceDto, ServiceWithKey};
+use super::dto::{NewServiceBody, ServiceDatabases, ServiceDto, ServiceWithKey};
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::service_keys;
@@ -40,6 +40,88 @@ pub async fn create(
     Ok(HttpResponse::Created().json(ServiceWithKey {
         service: service.into(),
         key,
+    }))
+}
+
+/// The admin, or the provider of `name` (its key as the bearer token).
+async fn admin_or_provider(
+    req: &actix_web::HttpRequest,
+    state: &web::Data<AppState>,
+    name: &str,
+) -> Result<(), ApiError> {
+    let mut payload = actix_web::dev::Payload::None;
+    if <Admin as actix_web::FromRequest>::from_request(req, &mut payload)
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let key = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|k| k.trim().to_owned())
+        .ok_or(ApiError::Unauthorized)?;
+    let name = name.to_owned();
+    let service = state.run(move |s| s.service_by_key(&key)).await?;
+    match service {
+        Some(s) if s.technical_name == name => Ok(()),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Which databases may use the service.
+#[utoipa::path(get, path = "/api/v1/services/{name}/databases", tag = "services",
+    params(("name" = String, Path, description = "technical name")),
+    responses((status = 200, body = ServiceDatabases), (status = 404, body = Problem),
+        (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn databases(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    admin_or_provider(&req, &state, &name).await?;
+    let (open_to_all, dbuuids) = state
+        .run(move |s| {
+            let service = s.service_by_name(&name)?;
+            Ok((service.open_to_all, s.service_databases(service.id)?))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ServiceDatabases {
+        open_to_all,
+        dbuuids,
+    }))
+}
+
+/// Opens the service to every database, or limits it to the listed ones. Callable by
+/// the admin or by the service's provider (its key as the bearer token).
+#[utoipa::path(put, path = "/api/v1/services/{name}/databases", tag = "services",
+    params(("name" = String, Path, description = "technical name")),
+    request_body = ServiceDatabases,
+    responses((status = 200, body = ServiceDatabases), (status = 404, body = Problem),
+        (status = 422, body = Problem), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_databases(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: web::Json<ServiceDatabases>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    admin_or_provider(&req, &state, &name).await?;
+    let body = body.into_inner();
+    if body.dbuuids.len() > 10_000 {
+        return Err(ApiError::BadRequest("at most 10000 databases".into()));
+    }
+    let (service, dbuuids) = state
+        .run(move |s| s.set_service_databases(&name, body.open_to_all, &body.dbuuids))
+        .await?;
+    Ok(HttpResponse::Ok().json(ServiceDatabases {
+        open_to_all: service.open_to_all,
+        dbuuids,
     }))
 }
 
