@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alerts::{Mailer, Worker};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::ledger::LedgerError;
@@ -16,6 +17,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("database: {0}")]
     Store(#[from] LedgerError),
+    #[error("smtp: {0}")]
+    Smtp(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -28,14 +31,17 @@ pub struct Started {
     pub addr: std::net::SocketAddr,
     pub server: actix_web::dev::Server,
     pub store: Store,
-    sweeper: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Started {
     /// Runs until the server stops (SIGINT/SIGTERM: in-flight requests finish first).
     pub async fn wait(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.sweeper.abort();
+        // An alert cut off mid-send is retried once its claim lapses.
+        for task in &self.tasks {
+            task.abort();
+        }
         result
     }
 }
@@ -55,6 +61,8 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         source,
     })?;
     let interval = Duration::from_secs(settings.ledger.sweep_interval_secs);
+    let alerts = settings.alerts.clone();
+    let smtp = settings.smtp.clone();
     let bound = listener.local_addr().map_err(|source| StartError::Bind {
         addr: addr.to_string(),
         source,
@@ -69,18 +77,32 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings),
-        public_url,
+        public_url: public_url.clone(),
     };
     let running = http::serve(state, listener).map_err(|source| StartError::Bind {
         addr: addr.to_string(),
         source,
     })?;
-    let sweeper = tokio::spawn(crate::sweeper::run(store.clone(), interval));
+    let mut tasks = vec![tokio::spawn(crate::sweeper::run(store.clone(), interval))];
+    if alerts.worker {
+        match Mailer::from_settings(&smtp, &public_url).map_err(StartError::Smtp)? {
+            Some(mailer) => tasks.push(tokio::spawn(
+                Worker {
+                    store: store.clone(),
+                    mailer,
+                    settings: alerts,
+                    public_url,
+                }
+                .run(),
+            )),
+            None => tracing::warn!("no smtp.host: low-credit alerts wait in the outbox"),
+        }
+    }
     Ok(Started {
         addr: running.addr,
         server: running.server,
         store,
-        sweeper,
+        tasks,
     })
 }
 

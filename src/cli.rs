@@ -10,7 +10,7 @@ use crate::config::{Settings, redact_url};
 use crate::ledger::token::AccountToken;
 use crate::ledger::{Credits, EntryKind, LedgerError, Timestamp, time::NEVER};
 use crate::service_keys;
-use crate::store::{GrantRequest, NewService, Store};
+use crate::store::{AlertFilter, GrantRequest, NewService, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +44,21 @@ pub enum Command {
     /// Manage admin API tokens.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Low-credit alerts in the outbox.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsCommand {
+    /// Alerts, newest first: pending, failing (with the last error) and sent.
+    List {
+        /// `all`, `pending`, `failing` or `sent`.
+        #[arg(long, default_value = "all")]
+        status: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +172,33 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Credit(cmd) => credit(&app::open_store(&settings)?, cmd),
         Command::Account(cmd) => account(&app::open_store(&settings)?, cmd),
         Command::AdminToken(cmd) => admin_token(&app::open_store(&settings)?, cmd),
+        Command::Alerts(AlertsCommand::List { status, limit }) => {
+            let filter = AlertFilter::parse(&status).ok_or_else(|| {
+                CliError::Usage("--status must be all, pending, failing or sent".into())
+            })?;
+            let store = app::open_store(&settings)?;
+            let alerts = store.list_alerts(filter, limit.clamp(1, 10_000))?;
+            if alerts.is_empty() {
+                println!("no alerts");
+            }
+            for a in alerts {
+                let when = match (a.sent_at, a.next_attempt_at) {
+                    (Some(t), _) => format!("sent {t}"),
+                    (None, Some(t)) => format!("next attempt {t}"),
+                    (None, None) => String::new(),
+                };
+                println!(
+                    "#{} {:<7} account {} to {} · {} attempt(s) · {when}{}",
+                    a.id,
+                    a.state,
+                    a.account_id,
+                    a.recipient,
+                    a.attempts,
+                    a.last_error.map(|e| format!(" · last error: {e}")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
     }
 }
 

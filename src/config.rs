@@ -33,6 +33,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub ledger: LedgerSettings,
+    pub smtp: SmtpSettings,
+    pub alerts: AlertSettings,
     pub log: LogSettings,
 }
 
@@ -77,6 +79,39 @@ pub struct LedgerSettings {
     pub sweep_interval_secs: u64,
 }
 
+/// The mail server low-credit alerts go through.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// Mail server host; without one, alerts wait in the outbox.
+    pub host: Option<String>,
+    pub port: u16,
+    /// `starttls` (upgrade a plain connection), `tls` (TLS from the start) or `none`.
+    pub security: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Sender address, e.g. `IAP <iap@example.org>`.
+    pub from: String,
+    pub timeout_secs: u64,
+}
+
+/// How the alert worker drains the outbox.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// Run the worker in this process.
+    pub worker: bool,
+    /// Seconds between two looks at the outbox when nothing wakes the worker earlier.
+    pub poll_interval_secs: u64,
+    /// First retry delay; doubled per attempt (with jitter) up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// How long a claimed alert belongs to one worker before another may retry it.
+    pub lease_secs: u64,
+    /// Alerts sent per round.
+    pub batch: i64,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
@@ -114,6 +149,33 @@ impl Default for LedgerSettings {
         LedgerSettings {
             max_hold_ttl_hours: 4320,
             sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: None,
+            port: 587,
+            security: "starttls".into(),
+            username: None,
+            password: None,
+            from: "iap-sidecar <iap-sidecar@localhost>".into(),
+            timeout_secs: 15,
+        }
+    }
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            worker: true,
+            poll_interval_secs: 5,
+            retry_base_secs: 30,
+            retry_max_secs: 3600,
+            lease_secs: 120,
+            batch: 50,
         }
     }
 }
@@ -211,6 +273,42 @@ impl Settings {
         }
         if self.ledger.sweep_interval_secs == 0 {
             return Err(invalid("ledger.sweep_interval_secs", "must be at least 1"));
+        }
+        if !matches!(self.smtp.security.as_str(), "starttls" | "tls" | "none") {
+            return Err(invalid("smtp.security", "must be `starttls`, `tls` or `none`"));
+        }
+        if self.smtp.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err(invalid("smtp.host", "must not be empty"));
+        }
+        if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("smtp.from", "is not an e-mail address"));
+        }
+        if self.smtp.username.is_some() != self.smtp.password.is_some() {
+            return Err(invalid(
+                "smtp.username",
+                "username and password go together",
+            ));
+        }
+        if self.alerts.poll_interval_secs == 0 || self.alerts.retry_base_secs == 0 {
+            return Err(invalid(
+                "alerts.poll_interval_secs",
+                "intervals must be at least 1 second",
+            ));
+        }
+        if self.alerts.retry_max_secs < self.alerts.retry_base_secs {
+            return Err(invalid(
+                "alerts.retry_max_secs",
+                "must be at least alerts.retry_base_secs",
+            ));
+        }
+        if self.alerts.lease_secs < self.smtp.timeout_secs.saturating_mul(2) {
+            return Err(invalid(
+                "alerts.lease_secs",
+                "must be at least twice smtp.timeout_secs",
+            ));
+        }
+        if !(1..=1000).contains(&self.alerts.batch) {
+            return Err(invalid("alerts.batch", "must be between 1 and 1000"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", "is not a valid log filter"));

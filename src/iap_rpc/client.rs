@@ -58,10 +58,18 @@ pub fn balance(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
 pub fn accounts_information(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
     let p = params(map, &["iap_accounts", "dbuuid"])?;
     let dbuuid = p.opt_text("dbuuid", 64)?;
-    let items = p.list("iap_accounts", MAX_BATCH)?;
+    // Every item is checked before any account is registered: a refused batch changes nothing.
+    let items = p
+        .list("iap_accounts", MAX_BATCH)?
+        .iter()
+        .map(|item| {
+            let [raw, name] = string_fields("iap_accounts", item, ["token", "service"])?;
+            account_token(raw)?;
+            Ok((raw, name))
+        })
+        .collect::<Result<Vec<_>, RpcError>>()?;
     let mut out = Map::new();
-    for item in items {
-        let [raw, name] = string_fields("iap_accounts", item, ["token", "service"])?;
+    for (raw, name) in items {
         let service = match ctx.store.service_by_name(name) {
             Ok(service) => service,
             Err(crate::ledger::LedgerError::UnknownService(_)) => {

@@ -1,7 +1,7 @@
 //! Ledger operations. Each runs inside one database transaction and touches one account:
 //! lock it, settle what time did to it, apply the operation, save its totals.
 
-use super::repo::{LedgerRepo, NewHold, NewLot};
+use super::repo::{LedgerRepo, NewAlert, NewHold, NewLot};
 use super::settle::{Movement, SettleInput, Settlement, settle};
 use super::{
     Account, Allocation, Balance, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry,
@@ -31,6 +31,11 @@ pub struct CloseOutcome {
 struct Locked {
     account: Account,
     now: Timestamp,
+    /// Available credits when the lock was taken, before settlement: a fall below the
+    /// alert threshold is judged from here.
+    available_before: Credits,
+    /// A top-up may re-arm the alert.
+    topped_up: bool,
 }
 
 impl Locked {
@@ -124,7 +129,35 @@ impl Locked {
         )))
     }
 
+    /// Edge-triggered low-credit alert: one per fall from at-or-over the threshold to
+    /// under it while armed; a top-up that lifts the account back over re-arms it.
+    fn watch_threshold<R: LedgerRepo>(&mut self, repo: &mut R) -> Result<(), LedgerError> {
+        let settings = &self.account.alerts;
+        let threshold = settings.threshold;
+        if threshold.is_zero() || !settings.warn_me {
+            return Ok(());
+        }
+        let after = self.available();
+        if self.topped_up && after >= threshold {
+            self.account.alert_armed = true;
+        } else if self.account.alert_armed && self.available_before >= threshold && after < threshold
+        {
+            for recipient in &settings.recipients {
+                repo.insert_alert(NewAlert {
+                    account_id: self.account.id,
+                    recipient,
+                    available: after,
+                    threshold,
+                    created_at: self.now,
+                })?;
+            }
+            self.account.alert_armed = false;
+        }
+        Ok(())
+    }
+
     fn save<R: LedgerRepo>(mut self, repo: &mut R) -> Result<Account, LedgerError> {
+        self.watch_threshold(repo)?;
         self.account.updated_at = self.now;
         repo.save_account_totals(&self.account)?;
         Ok(self.account)
@@ -172,7 +205,13 @@ fn lock<R: LedgerRepo>(
         .lock_account(account_id)
         .map_err(LedgerError::from_account_lookup)?;
     let now = now.max(account.updated_at);
-    let mut locked = Locked { account, now };
+    let available_before = account.balance.saturating_sub(account.reserved);
+    let mut locked = Locked {
+        account,
+        now,
+        available_before,
+        topped_up: false,
+    };
     let settlement = settle(settle_input(repo, account_id, now)?, now)?;
     persist_settlement(repo, &mut locked, settlement)?;
     Ok(locked)
@@ -274,6 +313,7 @@ pub fn grant<R: LedgerRepo>(
         effective_at: locked.now,
     };
     let seq = locked.append(repo, m, description)?;
+    locked.topped_up = true;
     let account = locked.save(repo)?;
     Ok(GrantOutcome {
         account_id,

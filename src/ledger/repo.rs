@@ -29,11 +29,22 @@ pub struct NewLot<'a> {
 
 pub type RepoResult<T> = Result<T, diesel::result::Error>;
 
+/// A low-credit alert for one recipient, queued in the transaction that crossed.
+pub struct NewAlert<'a> {
+    pub account_id: Id,
+    pub recipient: &'a super::Recipient,
+    pub available: Credits,
+    pub threshold: Credits,
+    pub created_at: Timestamp,
+}
+
 pub trait LedgerRepo {
     /// Locks the account row for the rest of the transaction and returns it.
     fn lock_account(&mut self, id: Id) -> RepoResult<Account>;
     fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>>;
-    /// Stores balance, reserved, last sequence number and update time.
+    /// Queues a low-credit alert (the alert worker sends it after commit).
+    fn insert_alert(&mut self, alert: NewAlert<'_>) -> RepoResult<()>;
+    /// Stores balance, reserved, last sequence number, update time and alert arming.
     fn save_account_totals(&mut self, account: &Account) -> RepoResult<()>;
 
     fn expired_open_holds(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Hold>>;

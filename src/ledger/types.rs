@@ -80,6 +80,12 @@ pub struct Account {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub alerts: AlertSettings,
+    /// Whether a fall below the threshold sends an alert (cleared by the alert, set again
+    /// by a top-up that lifts the account back over the threshold).
+    pub alert_armed: bool,
+    /// `sha1(token)` hex, learnt at contact: the token form of Odoo 19's portal links.
+    #[serde(skip)]
+    pub token_sha1: Option<String>,
 }
 
 /// Who is told, and below what, when an account runs low.

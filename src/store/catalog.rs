@@ -164,6 +164,7 @@ impl Store {
                     accounts::service_id.eq(service_id),
                     accounts::token_hash.eq(&hash),
                     accounts::token_hint.eq(token.hint()),
+                    accounts::token_sha1.eq(token.sha1_hex()),
                     accounts::dbuuid.eq(dbuuid),
                     accounts::state.eq(AccountState::Registered.as_str()),
                     accounts::disabled.eq(token.is_disabled()),
@@ -179,11 +180,12 @@ impl Store {
                 .select(AccountRow::as_select())
                 .first::<AccountRow>(c)?;
             let learn_dbuuid = row.dbuuid.is_none() && dbuuid.is_some();
-            if row.disabled != token.is_disabled() || learn_dbuuid {
+            if row.disabled != token.is_disabled() || learn_dbuuid || row.token_sha1.is_none() {
                 diesel::update(accounts::table.find(row.id))
                     .set((
                         accounts::disabled.eq(token.is_disabled()),
                         accounts::dbuuid.eq(row.dbuuid.as_deref().or(dbuuid)),
+                        accounts::token_sha1.eq(token.sha1_hex()),
                     ))
                     .returning(AccountRow::as_returning())
                     .get_result::<AccountRow>(c)

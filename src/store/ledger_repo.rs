@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::rows::{AccountRow, AllocationRow, HoldRow, LotRow, convert, credits};
-use super::schema::{accounts, hold_allocations, holds, journal, lots};
-use crate::ledger::repo::{LedgerRepo, NewHold, NewLot, RepoResult};
+use super::schema::{accounts, alert_outbox, hold_allocations, holds, journal, lots};
+use crate::ledger::repo::{LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
 use crate::ledger::{
     Account, Allocation, Credits, Hold, HoldStatus, Id, JournalEntry, Lot, Timestamp,
 };
@@ -42,6 +42,22 @@ macro_rules! impl_ledger_repo {
                         accounts::reserved.eq(a.reserved.units()),
                         accounts::last_seq.eq(a.last_seq),
                         accounts::updated_at.eq(a.updated_at.micros()),
+                        accounts::alert_armed.eq(a.alert_armed),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn insert_alert(&mut self, alert: NewAlert<'_>) -> RepoResult<()> {
+                diesel::insert_into(alert_outbox::table)
+                    .values((
+                        alert_outbox::account_id.eq(alert.account_id),
+                        alert_outbox::recipient.eq(&alert.recipient.email),
+                        alert_outbox::lang_code.eq(alert.recipient.lang_code.as_deref()),
+                        alert_outbox::available.eq(alert.available.units()),
+                        alert_outbox::threshold.eq(alert.threshold.units()),
+                        alert_outbox::created_at.eq(alert.created_at.micros()),
+                        alert_outbox::next_attempt_at.eq(alert.created_at.micros()),
                     ))
                     .execute(self)?;
                 Ok(())

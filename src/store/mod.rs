@@ -2,6 +2,7 @@
 //! chosen by the URL scheme; each operation runs in one transaction on one account.
 
 mod admin;
+mod alerts;
 mod catalog;
 mod connection;
 mod ledger_api;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use diesel::prelude::*;
 
 pub use admin::AdminToken;
+pub use alerts::{AlertFilter, AlertJob, AlertStatus};
 pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
 pub use ledger_api::{Audit, GrantRequest, Idempotency};

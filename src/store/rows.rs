@@ -68,6 +68,8 @@ pub struct AccountRow {
     pub warning_threshold: i64,
     pub warn_me: bool,
     pub warning_emails: String,
+    pub alert_armed: bool,
+    pub token_sha1: Option<String>,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -86,6 +88,8 @@ impl TryFrom<AccountRow> for Account {
             last_seq: r.last_seq,
             created_at: Timestamp(r.created_at),
             updated_at: Timestamp(r.updated_at),
+            alert_armed: r.alert_armed,
+            token_sha1: r.token_sha1,
             alerts: AlertSettings {
                 threshold: credits(r.warning_threshold)?,
                 warn_me: r.warn_me,

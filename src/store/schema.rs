@@ -33,6 +33,26 @@ diesel::table! {
         warning_threshold -> BigInt,
         warn_me -> Bool,
         warning_emails -> Text,
+        alert_armed -> Bool,
+        token_sha1 -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    alert_outbox (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        recipient -> Text,
+        lang_code -> Nullable<Text>,
+        available -> BigInt,
+        threshold -> BigInt,
+        created_at -> BigInt,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        claimed_until -> BigInt,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<BigInt>,
     }
 }
 
@@ -125,6 +145,7 @@ diesel::table! {
 }
 
 diesel::joinable!(accounts -> services (service_id));
+diesel::joinable!(alert_outbox -> accounts (account_id));
 diesel::joinable!(lots -> accounts (account_id));
 diesel::joinable!(holds -> accounts (account_id));
 diesel::joinable!(journal -> accounts (account_id));
@@ -140,4 +161,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     service_databases,
     trial_grants,
+    alert_outbox,
 );

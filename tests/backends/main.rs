@@ -6,7 +6,10 @@
 //! when `CI=true`, so that a CI run can never pass without them.
 
 mod admin_api;
+mod alerts;
 mod concurrency;
+mod iap_bad_input;
+mod iap_fixtures;
 mod iap_rules;
 mod model;
 mod real_odoo;
@@ -34,10 +37,26 @@ const TESTS: &[(&str, TestFn)] = &[
     ("journal_is_append_only", scenarios::journal_is_append_only),
     ("admin_api_over_http", admin_api::admin_api),
     ("iap_service_rules", iap_rules::iap_service_rules),
+    ("alerts_crossing_rules", alerts::alerts_crossing_rules),
+    ("iap_fixture_replay", iap_fixtures::iap_fixture_replay),
+    (
+        "iap_bad_input_changes_nothing",
+        iap_bad_input::iap_bad_input_changes_nothing,
+    ),
 ];
 
-/// Needs `python3` with `requests` (installed by `.ci/run`).
-const PYTHON_TESTS: &[(&str, TestFn)] = &[("iap_python_client", iap_rules::iap_python_client)];
+/// Need `python3` with `requests` and `aiosmtpd` (installed by `.ci/run`).
+const PYTHON_TESTS: &[(&str, TestFn)] = &[
+    ("iap_python_client", iap_rules::iap_python_client),
+    (
+        "alerts_outage_and_restart",
+        alerts::alerts_outage_and_restart,
+    ),
+    (
+        "alerts_from_odoo_settings",
+        alerts::alerts_from_odoo_settings,
+    ),
+];
 
 const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";
 
@@ -99,9 +118,12 @@ fn main() {
         });
     }
 
-    let python = iap_rules::python_available();
+    let python = iap_rules::python_available() && alerts::smtp_available();
     if !python {
-        eprintln!("python tests need python3 with requests (pip install requests)");
+        eprintln!(
+            "python tests ignored: they need python3 with requests and aiosmtpd \
+             (pip install requests aiosmtpd)"
+        );
     }
     let backends: Vec<Backend> = match &postgres {
         Postgres::Run(url) => vec![
@@ -118,10 +140,9 @@ fn main() {
             trials.push(if python || ci {
                 trial(full, backend.clone(), test)
             } else {
-                Trial::test(
-                    full,
-                    || Err("python3 with requests is not installed".into()),
-                )
+                Trial::test(full, || {
+                    Err("python3 with requests and aiosmtpd is not installed".into())
+                })
                 .with_ignored_flag(true)
             });
         }

@@ -1,6 +1,7 @@
 //! The admin API under `/api/v1`: bearer-token auth, problem JSON errors, OpenAPI.
 
 mod accounts;
+mod alerts;
 pub mod dto;
 mod services;
 
@@ -76,6 +77,7 @@ impl Modify for BearerAuth {
         accounts::journal,
         accounts::balance_at,
         accounts::grant,
+        alerts::list,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
@@ -112,4 +114,5 @@ pub fn scope() -> actix_web::Scope {
             web::get().to(accounts::balance_at),
         )
         .route("/grants", web::post().to(accounts::grant))
+        .route("/alerts", web::get().to(alerts::list))
 }

@@ -1,0 +1,10 @@
+//! Low-credit alerts: the ledger queues them in the transaction that crosses the
+//! threshold (see `ledger::ops`); this worker sends them by e-mail, retrying with backoff
+//! until delivered.
+
+pub mod content;
+pub mod mailer;
+pub mod worker;
+
+pub use mailer::Mailer;
+pub use worker::{RoundReport, Worker};

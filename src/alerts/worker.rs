@@ -1,0 +1,108 @@
+//! The outbox worker: claims due alerts, sends them, records the outcome.
+
+use std::time::Duration;
+
+use super::content::render;
+use super::mailer::Mailer;
+use crate::config::AlertSettings;
+use crate::ledger::{LedgerError, Timestamp};
+use crate::store::{AlertJob, Store};
+
+/// What one round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// Drains the alert outbox of one store.
+#[derive(Clone)]
+pub struct Worker {
+    pub store: Store,
+    pub mailer: Mailer,
+    pub settings: AlertSettings,
+    pub public_url: String,
+}
+
+/// Exponential backoff with jitter: base × 2^(attempt-1), capped, then scaled by a random
+/// factor in [0.5, 1) so that a batch failing together does not retry together.
+pub fn retry_delay(settings: &AlertSettings, attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let secs = settings
+        .retry_base_secs
+        .saturating_mul(1u64 << exponent)
+        .min(settings.retry_max_secs);
+    let mut byte = [0u8; 1];
+    let jitter = if getrandom::fill(&mut byte).is_ok() {
+        0.5 + f64::from(byte[0]) / 512.0
+    } else {
+        0.75
+    };
+    Duration::from_secs_f64(secs as f64 * jitter)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LedgerError::Store(format!("worker task: {e}")))?
+}
+
+impl Worker {
+    /// Claims due alerts once and tries to send each.
+    pub async fn run_once(&self) -> Result<RoundReport, LedgerError> {
+        let store = self.store.clone();
+        let (batch, lease) = (
+            self.settings.batch,
+            i64::try_from(self.settings.lease_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
+        );
+        let jobs = blocking(move || store.claim_alerts(batch, lease)).await?;
+        let mut report = RoundReport::default();
+        for job in jobs {
+            let content = render(&job, &self.public_url);
+            match self.mailer.send(&job, &content).await {
+                Ok(()) => {
+                    let store = self.store.clone();
+                    blocking(move || store.alert_sent(job.id)).await?;
+                    tracing::info!(alert = job.id, "low-credit alert sent");
+                    report.sent += 1;
+                }
+                Err(error) => {
+                    self.record_failure(&job, &error).await?;
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn record_failure(&self, job: &AlertJob, error: &str) -> Result<(), LedgerError> {
+        let delay = retry_delay(&self.settings, job.attempts);
+        let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+        let retry_at = Timestamp(self.store.now().micros().saturating_add(micros));
+        tracing::warn!(alert = job.id, attempts = job.attempts, %error, retry_in_secs = delay.as_secs(), "alert not sent");
+        let (store, id, error) = (self.store.clone(), job.id, error.to_owned());
+        blocking(move || store.alert_failed(id, &error, retry_at)).await
+    }
+
+    /// Runs rounds forever (the caller aborts the task at shutdown).
+    pub async fn run(self) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(self.settings.poll_interval_secs));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            // Keep going while rounds are full: a backlog drains without waiting.
+            loop {
+                match self.run_once().await {
+                    Ok(r) if r.sent + r.failed >= self.settings.batch as usize && r.sent > 0 => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "alert round failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
