@@ -128,6 +128,9 @@ fn a_bad_setting_fails_at_start_naming_its_key() {
             "ledger.max_hold_ttl_hours",
         ),
         ("IAP_SIDECAR__HTTP__NO_SUCH_KEY", "1", "no_such_key"),
+        ("IAP_SIDECAR__SMTP__SECURITY", "ssl3", "smtp.security"),
+        ("IAP_SIDECAR__SMTP__FROM", "not an address", "smtp.from"),
+        ("IAP_SIDECAR__SMTP__USERNAME", "alice", "smtp.username"),
     ];
     for (key, value, named) in cases {
         let o = cmd(dir.path())
@@ -311,6 +314,13 @@ fn operator_commands_register_grant_show_and_rotate() {
         .next()
         .expect("line");
     assert_ne!(new_key, key);
+
+    assert!(ok(d, &["alerts", "list"]).contains("no alerts"));
+    assert!(
+        !run(d, &["alerts", "list", "--status", "lost"])
+            .status
+            .success()
+    );
 
     let token = ok(d, &["admin-token", "create", "ops"]);
     assert!(token.contains("iapadm_"), "{token}");

@@ -342,6 +342,12 @@ async fn scenario(database_url: String) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(at["balance"], "12.5");
 
+    let (status, alerts) = api.get("/api/v1/alerts?status=pending").await;
+    assert_eq!(status, StatusCode::OK, "{alerts}");
+    assert_eq!(alerts, json!([]));
+    let (status, problem) = api.get("/api/v1/alerts?status=lost").await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "bad_request");
+
     // Unknown routes, OpenAPI, metrics.
     let (status, problem) = api.get("/api/v1/nothing").await;
     assert_problem(status, &problem, StatusCode::NOT_FOUND, "not_found");
@@ -359,6 +365,8 @@ async fn scenario(database_url: String) {
         "/api/v1/accounts/{id}/journal",
         "/api/v1/accounts/{id}/balance",
         "/api/v1/grants",
+        "/api/v1/alerts",
+        "/api/v1/services/{name}/databases",
     ] {
         assert!(
             doc["paths"].get(path).is_some(),
