@@ -194,7 +194,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     a.account_id,
                     a.recipient,
                     a.attempts,
-                    a.last_error.map(|e| format!(" · last error: {e}")).unwrap_or_default()
+                    a.last_error
+                        .map(|e| format!(" · last error: {e}"))
+                        .unwrap_or_default()
                 );
             }
             Ok(())

@@ -275,9 +275,17 @@ impl Settings {
             return Err(invalid("ledger.sweep_interval_secs", "must be at least 1"));
         }
         if !matches!(self.smtp.security.as_str(), "starttls" | "tls" | "none") {
-            return Err(invalid("smtp.security", "must be `starttls`, `tls` or `none`"));
+            return Err(invalid(
+                "smtp.security",
+                "must be `starttls`, `tls` or `none`",
+            ));
         }
-        if self.smtp.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        if self
+            .smtp
+            .host
+            .as_deref()
+            .is_some_and(|h| h.trim().is_empty())
+        {
             return Err(invalid("smtp.host", "must not be empty"));
         }
         if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {

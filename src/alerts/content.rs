@@ -144,8 +144,16 @@ mod tests {
 
     #[test]
     fn english_by_default_french_for_fr_codes() {
-        assert!(render(&job(None), "http://x").subject.starts_with("Low credit"));
-        assert!(render(&job(Some("en_US")), "http://x").text.contains("2.5 Credits available"));
+        assert!(
+            render(&job(None), "http://x")
+                .subject
+                .starts_with("Low credit")
+        );
+        assert!(
+            render(&job(Some("en_US")), "http://x")
+                .text
+                .contains("2.5 Credits available")
+        );
         let fr = render(&job(Some("fr_BE")), "http://x");
         assert!(fr.subject.starts_with("Crédits bas"), "{}", fr.subject);
         assert!(fr.text.contains("seuil d'alerte de 5 Credits"));

@@ -47,10 +47,8 @@ impl Mailer {
             .port(smtp.port)
             .timeout(Some(Duration::from_secs(smtp.timeout_secs.max(1))));
         if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose().to_owned(),
-            ));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }
         let from = smtp
             .from

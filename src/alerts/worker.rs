@@ -88,7 +88,8 @@ impl Worker {
 
     /// Runs rounds forever (the caller aborts the task at shutdown).
     pub async fn run(self) {
-        let mut ticker = tokio::time::interval(Duration::from_secs(self.settings.poll_interval_secs));
+        let mut ticker =
+            tokio::time::interval(Duration::from_secs(self.settings.poll_interval_secs));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;

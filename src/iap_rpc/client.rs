@@ -42,6 +42,7 @@ fn number(c: Credits) -> Value {
 pub fn balance(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
     let p = params(map, &["dbuuid", "account_token", "service_name"])?;
     let raw = p.text("account_token", 128)?;
+    account_token(raw)?;
     let name = p.text("service_name", 64)?;
     let dbuuid = p.opt_text("dbuuid", 64)?;
     let service = match ctx.store.service_by_name(name) {
@@ -262,6 +263,7 @@ pub fn update_warning_odoo(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, 
     let raw = p.text("account_token", 128)?;
     p.opt_text("dbuuid", 64)?;
     let recipients = match p.opt_text("warning_email", 2000)? {
+        None if p.is_false("warning_email") => Some(Vec::new()),
         None => None,
         Some(list) => Some(
             list.split(',')

@@ -36,8 +36,10 @@ impl RpcError {
     pub fn name(&self) -> &'static str {
         match self {
             RpcError::InsufficientCredit(_) => INSUFFICIENT_CREDIT,
-            RpcError::Access(_) => ACCESS_ERROR,
-            RpcError::Invalid(_) | RpcError::Unavailable => USER_ERROR,
+            // Odoo's balance and account callers only catch AccessError: a busy database
+            // must degrade to "-1" or a logged warning there, not fail the user's action.
+            RpcError::Access(_) | RpcError::Unavailable => ACCESS_ERROR,
+            RpcError::Invalid(_) => USER_ERROR,
         }
     }
 

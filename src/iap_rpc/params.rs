@@ -90,9 +90,17 @@ impl Params {
     pub fn opt_credits(&self, key: &str) -> Result<Option<Credits>, RpcError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v @ Value::Number(_)) => Credits::from_json(v)
-                .map(Some)
-                .map_err(|e| invalid(format!("parameter {key:?}: {e}"))),
+            Some(v @ Value::Number(n)) => {
+                let credits = Credits::from_json(v)
+                    .map_err(|e| invalid(format!("parameter {key:?}: {e}")))?;
+                // A charge too small to represent must not become a free one.
+                if credits.is_zero() && n.as_f64().is_some_and(|f| f > 0.0) {
+                    return Err(invalid(format!(
+                        "parameter {key:?}: {n} is below the smallest amount, 0.0001"
+                    )));
+                }
+                Ok(Some(credits))
+            }
             Some(other) => Err(invalid(format!(
                 "parameter {key:?} must be a number, not {}",
                 kind(other)
@@ -104,14 +112,28 @@ impl Params {
     pub fn opt_int(&self, key: &str) -> Result<Option<i64>, RpcError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-                invalid(format!("parameter {key:?} must be a whole number, not {n}"))
-            }),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| {
+                    // Python clients may send 4320.0 for 4320.
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                        .map(|f| f as i64)
+                })
+                .map(Some)
+                .ok_or_else(|| {
+                    invalid(format!("parameter {key:?} must be a whole number, not {n}"))
+                }),
             Some(other) => Err(invalid(format!(
                 "parameter {key:?} must be a whole number, not {}",
                 kind(other)
             ))),
         }
+    }
+
+    /// Whether the parameter was sent as `false` (Odoo's way of saying "cleared").
+    pub fn is_false(&self, key: &str) -> bool {
+        self.map.get(key) == Some(&Value::Bool(false))
     }
 
     /// An optional boolean (null: none).

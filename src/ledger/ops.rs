@@ -140,7 +140,9 @@ impl Locked {
         let after = self.available();
         if self.topped_up && after >= threshold {
             self.account.alert_armed = true;
-        } else if self.account.alert_armed && self.available_before >= threshold && after < threshold
+        } else if self.account.alert_armed
+            && self.available_before >= threshold
+            && after < threshold
         {
             for recipient in &settings.recipients {
                 repo.insert_alert(NewAlert {

@@ -108,7 +108,11 @@ type JobRow = (
 impl Store {
     /// Claims up to `limit` due alerts for `lease_micros` (a worker that dies lets them
     /// lapse back) and counts the attempt.
-    pub fn claim_alerts(&self, limit: i64, lease_micros: i64) -> Result<Vec<AlertJob>, LedgerError> {
+    pub fn claim_alerts(
+        &self,
+        limit: i64,
+        lease_micros: i64,
+    ) -> Result<Vec<AlertJob>, LedgerError> {
         let now = self.now().micros();
         let rows: Vec<JobRow> = write_tx!(self, |c| {
             let ids = c.due_alerts(now, limit)?;
@@ -146,23 +150,29 @@ impl Store {
                 .load::<JobRow>(c)?)
         })?;
         rows.into_iter()
-            .map(|((id, recipient, lang_code, available, threshold, created_at, attempts), (dbuuid, token_sha1), (service_name, service_label, unit_name, integer_balance))| {
-                Ok(AlertJob {
-                    id,
-                    recipient,
-                    lang_code,
-                    available: credits(available)?,
-                    threshold: credits(threshold)?,
-                    created_at: Timestamp(created_at),
-                    attempts,
-                    service_name,
-                    service_label,
-                    unit_name,
-                    integer_balance,
-                    dbuuid,
-                    token_sha1,
-                })
-            })
+            .map(
+                |(
+                    (id, recipient, lang_code, available, threshold, created_at, attempts),
+                    (dbuuid, token_sha1),
+                    (service_name, service_label, unit_name, integer_balance),
+                )| {
+                    Ok(AlertJob {
+                        id,
+                        recipient,
+                        lang_code,
+                        available: credits(available)?,
+                        threshold: credits(threshold)?,
+                        created_at: Timestamp(created_at),
+                        attempts,
+                        service_name,
+                        service_label,
+                        unit_name,
+                        integer_balance,
+                        dbuuid,
+                        token_sha1,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -182,7 +192,12 @@ impl Store {
     }
 
     /// Records a failed attempt and when to try again.
-    pub fn alert_failed(&self, id: Id, error: &str, retry_at: Timestamp) -> Result<(), LedgerError> {
+    pub fn alert_failed(
+        &self,
+        id: Id,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), LedgerError> {
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
             diesel::update(alert_outbox::table.find(id))
@@ -197,8 +212,22 @@ impl Store {
     }
 
     /// Alerts, newest first.
-    pub fn list_alerts(&self, filter: AlertFilter, limit: i64) -> Result<Vec<AlertStatus>, LedgerError> {
-        type Row = (Id, Id, String, String, i32, Option<String>, i64, i64, Option<i64>);
+    pub fn list_alerts(
+        &self,
+        filter: AlertFilter,
+        limit: i64,
+    ) -> Result<Vec<AlertStatus>, LedgerError> {
+        type Row = (
+            Id,
+            Id,
+            String,
+            String,
+            i32,
+            Option<String>,
+            i64,
+            i64,
+            Option<i64>,
+        );
         let rows: Vec<Row> = read_tx!(self, |c| {
             let mut query = alert_outbox::table
                 .order(alert_outbox::id.desc())
@@ -227,26 +256,38 @@ impl Store {
         })?;
         Ok(rows
             .into_iter()
-            .map(|(id, account_id, recipient, status, attempts, last_error, created_at, next, sent_at)| {
-                let sent = status == "sent";
-                AlertStatus {
+            .map(
+                |(
                     id,
                     account_id,
                     recipient,
-                    state: if sent {
-                        "sent"
-                    } else if last_error.is_some() {
-                        "failing"
-                    } else {
-                        "pending"
-                    },
+                    status,
                     attempts,
                     last_error,
-                    created_at: Timestamp(created_at),
-                    next_attempt_at: (!sent).then_some(Timestamp(next)),
-                    sent_at: sent_at.map(Timestamp),
-                }
-            })
+                    created_at,
+                    next,
+                    sent_at,
+                )| {
+                    let sent = status == "sent";
+                    AlertStatus {
+                        id,
+                        account_id,
+                        recipient,
+                        state: if sent {
+                            "sent"
+                        } else if last_error.is_some() {
+                            "failing"
+                        } else {
+                            "pending"
+                        },
+                        attempts,
+                        last_error,
+                        created_at: Timestamp(created_at),
+                        next_attempt_at: (!sent).then_some(Timestamp(next)),
+                        sent_at: sent_at.map(Timestamp),
+                    }
+                },
+            )
             .collect())
     }
 }

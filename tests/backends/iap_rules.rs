@@ -154,6 +154,38 @@ pub fn iap_service_rules(backend: &Backend) -> Result<(), Failed> {
         .result();
     assert_eq!(balance(&s, "tok-h", "sms", "db-1"), 5.5);
 
+    // Python sends 4320.0 for a whole ttl; an amount too small to represent is refused,
+    // never turned into a free charge.
+    let tx = transaction(&authorize(&s, "sms-key", "tok-h", 1.0, json!({"ttl": 2.0})));
+    s.call("/iap/1/cancel", json!({"token": tx, "key": "sms-key"}))
+        .result();
+    let (_, message) = authorize(&s, "sms-key", "tok-h", 0.00004, json!({})).error();
+    assert!(message.contains("below the smallest amount"), "{message}");
+
+    // Odoo 17 clears the e-mail by sending false (null leaves it as is).
+    let warn = |email: Value| {
+        s.call(
+            "/iap/update-warning-odoo",
+            json!({"account_token": "tok-h", "dbuuid": "db-1", "warn_me": true,
+                   "warning_threshold": 2.0, "warning_email": email}),
+        )
+        .result()
+        .clone()
+    };
+    warn(json!("ops@example.com"));
+    warn(Value::Null);
+    let alerts = |s: &Sidecar| {
+        s.db.store
+            .accounts_by_token(&tok("tok-h"))
+            .expect("accounts")[0]
+            .0
+            .alerts
+            .clone()
+    };
+    assert_eq!(alerts(&s).recipients.len(), 1, "null leaves the e-mail");
+    warn(json!(false));
+    assert!(alerts(&s).recipients.is_empty(), "false clears it");
+
     // A disabled token is refused for charging and shown as such.
     s.grant(&sms, "tok-z", 10);
     let (name, message) = authorize(&s, "sms-key", "tok-z+disabled", 1.0, json!({})).error();
