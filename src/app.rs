@@ -62,6 +62,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
     })?;
     let interval = Duration::from_secs(settings.ledger.sweep_interval_secs);
     let alerts = settings.alerts.clone();
+    let odoo = settings.odoo.clone();
     let smtp = settings.smtp.clone();
     let bound = listener.local_addr().map_err(|source| StartError::Bind {
         addr: addr.to_string(),
@@ -83,7 +84,14 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         addr: addr.to_string(),
         source,
     })?;
-    let mut tasks = vec![tokio::spawn(crate::sweeper::run(store.clone(), interval))];
+    let mut tasks = vec![
+        tokio::spawn(crate::sweeper::run(store.clone(), interval)),
+        tokio::spawn(crate::http::admin::databases::refresh_loop(
+            store.clone(),
+            Duration::from_secs(odoo.refresh_interval_secs),
+            Duration::from_secs(odoo.timeout_secs),
+        )),
+    ];
     if alerts.worker {
         match Mailer::from_settings(&smtp, &public_url).map_err(StartError::Smtp)? {
             Some(mailer) => tasks.push(tokio::spawn(

@@ -44,9 +44,27 @@ pub enum Command {
     /// Manage admin API tokens.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Secrets that let an Odoo database register itself (its addon's Connect button).
+    #[command(subcommand, name = "registration-secret")]
+    RegistrationSecret(RegistrationSecretCommand),
+    /// Registered Odoo databases.
+    #[command(subcommand)]
+    Database(DatabaseCommand),
     /// Low-credit alerts in the outbox.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistrationSecretCommand {
+    /// Create a secret; prints it once.
+    Create { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatabaseCommand {
+    /// Registered databases, their companies and last refresh.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +190,33 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Credit(cmd) => credit(&app::open_store(&settings)?, cmd),
         Command::Account(cmd) => account(&app::open_store(&settings)?, cmd),
         Command::AdminToken(cmd) => admin_token(&app::open_store(&settings)?, cmd),
+        Command::RegistrationSecret(RegistrationSecretCommand::Create { name }) => {
+            let secret = app::open_store(&settings)?.create_registration_secret(&name)?;
+            println!("registration secret {name:?} (shown once, store it now): {secret}");
+            Ok(())
+        }
+        Command::Database(DatabaseCommand::List) => {
+            let databases = app::open_store(&settings)?.list_databases()?;
+            if databases.is_empty() {
+                println!("no registered databases");
+            }
+            for d in databases {
+                println!(
+                    "{} · {} at {} as {} · {} account(s) · refreshed {}{}",
+                    d.dbuuid,
+                    d.db_name,
+                    d.url,
+                    d.login,
+                    d.accounts,
+                    d.refreshed_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
+                    d.last_error.map(|e| format!(" · last error: {e}")).unwrap_or_default()
+                );
+                for (id, name) in d.companies {
+                    println!("  company {id}: {name}");
+                }
+            }
+            Ok(())
+        }
         Command::Alerts(AlertsCommand::List { status, limit }) => {
             let filter = AlertFilter::parse(&status).ok_or_else(|| {
                 CliError::Usage("--status must be all, pending, failing or sent".into())

@@ -35,7 +35,27 @@ pub struct Settings {
     pub ledger: LedgerSettings,
     pub smtp: SmtpSettings,
     pub alerts: AlertSettings,
+    pub odoo: OdooSettings,
     pub log: LogSettings,
+}
+
+/// How the sidecar reads registered Odoo databases.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OdooSettings {
+    /// Seconds before a JSON-RPC call to Odoo gives up.
+    pub timeout_secs: u64,
+    /// How often registered databases are read again (companies, IAP accounts).
+    pub refresh_interval_secs: u64,
+}
+
+impl Default for OdooSettings {
+    fn default() -> Self {
+        OdooSettings {
+            timeout_secs: 15,
+            refresh_interval_secs: 3600,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -313,6 +333,12 @@ impl Settings {
             return Err(invalid(
                 "alerts.lease_secs",
                 "must be at least twice smtp.timeout_secs",
+            ));
+        }
+        if self.odoo.timeout_secs == 0 || self.odoo.refresh_interval_secs == 0 {
+            return Err(invalid(
+                "odoo.timeout_secs",
+                "odoo intervals must be at least 1 second",
             ));
         }
         if !(1..=1000).contains(&self.alerts.batch) {

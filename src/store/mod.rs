@@ -4,6 +4,7 @@
 mod admin;
 mod alerts;
 mod catalog;
+mod odoo;
 mod connection;
 mod ledger_api;
 mod ledger_repo;
@@ -21,6 +22,7 @@ pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
 pub use protocol::AlertUpdate;
+pub use odoo::{CompanyConsumption, DatabaseInfo, OdooCredentials};
 
 use crate::config::DatabaseSettings;
 use crate::ledger::{LedgerError, Timestamp};

@@ -162,4 +162,117 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_databases,
     trial_grants,
     alert_outbox,
+    registration_secrets,
+    odoo_databases,
+    odoo_companies,
+    odoo_accounts,
+    packs,
+    orders,
+    payment_events,
+    portal_secrets,
 );
+
+diesel::table! {
+    registration_secrets (id) {
+        id -> BigInt,
+        name -> Text,
+        secret_hash -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    odoo_databases (id) {
+        id -> BigInt,
+        dbuuid -> Text,
+        url -> Text,
+        db_name -> Text,
+        login -> Text,
+        api_key -> Text,
+        token_hash -> Text,
+        registered_at -> BigInt,
+        refreshed_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    odoo_companies (database_id, company_id) {
+        database_id -> BigInt,
+        company_id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    odoo_accounts (database_id, iap_account_id) {
+        database_id -> BigInt,
+        iap_account_id -> BigInt,
+        service_name -> Text,
+        token_hash -> Text,
+        company_ids -> Text,
+    }
+}
+
+diesel::joinable!(odoo_companies -> odoo_databases (database_id));
+diesel::joinable!(odoo_accounts -> odoo_databases (database_id));
+
+// The portal (migration 2026-11-29-000004_portal).
+
+diesel::table! {
+    packs (id) {
+        id -> BigInt,
+        service_id -> BigInt,
+        name -> Text,
+        credits -> BigInt,
+        price_minor -> BigInt,
+        currency -> Text,
+        active -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        pack_id -> BigInt,
+        pack_name -> Text,
+        credits -> BigInt,
+        price_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        paid_at -> Nullable<BigInt>,
+        credited_at -> Nullable<BigInt>,
+        cancelled_at -> Nullable<BigInt>,
+        lot_id -> Nullable<BigInt>,
+        confirmed_by -> Nullable<Text>,
+        payment_reference -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    payment_events (event_id) {
+        event_id -> Text,
+        body_hash -> Text,
+        kind -> Text,
+        order_id -> BigInt,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    portal_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(packs -> services (service_id));
+diesel::joinable!(orders -> accounts (account_id));
+diesel::joinable!(orders -> packs (pack_id));
+diesel::joinable!(payment_events -> orders (order_id));

@@ -71,7 +71,8 @@ pub async fn list(
                 .map(|a| {
                     let figures = s.balance(a.id)?;
                     let service = names.get(&a.service_id).cloned().unwrap_or_default();
-                    Ok(AccountDto::new(a, service, figures))
+                    let companies = s.account_companies(&a)?;
+                    Ok(AccountDto::new(a, service, figures, companies))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -108,8 +109,9 @@ pub async fn detail(
                 .unwrap_or_default();
             let figures = s.balance(id)?;
             let now = s.now();
+            let companies = s.account_companies(&account)?;
             Ok(AccountDetail {
-                account: AccountDto::new(account, service, figures),
+                account: AccountDto::new(account, service, figures, companies),
                 lots: s
                     .lots(id)?
                     .into_iter()

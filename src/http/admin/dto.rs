@@ -113,12 +113,15 @@ pub struct AccountDto {
     pub disabled: bool,
     #[serde(flatten)]
     pub figures: BalanceDto,
+    /// Companies the account is restricted to in its Odoo database (empty: shared, or
+    /// the database is not registered).
+    pub companies: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl AccountDto {
-    pub fn new(a: Account, service: String, figures: Balance) -> Self {
+    pub fn new(a: Account, service: String, figures: Balance, companies: Vec<String>) -> Self {
         AccountDto {
             id: a.id,
             service,
@@ -127,6 +130,7 @@ impl AccountDto {
             state: a.state.to_string(),
             disabled: a.disabled,
             figures: figures.into(),
+            companies,
             created_at: a.created_at.to_string(),
             updated_at: a.updated_at.to_string(),
         }

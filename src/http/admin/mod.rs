@@ -1,6 +1,7 @@
 //! The admin API under `/api/v1`: bearer-token auth, problem JSON errors, OpenAPI.
 
 mod accounts;
+pub mod databases;
 mod alerts;
 pub mod dto;
 mod services;
@@ -78,6 +79,12 @@ impl Modify for BearerAuth {
         accounts::balance_at,
         accounts::grant,
         alerts::list,
+        databases::register,
+        databases::list,
+        databases::detail,
+        databases::refresh,
+        databases::delete,
+        databases::accounts,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
@@ -115,4 +122,16 @@ pub fn scope() -> actix_web::Scope {
         )
         .route("/grants", web::post().to(accounts::grant))
         .route("/alerts", web::get().to(alerts::list))
+        .route("/databases", web::post().to(databases::register))
+        .route("/databases", web::get().to(databases::list))
+        .route("/databases/{dbuuid}", web::get().to(databases::detail))
+        .route("/databases/{dbuuid}", web::delete().to(databases::delete))
+        .route(
+            "/databases/{dbuuid}/refresh",
+            web::post().to(databases::refresh),
+        )
+        .route(
+            "/databases/{dbuuid}/accounts",
+            web::post().to(databases::accounts),
+        )
 }

@@ -1,0 +1,350 @@
+//! `/api/v1/databases`: Odoo databases register here (from the addon's Connect button),
+//! and their addon reads the sidecar's view of their accounts.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::Admin;
+use crate::config::Secret;
+use crate::http::AppState;
+use crate::http::problem::{ApiError, Problem};
+use crate::ledger::token::AccountToken;
+use crate::ledger::{EntryKind, LedgerError};
+use crate::odoo::{OdooClient, sync::read_database};
+use crate::store::{OdooCredentials, Store};
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+}
+
+/// The admin, or the addon of `dbuuid` with its database token.
+async fn admin_or_database(req: &HttpRequest, state: &web::Data<AppState>, dbuuid: &str) -> Result<(), ApiError> {
+    let mut payload = actix_web::dev::Payload::None;
+    if <Admin as actix_web::FromRequest>::from_request(req, &mut payload).await.is_ok() {
+        return Ok(());
+    }
+    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
+    let dbuuid = dbuuid.to_owned();
+    if state.run(move |s| s.verify_database_token(&dbuuid, &token)).await? {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// What the addon sends to register its database.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// The database's `database.uuid`.
+    pub dbuuid: String,
+    /// Odoo's base URL, as the sidecar can reach it.
+    pub url: String,
+    /// Database name.
+    pub db: String,
+    pub login: String,
+    /// An Odoo API key of `login` (used for reads; scope it to a dedicated user).
+    pub api_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Company {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A registered database.
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    pub dbuuid: String,
+    /// The addon's token for `/api/v1/databases/{dbuuid}/…` (shown once).
+    pub database_token: String,
+    pub companies: Vec<Company>,
+    /// IAP accounts read from the database.
+    pub accounts: usize,
+}
+
+fn odoo_timeout(state: &AppState) -> Duration {
+    Duration::from_secs(state.settings.odoo.timeout_secs)
+}
+
+fn checked(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.len() > max {
+        return Err(ApiError::BadRequest(format!("{field} must be 1-{max} characters")));
+    }
+    Ok(())
+}
+
+/// Registers an Odoo database after checking, over its JSON-RPC, that `database.uuid`
+/// matches; reads its companies and IAP accounts. Authenticated by a registration secret
+/// (`iap-sidecar registration-secret create NAME`).
+#[utoipa::path(post, path = "/api/v1/databases", tag = "databases", request_body = RegisterBody,
+    responses((status = 201, body = Registered), (status = 401, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = bearer(&req).ok_or(ApiError::Unauthorized)?;
+    if !state.run(move |s| s.verify_registration_secret(&secret)).await? {
+        return Err(ApiError::Unauthorized);
+    }
+    let body = body.into_inner();
+    checked("dbuuid", &body.dbuuid, 64)?;
+    checked("db", &body.db, 128)?;
+    checked("login", &body.login, 256)?;
+    checked("api_key", &body.api_key, 256)?;
+    checked("url", &body.url, 512)?;
+    if !(body.url.starts_with("http://") || body.url.starts_with("https://")) {
+        return Err(ApiError::BadRequest("url must be an http(s) URL".into()));
+    }
+    let client = OdooClient::new(
+        &body.url,
+        &body.db,
+        &body.login,
+        Secret::new(body.api_key.clone()),
+        odoo_timeout(&state),
+    )
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let snapshot = read_database(&client).await.map_err(|e| {
+        ApiError::Ledger(LedgerError::Invalid(format!("could not verify the database: {e}")))
+    })?;
+    if snapshot.dbuuid != body.dbuuid {
+        return Err(ApiError::Ledger(LedgerError::Invalid(format!(
+            "database.uuid mismatch: the request says {}, Odoo at {} says {}",
+            body.dbuuid, body.url, snapshot.dbuuid
+        ))));
+    }
+    let credentials = OdooCredentials {
+        dbuuid: body.dbuuid.clone(),
+        url: client.url().to_owned(),
+        db_name: body.db,
+        login: body.login,
+        api_key: Secret::new(body.api_key),
+    };
+    let companies = snapshot
+        .companies
+        .iter()
+        .map(|(id, name)| Company { id: *id, name: name.clone() })
+        .collect();
+    let accounts = snapshot.accounts.len();
+    let token = state
+        .run(move |s| s.register_database(&credentials, &snapshot))
+        .await?;
+    tracing::info!(dbuuid = %body.dbuuid, accounts, "database registered");
+    Ok(HttpResponse::Created().json(Registered {
+        dbuuid: body.dbuuid,
+        database_token: token,
+        companies,
+        accounts,
+    }))
+}
+
+/// Reads a registered database again; records the error and keeps the old copy when
+/// Odoo cannot be read.
+pub async fn refresh_database(store: &Store, dbuuid: &str, timeout: Duration) -> Result<Result<(), String>, LedgerError> {
+    let Some(credentials) = ({
+        let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
+        web::block(move || store.database_credentials(&dbuuid))
+            .await
+            .map_err(|e| LedgerError::Store(e.to_string()))??
+    }) else {
+        return Err(LedgerError::Invalid(format!("database {dbuuid} is not registered")));
+    };
+    let outcome = match OdooClient::new(&credentials.url, &credentials.db_name, &credentials.login, credentials.api_key.clone(), timeout) {
+        Ok(client) => match read_database(&client).await {
+            Ok(snapshot) if snapshot.dbuuid == credentials.dbuuid => Ok(snapshot),
+            Ok(snapshot) => Err(format!("database.uuid is now {}", snapshot.dbuuid)),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
+    let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+    web::block(move || store.save_refresh(&dbuuid, outcome.as_ref().map_err(Clone::clone)))
+        .await
+        .map_err(|e| LedgerError::Store(e.to_string()))??;
+    Ok(result)
+}
+
+/// Reads the database's companies and IAP accounts again.
+#[utoipa::path(post, path = "/api/v1/databases/{dbuuid}/refresh", tag = "databases",
+    params(("dbuuid" = String, Path)),
+    responses((status = 200, description = "refreshed"), (status = 401, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let dbuuid = path.into_inner();
+    admin_or_database(&req, &state, &dbuuid).await?;
+    match refresh_database(&state.store, &dbuuid, odoo_timeout(&state)).await? {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({"dbuuid": dbuuid, "refreshed": true}))),
+        Err(e) => Err(ApiError::Ledger(LedgerError::Invalid(format!("could not read the database: {e}")))),
+    }
+}
+
+/// Disconnects a database: the sidecar forgets its credentials and its copy.
+#[utoipa::path(delete, path = "/api/v1/databases/{dbuuid}", tag = "databases",
+    params(("dbuuid" = String, Path)),
+    responses((status = 204, description = "forgotten"), (status = 401, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let dbuuid = path.into_inner();
+    admin_or_database(&req, &state, &dbuuid).await?;
+    let db = dbuuid.clone();
+    if state.run(move |s| s.delete_database(&db)).await? {
+        tracing::info!(%dbuuid, "database disconnected");
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound(format!("database {dbuuid} is not registered")))
+    }
+}
+
+/// Registered databases with their companies.
+#[utoipa::path(get, path = "/api/v1/databases", tag = "databases",
+    responses((status = 200, description = "registered databases"), (status = 401, body = Problem)))]
+pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let databases = state.run(|s| s.list_databases()).await?;
+    Ok(HttpResponse::Ok().json(databases))
+}
+
+/// One database: companies, and credits consumed per company through restricted accounts.
+#[utoipa::path(get, path = "/api/v1/databases/{dbuuid}", tag = "databases",
+    params(("dbuuid" = String, Path)),
+    responses((status = 200, description = "the database"), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn detail(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let dbuuid = path.into_inner();
+    admin_or_database(&req, &state, &dbuuid).await?;
+    let db = dbuuid.clone();
+    let (info, consumption) = state
+        .run(move |s| {
+            let info = s.list_databases()?.into_iter().find(|d| d.dbuuid == db);
+            Ok((info, s.company_consumption(&db)?))
+        })
+        .await?;
+    let info = info.ok_or_else(|| ApiError::NotFound(format!("database {dbuuid} is not registered")))?;
+    Ok(HttpResponse::Ok().json(json!({"database": info, "company_consumption": consumption})))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsQuery {
+    pub accounts: Vec<AccountRef>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRef {
+    pub token: String,
+    pub service: String,
+}
+
+/// The sidecar's view of a batch of this database's accounts (the addon's developer-mode
+/// fields): balances, lots, last consumption, portal link.
+#[utoipa::path(post, path = "/api/v1/databases/{dbuuid}/accounts", tag = "databases",
+    params(("dbuuid" = String, Path)), request_body = AccountsQuery,
+    responses((status = 200, description = "keyed by token"), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn accounts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<AccountsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let dbuuid = path.into_inner();
+    admin_or_database(&req, &state, &dbuuid).await?;
+    let body = body.into_inner();
+    if body.accounts.len() > 1000 {
+        return Err(ApiError::BadRequest("at most 1000 accounts per call".into()));
+    }
+    let public_url = state.public_url.clone();
+    let out = state
+        .run(move |s| {
+            let mut out = Map::new();
+            for item in body.accounts {
+                let Some(token) = AccountToken::from_raw(&item.token) else {
+                    continue;
+                };
+                let Ok(service) = s.service_by_name(&item.service) else {
+                    continue;
+                };
+                let Some(account) = s.find_account(service.id, &token)? else {
+                    continue;
+                };
+                // A database sees only its own accounts.
+                if account.dbuuid.as_deref().is_some_and(|d| d != dbuuid) {
+                    continue;
+                }
+                let figures = s.balance(account.id)?;
+                let now = s.now();
+                let lots: Vec<Value> = s
+                    .lots(account.id)?
+                    .into_iter()
+                    .filter(|l| l.expires_at > now)
+                    .map(|l| json!({"remaining": l.remaining, "expires_at": l.expires_at}))
+                    .collect();
+                let last = s
+                    .journal(account.id, None, 200)?
+                    .into_iter()
+                    .find(|e| e.kind == EntryKind::Capture)
+                    .map(|e| e.effective_at);
+                let portal_url = format!(
+                    "{public_url}/iap/1/credit?dbuuid={dbuuid}&service_name={}&account_token={}&hashed=1",
+                    service.technical_name,
+                    token.sha1_hex()
+                );
+                out.insert(
+                    item.token,
+                    json!({
+                        "balance": figures.balance,
+                        "reserved": figures.reserved,
+                        "available": figures.available,
+                        "lots": lots,
+                        "last_consumption_at": last,
+                        "companies": s.account_companies(&account)?,
+                        "portal_url": portal_url,
+                    }),
+                );
+            }
+            Ok(Value::Object(out))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Re-reads every registered database every `interval` (the caller aborts it at shutdown).
+pub async fn refresh_loop(store: Store, interval: Duration, timeout: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let listed = {
+            let store = store.clone();
+            web::block(move || store.list_databases()).await
+        };
+        let Ok(Ok(databases)) = listed else {
+            tracing::warn!("could not list registered databases");
+            continue;
+        };
+        for db in databases {
+            match refresh_database(&store, &db.dbuuid, timeout).await {
+                Ok(Ok(())) => tracing::debug!(dbuuid = %db.dbuuid, "database refreshed"),
+                Ok(Err(e)) => tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed"),
+                Err(e) => tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed"),
+            }
+        }
+    }
+}

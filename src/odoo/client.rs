@@ -1,0 +1,177 @@
+//! JSON-RPC client for Odoo's `/jsonrpc` endpoint (`common` and `object` services).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::Secret;
+
+/// Why a call to Odoo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OdooError {
+    #[error("Odoo at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Odoo at {url} did not answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error("Odoo answered HTTP {status}")]
+    Http { status: u16 },
+    #[error("Odoo's answer is not JSON-RPC: {0}")]
+    Protocol(String),
+    /// An exception raised by Odoo: `error.data.name` and `error.data.message`.
+    #[error("{name}: {message}")]
+    Server { name: String, message: String },
+    #[error("Odoo refused the login {login} with this API key on database {db}")]
+    Authentication { login: String, db: String },
+}
+
+impl OdooError {
+    /// Worth another try for a read (the network, not Odoo's verdict).
+    fn transient(&self) -> bool {
+        matches!(
+            self,
+            OdooError::Unreachable { .. } | OdooError::Timeout { .. } | OdooError::Http { status: 502..=504 }
+        )
+    }
+}
+
+/// A session on one Odoo database.
+#[derive(Clone)]
+pub struct OdooClient {
+    http: reqwest::Client,
+    url: String,
+    pub db: String,
+    pub login: String,
+    api_key: Secret,
+    timeout: Duration,
+}
+
+/// Reads are retried this many times on network failures.
+const READ_ATTEMPTS: u32 = 3;
+
+impl OdooClient {
+    pub fn new(url: &str, db: &str, login: &str, api_key: Secret, timeout: Duration) -> Result<OdooClient, OdooError> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| OdooError::Protocol(format!("HTTP client: {e}")))?;
+        Ok(OdooClient {
+            http,
+            url: url.trim_end_matches('/').to_owned(),
+            db: db.to_owned(),
+            login: login.to_owned(),
+            api_key,
+            timeout,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// One JSON-RPC call; a missing `result` (a method returning None) is `null`.
+    pub async fn call(&self, service: &str, method: &str, args: Value) -> Result<Value, OdooError> {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "method": "call",
+            "params": {"service": service, "method": method, "args": args},
+            "id": crate::ledger::token::random_hex(8),
+        });
+        let response = self
+            .http
+            .post(format!("{}/jsonrpc", self.url))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    OdooError::Timeout {
+                        url: self.url.clone(),
+                        secs: self.timeout.as_secs(),
+                    }
+                } else {
+                    OdooError::Unreachable {
+                        url: self.url.clone(),
+                        reason: e.to_string(),
+                    }
+                }
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(OdooError::Http {
+                status: status.as_u16(),
+            });
+        }
+        let mut answer: Value = response
+            .json()
+            .await
+            .map_err(|e| OdooError::Protocol(e.to_string()))?;
+        if let Some(error) = answer.get("error") {
+            let data = &error["data"];
+            return Err(OdooError::Server {
+                name: data["name"].as_str().unwrap_or("unknown").to_owned(),
+                message: data["message"]
+                    .as_str()
+                    .or_else(|| error["message"].as_str())
+                    .unwrap_or("no message")
+                    .to_owned(),
+            });
+        }
+        Ok(answer
+            .get_mut("result")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
+    }
+
+    /// A read: retried with a short backoff when the network failed.
+    async fn read(&self, service: &str, method: &str, args: Value) -> Result<Value, OdooError> {
+        let mut attempt = 1;
+        loop {
+            match self.call(service, method, args.clone()).await {
+                Err(e) if e.transient() && attempt < READ_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `common.version`: the server's version information.
+    pub async fn version(&self) -> Result<Value, OdooError> {
+        self.read("common", "version", json!([])).await
+    }
+
+    /// `common.authenticate`: the user id of `login` with the API key.
+    pub async fn authenticate(&self) -> Result<i64, OdooError> {
+        let uid = self
+            .read(
+                "common",
+                "authenticate",
+                json!([self.db, self.login, self.api_key.expose(), {}]),
+            )
+            .await?;
+        uid.as_i64().ok_or_else(|| OdooError::Authentication {
+            login: self.login.clone(),
+            db: self.db.clone(),
+        })
+    }
+
+    /// `object.execute_kw` for a read-only method (retried on network failures).
+    pub async fn execute_read(
+        &self,
+        uid: i64,
+        model: &str,
+        method: &str,
+        args: Value,
+        kwargs: Value,
+    ) -> Result<Value, OdooError> {
+        self.read(
+            "object",
+            "execute_kw",
+            json!([self.db, uid, self.api_key.expose(), model, method, args, kwargs]),
+        )
+        .await
+    }
+}

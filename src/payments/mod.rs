@@ -1,0 +1,133 @@
+//! Credit packs, orders and their payment: what a customer buys on the portal, and how a
+//! confirmed payment becomes credits.
+//!
+//! An order is `pending` until its payment is confirmed (by the operator, the admin API
+//! or a signed payment webhook); it is then `paid` and, in the same transaction, credited:
+//! a top-up lot referenced `order:<id>` and its journal entry are written and the order
+//! becomes `credited`. Confirming again finds it credited and changes nothing. A pending
+//! order may be `cancelled`.
+
+pub mod cli;
+pub mod money;
+pub mod webhook;
+
+pub use money::{Price, PriceError};
+
+use crate::ledger::{Credits, Id, Timestamp};
+
+/// Credits sold together at one price, for one service.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Pack {
+    pub id: Id,
+    pub service_id: Id,
+    pub name: String,
+    pub credits: Credits,
+    pub price: Price,
+    /// Inactive packs are no longer offered; existing orders keep them.
+    pub active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A pack to create or the new values of one.
+#[derive(Clone, Debug)]
+pub struct PackInput {
+    pub name: String,
+    pub credits: Credits,
+    pub price: Price,
+    pub active: bool,
+}
+
+impl PackInput {
+    /// Names are shown to customers: 1-80 characters, no control characters.
+    pub fn validate(&self) -> Result<(), crate::ledger::LedgerError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+            return Err(crate::ledger::LedgerError::Invalid(
+                "pack name must be 1-80 characters".into(),
+            ));
+        }
+        if self.credits.is_zero() {
+            return Err(crate::ledger::LedgerError::Invalid(
+                "a pack must hold more than 0 credits".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+macro_rules! order_status {
+    ($($variant:ident => $text:literal),+ $(,)?) => {
+        /// Where an order stands.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum OrderStatus { $($variant),+ }
+
+        impl OrderStatus {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+order_status! {
+    Pending => "pending",
+    Paid => "paid",
+    Credited => "credited",
+    Cancelled => "cancelled",
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A customer's purchase of one pack for one account.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Order {
+    pub id: Id,
+    pub account_id: Id,
+    pub pack_id: Id,
+    /// The pack as it was when ordered.
+    pub pack_name: String,
+    pub credits: Credits,
+    pub price: Price,
+    pub status: OrderStatus,
+    pub created_at: Timestamp,
+    pub paid_at: Option<Timestamp>,
+    pub credited_at: Option<Timestamp>,
+    pub cancelled_at: Option<Timestamp>,
+    /// The lot holding the credits, once credited.
+    pub lot_id: Option<Id>,
+    pub confirmed_by: Option<String>,
+    pub payment_reference: Option<String>,
+}
+
+impl Order {
+    /// What the lot and the payment provider know the order by.
+    pub fn reference(&self) -> String {
+        format!("order:{}", self.id)
+    }
+}
+
+/// Who confirmed a payment, kept on the order.
+#[derive(Clone, Debug)]
+pub struct Confirmation {
+    /// `operator` (CLI), `admin:<token name>` or `webhook`.
+    pub by: String,
+    /// The payment's own reference (a provider's payment id), if any.
+    pub reference: Option<String>,
+}
+
+/// What confirming a payment did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConfirmOutcome {
+    pub order: Order,
+    /// True when this call credited the order; false when it already was.
+    pub credited_now: bool,
+}

@@ -1,0 +1,392 @@
+//! Registered Odoo databases: credentials, registration secrets, and the companies and
+//! IAP accounts last read from each.
+
+use diesel::prelude::*;
+
+use super::schema::{
+    accounts, journal, odoo_accounts, odoo_companies, odoo_databases, registration_secrets,
+    services,
+};
+use super::{Store, read_tx, write_tx};
+use crate::config::Secret;
+use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
+use crate::ledger::{Account, Credits, EntryKind, LedgerError, Timestamp};
+use crate::odoo::Snapshot;
+
+/// How the sidecar reaches a registered database.
+#[derive(Clone, Debug)]
+pub struct OdooCredentials {
+    pub dbuuid: String,
+    pub url: String,
+    pub db_name: String,
+    pub login: String,
+    pub api_key: Secret,
+}
+
+/// A registered database as operators see it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DatabaseInfo {
+    pub dbuuid: String,
+    pub url: String,
+    pub db_name: String,
+    pub login: String,
+    pub registered_at: Timestamp,
+    pub refreshed_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub companies: Vec<(i64, String)>,
+    pub accounts: usize,
+}
+
+/// Consumption attributed to one company through accounts restricted to it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CompanyConsumption {
+    pub company_id: i64,
+    pub company: String,
+    pub service: String,
+    pub consumed: Credits,
+}
+
+type DbRow = (i64, String, String, String, String, i64, Option<i64>, Option<String>);
+
+impl Store {
+    /// A registration secret (printed once): it lets an Odoo addon register its database.
+    pub fn create_registration_secret(&self, name: &str) -> Result<String, LedgerError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(LedgerError::Invalid("secret name must be 1-100 characters".into()));
+        }
+        let secret = format!("iapreg_{}", random_hex(24));
+        let hash = sha256_hex(&secret);
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            diesel::insert_into(registration_secrets::table)
+                .values((
+                    registration_secrets::name.eq(name),
+                    registration_secrets::secret_hash.eq(&hash),
+                    registration_secrets::created_at.eq(now),
+                ))
+                .execute(c)
+                .map_err(|e| match e {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => LedgerError::Conflict(format!("registration secret {name:?}")),
+                    other => other.into(),
+                })
+        })?;
+        Ok(secret)
+    }
+
+    pub fn verify_registration_secret(&self, secret: &str) -> Result<bool, LedgerError> {
+        let hash = sha256_hex(secret);
+        let found: Option<String> = read_tx!(self, |c| {
+            registration_secrets::table
+                .filter(registration_secrets::secret_hash.eq(&hash))
+                .filter(registration_secrets::revoked_at.is_null())
+                .select(registration_secrets::secret_hash)
+                .first::<String>(c)
+                .optional()
+        })?;
+        Ok(found.is_some_and(|stored| constant_time_eq(&stored, &hash)))
+    }
+
+    /// Stores (or replaces) a database's credentials and what was read from it; returns
+    /// the token its addon uses from now on (printed once, stored hashed).
+    pub fn register_database(
+        &self,
+        credentials: &OdooCredentials,
+        snapshot: &Snapshot,
+    ) -> Result<String, LedgerError> {
+        let token = format!("iapdb_{}", random_hex(24));
+        let hash = sha256_hex(&token);
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            let existing: Option<i64> = odoo_databases::table
+                .filter(odoo_databases::dbuuid.eq(&credentials.dbuuid))
+                .select(odoo_databases::id)
+                .first(c)
+                .optional()?;
+            let values = (
+                odoo_databases::url.eq(&credentials.url),
+                odoo_databases::db_name.eq(&credentials.db_name),
+                odoo_databases::login.eq(&credentials.login),
+                odoo_databases::api_key.eq(credentials.api_key.expose()),
+                odoo_databases::token_hash.eq(&hash),
+                odoo_databases::refreshed_at.eq(Some(now)),
+                odoo_databases::last_error.eq(None::<String>),
+            );
+            let id = match existing {
+                Some(id) => {
+                    diesel::update(odoo_databases::table.find(id)).set(values).execute(c)?;
+                    id
+                }
+                None => diesel::insert_into(odoo_databases::table)
+                    .values((
+                        odoo_databases::dbuuid.eq(&credentials.dbuuid),
+                        odoo_databases::registered_at.eq(now),
+                        values,
+                    ))
+                    .returning(odoo_databases::id)
+                    .get_result(c)?,
+            };
+            replace_snapshot!(c, id, snapshot)
+        })?;
+        Ok(token)
+    }
+
+    /// Records a new read of a database (or why it failed, keeping the old copy).
+    pub fn save_refresh(&self, dbuuid: &str, outcome: Result<&Snapshot, String>) -> Result<(), LedgerError> {
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            let id: i64 = odoo_databases::table
+                .filter(odoo_databases::dbuuid.eq(dbuuid))
+                .select(odoo_databases::id)
+                .first(c)
+                .optional()?
+                .ok_or_else(|| LedgerError::Invalid(format!("database {dbuuid} is not registered")))?;
+            match outcome {
+                Ok(snapshot) => {
+                    diesel::update(odoo_databases::table.find(id))
+                        .set((
+                            odoo_databases::refreshed_at.eq(Some(now)),
+                            odoo_databases::last_error.eq(None::<String>),
+                        ))
+                        .execute(c)?;
+                    replace_snapshot!(c, id, snapshot)
+                }
+                Err(error) => {
+                    diesel::update(odoo_databases::table.find(id))
+                        .set(odoo_databases::last_error.eq(Some(error)))
+                        .execute(c)?;
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    pub fn database_credentials(&self, dbuuid: &str) -> Result<Option<OdooCredentials>, LedgerError> {
+        let row: Option<(String, String, String, String)> = read_tx!(self, |c| {
+            odoo_databases::table
+                .filter(odoo_databases::dbuuid.eq(dbuuid))
+                .select((
+                    odoo_databases::url,
+                    odoo_databases::db_name,
+                    odoo_databases::login,
+                    odoo_databases::api_key,
+                ))
+                .first(c)
+                .optional()
+        })?;
+        Ok(row.map(|(url, db_name, login, api_key)| OdooCredentials {
+            dbuuid: dbuuid.to_owned(),
+            url,
+            db_name,
+            login,
+            api_key: Secret::new(api_key),
+        }))
+    }
+
+    /// Whether `token` is the addon token of `dbuuid` (constant-time).
+    pub fn verify_database_token(&self, dbuuid: &str, token: &str) -> Result<bool, LedgerError> {
+        let hash = sha256_hex(token);
+        let stored: Option<String> = read_tx!(self, |c| {
+            odoo_databases::table
+                .filter(odoo_databases::dbuuid.eq(dbuuid))
+                .select(odoo_databases::token_hash)
+                .first::<String>(c)
+                .optional()
+        })?;
+        Ok(stored.is_some_and(|s| constant_time_eq(&s, &hash)))
+    }
+
+    /// Forgets a database (credentials and the copy of its companies and accounts).
+    pub fn delete_database(&self, dbuuid: &str) -> Result<bool, LedgerError> {
+        write_tx!(self, |c| {
+            let Some(id) = odoo_databases::table
+                .filter(odoo_databases::dbuuid.eq(dbuuid))
+                .select(odoo_databases::id)
+                .first::<i64>(c)
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            diesel::delete(odoo_companies::table.filter(odoo_companies::database_id.eq(id))).execute(c)?;
+            diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(id))).execute(c)?;
+            diesel::delete(odoo_databases::table.find(id)).execute(c)?;
+            Ok::<_, LedgerError>(true)
+        })
+    }
+
+    pub fn list_databases(&self) -> Result<Vec<DatabaseInfo>, LedgerError> {
+        read_tx!(self, |c| {
+            let rows: Vec<DbRow> = odoo_databases::table
+                .order(odoo_databases::dbuuid)
+                .select((
+                    odoo_databases::id,
+                    odoo_databases::dbuuid,
+                    odoo_databases::url,
+                    odoo_databases::db_name,
+                    odoo_databases::login,
+                    odoo_databases::registered_at,
+                    odoo_databases::refreshed_at,
+                    odoo_databases::last_error,
+                ))
+                .load(c)?;
+            let mut out = Vec::new();
+            for (id, dbuuid, url, db_name, login, registered_at, refreshed_at, last_error) in rows {
+                let companies: Vec<(i64, String)> = odoo_companies::table
+                    .filter(odoo_companies::database_id.eq(id))
+                    .order(odoo_companies::company_id)
+                    .select((odoo_companies::company_id, odoo_companies::name))
+                    .load(c)?;
+                let accounts: i64 = odoo_accounts::table
+                    .filter(odoo_accounts::database_id.eq(id))
+                    .count()
+                    .get_result(c)?;
+                out.push(DatabaseInfo {
+                    dbuuid,
+                    url,
+                    db_name,
+                    login,
+                    registered_at: Timestamp(registered_at),
+                    refreshed_at: refreshed_at.map(Timestamp),
+                    last_error,
+                    companies,
+                    accounts: usize::try_from(accounts).unwrap_or(0),
+                });
+            }
+            Ok::<_, LedgerError>(out)
+        })
+    }
+
+    /// Names of the companies an account is restricted to in its Odoo database (empty:
+    /// shared by all companies, or the database is not registered).
+    pub fn account_companies(&self, account: &Account) -> Result<Vec<String>, LedgerError> {
+        read_tx!(self, |c| {
+            let service: String = services::table
+                .find(account.service_id)
+                .select(services::technical_name)
+                .first(c)?;
+            let rows: Vec<(i64, String)> = odoo_accounts::table
+                .filter(odoo_accounts::token_hash.eq(&account.token_hash))
+                .filter(odoo_accounts::service_name.eq(&service))
+                .select((odoo_accounts::database_id, odoo_accounts::company_ids))
+                .load(c)?;
+            let mut names = Vec::new();
+            for (database_id, company_ids) in rows {
+                let ids: Vec<i64> = serde_json::from_str(&company_ids).unwrap_or_default();
+                let found: Vec<String> = odoo_companies::table
+                    .filter(odoo_companies::database_id.eq(database_id))
+                    .filter(odoo_companies::company_id.eq_any(&ids))
+                    .order(odoo_companies::name)
+                    .select(odoo_companies::name)
+                    .load(c)?;
+                names.extend(found);
+            }
+            names.dedup();
+            Ok::<_, LedgerError>(names)
+        })
+    }
+
+    /// Credits captured on accounts restricted to each company of `dbuuid` (an account
+    /// restricted to several companies counts for each of them).
+    pub fn company_consumption(&self, dbuuid: &str) -> Result<Vec<CompanyConsumption>, LedgerError> {
+        read_tx!(self, |c| {
+            let Some(id) = odoo_databases::table
+                .filter(odoo_databases::dbuuid.eq(dbuuid))
+                .select(odoo_databases::id)
+                .first::<i64>(c)
+                .optional()?
+            else {
+                return Ok(Vec::new());
+            };
+            let companies: Vec<(i64, String)> = odoo_companies::table
+                .filter(odoo_companies::database_id.eq(id))
+                .select((odoo_companies::company_id, odoo_companies::name))
+                .load(c)?;
+            let restricted: Vec<(String, String, String)> = odoo_accounts::table
+                .filter(odoo_accounts::database_id.eq(id))
+                .filter(odoo_accounts::company_ids.ne("[]"))
+                .select((
+                    odoo_accounts::service_name,
+                    odoo_accounts::token_hash,
+                    odoo_accounts::company_ids,
+                ))
+                .load(c)?;
+            let mut out: Vec<CompanyConsumption> = Vec::new();
+            for (service, token_hash, company_ids) in restricted {
+                // Summed here: SUM(BIGINT) is NUMERIC on PostgreSQL.
+                let captured: i64 = journal::table
+                    .inner_join(accounts::table.inner_join(services::table))
+                    .filter(accounts::token_hash.eq(&token_hash))
+                    .filter(services::technical_name.eq(&service))
+                    .filter(journal::kind.eq(EntryKind::Capture.as_str()))
+                    .select(journal::amount)
+                    .load::<i64>(c)?
+                    .iter()
+                    .sum();
+                let consumed = Credits::from_units(captured.saturating_neg())
+                    .map_err(LedgerError::from)?;
+                let ids: Vec<i64> = serde_json::from_str(&company_ids).unwrap_or_default();
+                for company_id in ids {
+                    let company = companies
+                        .iter()
+                        .find(|(cid, _)| *cid == company_id)
+                        .map(|(_, n)| n.clone())
+                        .unwrap_or_else(|| format!("company {company_id}"));
+                    match out
+                        .iter_mut()
+                        .find(|e| e.company_id == company_id && e.service == service)
+                    {
+                        Some(entry) => entry.consumed = entry.consumed.checked_add(consumed)?,
+                        None => out.push(CompanyConsumption {
+                            company_id,
+                            company,
+                            service: service.clone(),
+                            consumed,
+                        }),
+                    }
+                }
+            }
+            out.sort_by(|a, b| (a.company_id, &a.service).cmp(&(b.company_id, &b.service)));
+            Ok::<_, LedgerError>(out)
+        })
+    }
+}
+
+/// Replaces the copy of a database's companies and accounts (inside the caller's
+/// transaction; a macro so one body serves both backends).
+macro_rules! replace_snapshot {
+    ($c:ident, $database_id:expr, $snapshot:expr) => {{
+        let database_id: i64 = $database_id;
+        let snapshot: &Snapshot = $snapshot;
+        diesel::delete(odoo_companies::table.filter(odoo_companies::database_id.eq(database_id)))
+            .execute($c)?;
+        diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(database_id)))
+            .execute($c)?;
+        for (company_id, name) in &snapshot.companies {
+            diesel::insert_into(odoo_companies::table)
+                .values((
+                    odoo_companies::database_id.eq(database_id),
+                    odoo_companies::company_id.eq(company_id),
+                    odoo_companies::name.eq(name),
+                ))
+                .execute($c)?;
+        }
+        for account in &snapshot.accounts {
+            let company_ids = serde_json::to_string(&account.company_ids)
+                .map_err(|e| LedgerError::Store(e.to_string()))?;
+            diesel::insert_into(odoo_accounts::table)
+                .values((
+                    odoo_accounts::database_id.eq(database_id),
+                    odoo_accounts::iap_account_id.eq(account.id),
+                    odoo_accounts::service_name.eq(&account.service_name),
+                    odoo_accounts::token_hash.eq(&account.token_hash),
+                    odoo_accounts::company_ids.eq(company_ids),
+                ))
+                .execute($c)?;
+        }
+        Ok::<(), LedgerError>(())
+    }};
+}
+use replace_snapshot;
