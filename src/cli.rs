@@ -172,6 +172,7 @@ pub enum CliError {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    crate::tls::install_crypto_provider();
     let settings = Settings::load(cli.config.as_deref()).map_err(StartError::from)?;
     crate::telemetry::init_logs(&settings.log.level);
     match cli.command.unwrap_or(Command::Serve) {

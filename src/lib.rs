@@ -10,6 +10,8 @@ pub mod http;
 pub mod iap_rpc;
 pub mod ledger;
 pub mod odoo;
+pub mod payments;
+pub mod portal;
 pub mod service_keys;
 pub mod store;
 pub mod sweeper;

@@ -76,6 +76,7 @@ fn serve_binds_port_0_answers_health_and_stops_gracefully() {
         "database file created"
     );
 
+    iap_sidecar::tls::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (status, body, request_id) = rt.block_on(async {
         let r = reqwest::get(format!("http://{addr}/health"))

@@ -671,6 +671,17 @@ fn report_json(args: &RunArgs, s: &Stats, seen: &Observed, elapsed: f64) -> Valu
         "machine": {
             "cpu_busy_pct": machine_busy,
             "loadgen_cpu_cores": cpu(|c| c.own),
+            // Every process seen at both ends of the window, grouped by command name:
+            // shows the database's share, and any other load on the machine.
+            "cpu_cores_by_command": procstat::cores_by_command(
+                &seen.before.processes,
+                &seen.after.processes,
+                elapsed,
+            )
+            .into_iter()
+            .take(8)
+            .map(|(comm, cores)| json!({"command": comm, "cores": round3(cores)}))
+            .collect::<Vec<_>>(),
         },
     })
 }
@@ -751,8 +762,16 @@ fn print_table(args: &RunArgs, s: &Stats, r: &Value) {
             sc["cpu_ms_per_charge"],
         );
     }
+    let by_command: Vec<String> = r["machine"]["cpu_cores_by_command"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{} {}", c["command"].as_str().unwrap_or("?"), c["cores"]))
+        .collect();
     println!(
-        "machine CPU busy {}% (all cores); loadgen itself {} cores",
-        r["machine"]["cpu_busy_pct"], r["machine"]["loadgen_cpu_cores"]
+        "machine CPU busy {}% (all cores); loadgen itself {} cores; cores by command: {}",
+        r["machine"]["cpu_busy_pct"],
+        r["machine"]["loadgen_cpu_cores"],
+        by_command.join(", ")
     );
 }

@@ -130,4 +130,56 @@ pub struct ConfirmOutcome {
     pub order: Order,
     /// True when this call credited the order; false when it already was.
     pub credited_now: bool,
+    /// Why a paid order could not be credited (it stays `paid`; confirming again retries).
+    pub credit_error: Option<String>,
+}
+
+/// Why a pack, order or payment operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// No such pack, order or service (or not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The order is not in a state that allows this (e.g. confirming a cancelled order).
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input: a price, a pack, an event that does not match its order.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+}
+
+impl PaymentError {
+    /// A stable machine-readable name, used in problem types and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PaymentError::NotFound(_) => "not_found",
+            PaymentError::Conflict(_) => "conflict",
+            PaymentError::Invalid(_) => "invalid_input",
+            PaymentError::Ledger(e) => e.code(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for PaymentError {
+    fn from(e: diesel::result::Error) -> Self {
+        PaymentError::Ledger(e.into())
+    }
+}
+
+impl From<PriceError> for PaymentError {
+    fn from(e: PriceError) -> Self {
+        PaymentError::Invalid(e.to_string())
+    }
+}
+
+/// What a payment event did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EventOutcome {
+    pub order: Order,
+    /// The same event (same id, same body) was already applied: nothing changed.
+    pub duplicate: bool,
+    /// This event credited the order.
+    pub credited_now: bool,
 }

@@ -5,6 +5,7 @@ mod admin;
 mod alerts;
 mod catalog;
 mod odoo;
+mod portal;
 mod connection;
 mod ledger_api;
 mod ledger_repo;
@@ -21,6 +22,7 @@ pub use alerts::{AlertFilter, AlertJob, AlertStatus};
 pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
+pub use portal::{DatabaseUsage, MAX_PENDING_ORDERS, OrderFilter};
 pub use protocol::AlertUpdate;
 pub use odoo::{CompanyConsumption, DatabaseInfo, OdooCredentials};
 

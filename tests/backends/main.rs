@@ -12,6 +12,7 @@ mod iap_bad_input;
 mod iap_fixtures;
 mod iap_rules;
 mod model;
+mod odoo_bridge;
 mod real_odoo;
 mod rpc;
 mod scenarios;
@@ -38,6 +39,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("admin_api_over_http", admin_api::admin_api),
     ("iap_service_rules", iap_rules::iap_service_rules),
     ("alerts_crossing_rules", alerts::alerts_crossing_rules),
+    ("odoo_bridge", odoo_bridge::odoo_bridge),
     ("iap_fixture_replay", iap_fixtures::iap_fixture_replay),
     (
         "iap_bad_input_changes_nothing",
@@ -83,6 +85,8 @@ fn trial(name: String, backend: Backend, test: TestFn) -> Trial {
 }
 
 fn main() {
+    // reqwest is built without a default TLS provider (see src/tls.rs).
+    iap_sidecar::tls::install_crypto_provider();
     let args = Arguments::from_args();
     let ci = std::env::var("CI").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let postgres = match std::env::var(PG_ENV) {

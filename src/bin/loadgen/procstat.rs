@@ -1,5 +1,7 @@
 //! Linux /proc readings: a process's memory and CPU time, the machine's CPU time.
 
+use std::collections::HashMap;
+
 /// Clock ticks per second in /proc (USER_HZ: 100 on Linux, whatever the kernel's HZ).
 const TICKS: f64 = 100.0;
 
@@ -36,6 +38,59 @@ pub fn process_cpu_secs(pid: &str) -> Option<f64> {
     Some((utime + stime) / TICKS)
 }
 
+/// CPU seconds used so far by every process on the machine, by PID, with its command
+/// name (`comm`).
+pub fn all_processes_cpu_secs() -> HashMap<u32, (String, f64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_owned();
+        if let Some(cpu) = process_cpu_secs(&pid.to_string()) {
+            out.insert(pid, (comm, cpu));
+        }
+    }
+    out
+}
+
+/// CPU cores used per command name between two [`all_processes_cpu_secs`] readings
+/// `secs` apart, largest first (processes that exited in between are not seen).
+pub fn cores_by_command(
+    before: &HashMap<u32, (String, f64)>,
+    after: &HashMap<u32, (String, f64)>,
+    secs: f64,
+) -> Vec<(String, f64)> {
+    let mut by: HashMap<&str, f64> = HashMap::new();
+    for (pid, (comm, cpu)) in after {
+        let start = before
+            .get(pid)
+            .filter(|(c, _)| c == comm)
+            .map_or(0.0, |(_, c)| *c);
+        *by.entry(comm.as_str()).or_default() += (cpu - start).max(0.0);
+    }
+    let mut v: Vec<(String, f64)> = by
+        .into_iter()
+        .filter(|(_, s)| *s > 0.0)
+        .map(|(c, s)| (c.to_owned(), s / secs.max(1e-3)))
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
+}
+
 /// The machine's CPU time so far: (busy seconds, total seconds), summed over cores.
 pub fn machine_cpu_secs() -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -52,11 +107,12 @@ pub fn machine_cpu_secs() -> Option<(f64, f64)> {
 }
 
 /// CPU readings taken at the start and at the end of the measured window.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CpuSample {
     pub target: Option<f64>,
     pub own: Option<f64>,
     pub machine: Option<(f64, f64)>,
+    pub processes: HashMap<u32, (String, f64)>,
 }
 
 impl CpuSample {
@@ -65,6 +121,7 @@ impl CpuSample {
             target: pid.and_then(|p| process_cpu_secs(&p.to_string())),
             own: process_cpu_secs("self"),
             machine: machine_cpu_secs(),
+            processes: all_processes_cpu_secs(),
         }
     }
 }
@@ -81,5 +138,12 @@ mod tests {
         assert!(process_cpu_secs("self").is_some());
         let (busy, total) = machine_cpu_secs().expect("/proc/stat");
         assert!(total >= busy && total > 0.0);
+        let all = all_processes_cpu_secs();
+        assert!(all.contains_key(&me));
+        let mut later = all.clone();
+        later.get_mut(&me).expect("self").1 += 0.5;
+        let by = cores_by_command(&all, &later, 1.0);
+        assert_eq!(by.len(), 1);
+        assert!((by[0].1 - 0.5).abs() < 1e-9);
     }
 }

@@ -1,0 +1,1 @@
+//! Operator commands for packs and orders.
