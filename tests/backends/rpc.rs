@@ -70,7 +70,12 @@ impl Sidecar {
     ) -> Result<Sidecar, String> {
         let db = TestDb::new(backend, DbOptions { pool_size: Some(4) })?;
         let mut settings = Settings::default();
-        settings.http.bind = "127.0.0.1:0".into();
+        // In compose, Odoo runs in another container: listen on all interfaces there and
+        // give Odoo the test container's name.
+        let advertise = std::env::var("IAP_SIDECAR_TEST_ADVERTISE_HOST")
+            .ok()
+            .filter(|h| !h.trim().is_empty());
+        settings.http.bind = if advertise.is_some() { "0.0.0.0:0" } else { "127.0.0.1:0" }.into();
         settings.http.workers = Some(2);
         tweak(&mut settings);
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -85,7 +90,10 @@ impl Sidecar {
         let started = rt
             .block_on(async { iap_sidecar::app::start_with_store(settings, store) })
             .map_err(|e| format!("starting the sidecar: {e}"))?;
-        let base = format!("http://{}", started.addr);
+        let base = match &advertise {
+            Some(host) => format!("http://{host}:{}", started.addr.port()),
+            None => format!("http://{}", started.addr),
+        };
         let handle = started.server.handle();
         rt.spawn(started.wait());
         Ok(Sidecar {
