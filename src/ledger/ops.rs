@@ -463,8 +463,19 @@ pub fn capture<R: LedgerRepo>(
         to_consume = to_consume.checked_sub(consumed)?;
         locked.release(repo, lot, held.checked_sub(consumed)?, hold.id)?;
     }
+    close(repo, locked, &hold, HoldStatus::Captured, Some(amount))
+}
+
+/// Closes an open hold whose credits were consumed or given back, and saves the account.
+fn close<R: LedgerRepo>(
+    repo: &mut R,
+    mut locked: Locked,
+    hold: &Hold,
+    status: HoldStatus,
+    captured: Option<Credits>,
+) -> Result<CloseOutcome, LedgerError> {
     repo.delete_allocations(hold.id)?;
-    repo.close_hold(hold.id, HoldStatus::Captured, Some(amount), now)?;
+    repo.close_hold(hold.id, status, captured, locked.now)?;
     locked.account.reserved = locked.account.reserved.checked_sub(hold.amount)?;
     let hold = repo.get_hold(hold.id)?.ok_or(LedgerError::UnknownHold)?;
     let account = locked.save(repo)?;
@@ -508,17 +519,7 @@ pub fn cancel<R: LedgerRepo>(
             .ok_or_else(|| LedgerError::Store(format!("lot {} missing", a.lot_id)))?;
         locked.release(repo, lot, a.amount, hold.id)?;
     }
-    let now = locked.now;
-    repo.delete_allocations(hold.id)?;
-    repo.close_hold(hold.id, HoldStatus::Cancelled, None, now)?;
-    locked.account.reserved = locked.account.reserved.checked_sub(hold.amount)?;
-    let hold = repo.get_hold(hold.id)?.ok_or(LedgerError::UnknownHold)?;
-    let account = locked.save(repo)?;
-    Ok(CloseOutcome {
-        hold,
-        replayed: false,
-        balance: figures(&account),
-    })
+    close(repo, locked, &hold, HoldStatus::Cancelled, None)
 }
 
 /// Balance figures at `now`, counting what has expired even if not yet settled.
