@@ -53,6 +53,12 @@ pub enum Command {
     /// Low-credit alerts in the outbox.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Credit packs sold on the portal.
+    #[command(subcommand)]
+    Pack(crate::payments::cli::PackCommand),
+    /// Portal orders: list, confirm a payment (credits the account), cancel.
+    #[command(subcommand)]
+    Order(crate::payments::cli::OrderCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +197,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Credit(cmd) => credit(&app::open_store(&settings)?, cmd),
         Command::Account(cmd) => account(&app::open_store(&settings)?, cmd),
         Command::AdminToken(cmd) => admin_token(&app::open_store(&settings)?, cmd),
+        Command::Pack(cmd) => crate::payments::cli::pack(&app::open_store(&settings)?, cmd),
+        Command::Order(cmd) => crate::payments::cli::order(&app::open_store(&settings)?, cmd),
         Command::RegistrationSecret(RegistrationSecretCommand::Create { name }) => {
             let secret = app::open_store(&settings)?.create_registration_secret(&name)?;
             println!("registration secret {name:?} (shown once, store it now): {secret}");
@@ -209,8 +217,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     d.url,
                     d.login,
                     d.accounts,
-                    d.refreshed_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
-                    d.last_error.map(|e| format!(" · last error: {e}")).unwrap_or_default()
+                    d.refreshed_at
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "never".into()),
+                    d.last_error
+                        .map(|e| format!(" · last error: {e}"))
+                        .unwrap_or_default()
                 );
                 for (id, name) in d.companies {
                     println!("  company {id}: {name}");

@@ -36,6 +36,8 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub alerts: AlertSettings,
     pub odoo: OdooSettings,
+    pub portal: PortalSettings,
+    pub payments: PaymentSettings,
     pub log: LogSettings,
 }
 
@@ -54,6 +56,50 @@ impl Default for OdooSettings {
         OdooSettings {
             timeout_secs: 15,
             refresh_interval_secs: 3600,
+        }
+    }
+}
+
+/// The customer portal's sessions.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSettings {
+    /// Key signing session cookies and CSRF tokens (at least 32 characters). Without
+    /// one, a random key is generated once and kept in the database, shared by replicas.
+    pub session_secret: Option<Secret>,
+    /// How long a portal session lasts after the link from Odoo was opened.
+    pub session_ttl_hours: u64,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            session_secret: None,
+            session_ttl_hours: 12,
+        }
+    }
+}
+
+/// How payments reach the sidecar.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentSettings {
+    /// Shared secret of the payment webhook (HMAC-SHA256, at least 16 characters);
+    /// without one the webhook answers 503.
+    pub webhook_secret: Option<Secret>,
+    /// Webhook requests whose timestamp is further than this from now are refused.
+    pub webhook_tolerance_secs: i64,
+    /// Where the order page's "Pay" button leads, with `{order}`, `{reference}`,
+    /// `{amount_minor}`, `{amount}` and `{currency}` replaced; none: no button.
+    pub checkout_url: Option<String>,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            webhook_secret: None,
+            webhook_tolerance_secs: 300,
+            checkout_url: None,
         }
     }
 }
@@ -344,8 +390,58 @@ impl Settings {
         if !(1..=1000).contains(&self.alerts.batch) {
             return Err(invalid("alerts.batch", "must be between 1 and 1000"));
         }
+        self.validate_portal()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", "is not a valid log filter"));
+        }
+        Ok(())
+    }
+
+    /// The `portal` and `payments` sections.
+    fn validate_portal(&self) -> Result<(), ConfigError> {
+        if self
+            .portal
+            .session_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            return Err(invalid(
+                "portal.session_secret",
+                "must be at least 32 characters",
+            ));
+        }
+        if !(1..=720).contains(&self.portal.session_ttl_hours) {
+            return Err(invalid(
+                "portal.session_ttl_hours",
+                "must be between 1 and 720",
+            ));
+        }
+        if self
+            .payments
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 16)
+        {
+            return Err(invalid(
+                "payments.webhook_secret",
+                "must be at least 16 characters",
+            ));
+        }
+        if !(1..=3600).contains(&self.payments.webhook_tolerance_secs) {
+            return Err(invalid(
+                "payments.webhook_tolerance_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if let Some(url) = &self.payments.checkout_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(char::is_whitespace);
+            if !ok {
+                return Err(invalid(
+                    "payments.checkout_url",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
         }
         Ok(())
     }
@@ -381,6 +477,26 @@ mod tests {
         let s = Settings::default();
         s.validate().expect("defaults");
         assert_eq!(s.http.bind, "127.0.0.1:8070");
+    }
+
+    #[test]
+    fn portal_and_payment_settings_are_checked_by_key() {
+        let key_of = |s: &Settings| match s.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        };
+        let mut s = Settings::default();
+        s.portal.session_secret = Some(Secret::new("short"));
+        assert_eq!(key_of(&s), "portal.session_secret");
+        let mut s = Settings::default();
+        s.payments.webhook_secret = Some(Secret::new("short"));
+        assert_eq!(key_of(&s), "payments.webhook_secret");
+        let mut s = Settings::default();
+        s.payments.webhook_tolerance_secs = 0;
+        assert_eq!(key_of(&s), "payments.webhook_tolerance_secs");
+        let mut s = Settings::default();
+        s.payments.checkout_url = Some("ftp://pay".into());
+        assert_eq!(key_of(&s), "payments.checkout_url");
     }
 
     #[test]

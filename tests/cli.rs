@@ -328,3 +328,62 @@ fn operator_commands_register_grant_show_and_rotate() {
     assert!(ok(d, &["admin-token", "revoke", "ops"]).contains("revoked"));
     assert!(!run(d, &["admin-token", "revoke", "ops"]).status.success());
 }
+
+#[test]
+fn operator_sells_packs_and_confirms_an_order_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(dir.path(), &["service", "add", "sms"]);
+    let out = ok(
+        dir.path(),
+        &["pack", "add", "sms", "Standard", "100", "40", "EUR"],
+    );
+    assert!(
+        out.contains("pack 1 of sms: Standard · 100 credits · 40.00 EUR"),
+        "{out}"
+    );
+    let bad = run(
+        dir.path(),
+        &["pack", "add", "sms", "Odd", "10", "1.234", "EUR"],
+    );
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("at most 2 decimals"),
+        "{}",
+        stderr(&bad)
+    );
+    ok(dir.path(), &["credit", "grant", "tok-cli", "sms", "1"]);
+    // Customers order on the portal; here the order is made through the library.
+    let store = iap_sidecar::store::Store::connect(&iap_sidecar::config::DatabaseSettings {
+        url: iap_sidecar::config::Secret::new(format!(
+            "sqlite://{}",
+            dir.path().join("ledger.db").display()
+        )),
+        ..Default::default()
+    })
+    .expect("store");
+    let order = store.create_order(1, 1).expect("order");
+    let out = ok(
+        dir.path(),
+        &[
+            "order",
+            "confirm",
+            &order.id.to_string(),
+            "--reference",
+            "bank-7",
+        ],
+    );
+    assert!(out.contains("credited") && out.contains("lot 2"), "{out}");
+    let out = ok(dir.path(), &["order", "confirm", &order.id.to_string()]);
+    assert!(out.contains("already credited: nothing changed"), "{out}");
+    let out = ok(dir.path(), &["account", "show", "tok-cli", "sms"]);
+    assert!(out.contains("balance 101"), "{out}");
+    let refused = run(dir.path(), &["order", "cancel", &order.id.to_string()]);
+    assert!(
+        !refused.status.success() && stderr(&refused).contains("is credited"),
+        "{}",
+        stderr(&refused)
+    );
+    let out = ok(dir.path(), &["order", "list", "--status", "credited"]);
+    assert!(out.contains(&format!("#{} credited", order.id)), "{out}");
+    let out = ok(dir.path(), &["pack", "disable", "sms", "1"]);
+    assert!(out.contains("off sale"), "{out}");
+}

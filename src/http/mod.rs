@@ -66,6 +66,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
             .route("/metrics", web::get().to(metrics))
             .service(admin::scope())
             .configure(crate::iap_rpc::routes)
+            .configure(crate::portal::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

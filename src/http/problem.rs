@@ -20,6 +20,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     NotFound(String),
+    /// Not possible in the resource's current state (e.g. confirming a cancelled order).
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -92,6 +96,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -134,6 +139,18 @@ impl ResponseError for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<crate::payments::PaymentError> for ApiError {
+    fn from(e: crate::payments::PaymentError) -> Self {
+        use crate::payments::PaymentError as P;
+        match e {
+            P::NotFound(m) => ApiError::NotFound(m),
+            P::Conflict(m) => ApiError::Conflict(m),
+            P::Invalid(m) => ApiError::Ledger(LedgerError::Invalid(m)),
+            P::Ledger(e) => ApiError::Ledger(e),
+        }
     }
 }
 

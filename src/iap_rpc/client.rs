@@ -103,7 +103,8 @@ pub fn accounts_information(ctx: &Ctx, map: Map<String, Value>) -> Result<Value,
     Ok(Value::Object(out))
 }
 
-fn valid_email(email: &str) -> bool {
+/// A plausible single e-mail address (also checked by the portal's alert form).
+pub(crate) fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };

@@ -29,7 +29,9 @@ impl OdooError {
     fn transient(&self) -> bool {
         matches!(
             self,
-            OdooError::Unreachable { .. } | OdooError::Timeout { .. } | OdooError::Http { status: 502..=504 }
+            OdooError::Unreachable { .. }
+                | OdooError::Timeout { .. }
+                | OdooError::Http { status: 502..=504 }
         )
     }
 }
@@ -49,7 +51,13 @@ pub struct OdooClient {
 const READ_ATTEMPTS: u32 = 3;
 
 impl OdooClient {
-    pub fn new(url: &str, db: &str, login: &str, api_key: Secret, timeout: Duration) -> Result<OdooClient, OdooError> {
+    pub fn new(
+        url: &str,
+        db: &str,
+        login: &str,
+        api_key: Secret,
+        timeout: Duration,
+    ) -> Result<OdooClient, OdooError> {
         crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -170,7 +178,15 @@ impl OdooClient {
         self.read(
             "object",
             "execute_kw",
-            json!([self.db, uid, self.api_key.expose(), model, method, args, kwargs]),
+            json!([
+                self.db,
+                uid,
+                self.api_key.expose(),
+                model,
+                method,
+                args,
+                kwargs
+            ]),
         )
         .await
     }

@@ -46,7 +46,13 @@ pub async fn read_database(client: &OdooClient) -> Result<Snapshot, OdooError> {
         .map(str::to_owned)
         .ok_or_else(|| OdooError::Protocol("database.uuid is not readable by this user".into()))?;
     let companies = client
-        .execute_read(uid, "res.company", "search_read", json!([[]]), json!({"fields": ["name"]}))
+        .execute_read(
+            uid,
+            "res.company",
+            "search_read",
+            json!([[]]),
+            json!({"fields": ["name"]}),
+        )
         .await?;
     let accounts = client
         .execute_read(

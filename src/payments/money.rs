@@ -137,8 +137,14 @@ mod tests {
 
     #[test]
     fn displays_with_the_currency_decimals() {
-        assert_eq!(Price::parse("12.5", "EUR").expect("p").to_string(), "12.50 EUR");
+        assert_eq!(
+            Price::parse("12.5", "EUR").expect("p").to_string(),
+            "12.50 EUR"
+        );
         assert_eq!(Price::parse("7", "JPY").expect("p").to_string(), "7 JPY");
-        assert_eq!(Price::parse("0.05", "USD").expect("p").amount_text(','), "0,05");
+        assert_eq!(
+            Price::parse("0.05", "USD").expect("p").amount_text(','),
+            "0,05"
+        );
     }
 }

@@ -32,7 +32,10 @@ pub enum VerifyError {
 
 /// `sha256=<hex>` for `body` sent at `timestamp`: what a sender puts in `X-IAP-Signature`.
 pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(mac(secret, timestamp, body).finalize().into_bytes()))
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
+    )
 }
 
 fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
@@ -121,7 +124,8 @@ impl Event {
     pub fn parse(body: &[u8]) -> Result<Event, String> {
         let event: Event =
             serde_json::from_slice(body).map_err(|e| format!("invalid event JSON: {e}"))?;
-        let printable = |s: &str| !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control);
+        let printable =
+            |s: &str| !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control);
         if !printable(&event.id) {
             return Err("\"id\" must be 1-200 printable characters".into());
         }
@@ -142,7 +146,10 @@ mod tests {
     fn a_signed_fresh_request_passes() {
         let body = br#"{"id":"evt_1"}"#;
         let sig = sign(SECRET, "1000", body);
-        assert_eq!(verify(SECRET, Some("1000"), Some(&sig), body, 1100, 300), Ok(()));
+        assert_eq!(
+            verify(SECRET, Some("1000"), Some(&sig), body, 1100, 300),
+            Ok(())
+        );
     }
 
     #[test]
@@ -150,7 +157,14 @@ mod tests {
         let body = br#"{"id":"evt_1"}"#;
         let sig = sign(SECRET, "1000", body);
         assert_eq!(
-            verify(SECRET, Some("1000"), Some(&sig), br#"{"id":"evt_2"}"#, 1000, 300),
+            verify(
+                SECRET,
+                Some("1000"),
+                Some(&sig),
+                br#"{"id":"evt_2"}"#,
+                1000,
+                300
+            ),
             Err(VerifyError::BadSignature)
         );
         assert_eq!(
@@ -169,7 +183,10 @@ mod tests {
             verify(SECRET, Some("1000"), Some(&sig), body, 699, 300),
             Err(VerifyError::Stale(300))
         );
-        assert_eq!(verify(SECRET, None, Some(&sig), body, 1000, 300), Err(VerifyError::Missing));
+        assert_eq!(
+            verify(SECRET, None, Some(&sig), body, 1000, 300),
+            Err(VerifyError::Missing)
+        );
         assert_eq!(
             verify(SECRET, Some("-5"), Some(&sig), body, 1000, 300),
             Err(VerifyError::BadTimestamp)
@@ -185,7 +202,12 @@ mod tests {
         let ok = br#"{"id":"evt_1","type":"payment.succeeded","order_id":3,"amount_minor":900,"currency":"EUR"}"#;
         assert_eq!(Event::parse(ok).expect("event").order_id, 3);
         assert!(Event::parse(br#"{"id":"","type":"payment.succeeded","order_id":3,"amount_minor":900,"currency":"EUR"}"#).is_err());
-        assert!(Event::parse(br#"{"id":"e","type":"refund","order_id":3,"amount_minor":900,"currency":"EUR"}"#).is_err());
+        assert!(
+            Event::parse(
+                br#"{"id":"e","type":"refund","order_id":3,"amount_minor":900,"currency":"EUR"}"#
+            )
+            .is_err()
+        );
         assert!(Event::parse(br#"{"id":"e","type":"payment.failed","order_id":3,"amount_minor":900,"currency":"EUR","x":1}"#).is_err());
     }
 }

@@ -1,1 +1,474 @@
-//! The customer portal.
+//! The customer portal: server-rendered HTML pages where an Odoo database's users see
+//! their services, balances, consumption and statement, buy credits and set the
+//! low-credit alert; and the provider pages behind the service key.
+//!
+//! Entry is by a link from Odoo carrying an account token (`/iap/1/credit`,
+//! `/iap/services`): the token is traded for a signed session cookie listing the accounts
+//! it may see, and the browser is sent on to a URL without the token. Every form carries
+//! a CSRF token derived from its session. Errors become readable pages with the right
+//! status, in one place ([`PortalError`] → [`error_page`]).
+
+pub mod chart;
+pub mod csv;
+mod customer;
+mod entry;
+pub mod i18n;
+mod layout;
+mod provider;
+pub mod session;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+
+use crate::http::AppState;
+use crate::ledger::{LedgerError, Timestamp};
+use crate::payments::PaymentError;
+use crate::store::Store;
+use i18n::Lang;
+use layout::Chrome;
+use session::{Keys, LANG_COOKIE, SESSION_COOKIE, Session};
+
+/// Per-worker portal state: the signing keys, loaded on first use.
+#[derive(Default)]
+pub struct Portal {
+    keys: tokio::sync::OnceCell<Keys>,
+}
+
+/// Registers the portal's routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::Data::new(Portal::default()))
+        .route("/iap/1/credit", web::get().to(entry::credit))
+        .route("/iap/services", web::get().to(entry::services))
+        .route("/portal", web::get().to(customer::services))
+        .route("/portal/lang", web::get().to(switch_language))
+        .route("/portal/logout", web::post().to(customer::logout))
+        .route("/portal/accounts/{id}", web::get().to(customer::account))
+        .route(
+            "/portal/accounts/{id}/journal.csv",
+            web::get().to(customer::journal_csv),
+        )
+        .route(
+            "/portal/accounts/{id}/orders",
+            web::post().to(customer::create_order),
+        )
+        .route(
+            "/portal/accounts/{id}/alerts",
+            web::post().to(customer::save_alerts),
+        )
+        .route(
+            "/portal/accounts/{id}/trial",
+            web::post().to(customer::start_trial),
+        )
+        .route("/portal/orders/{id}", web::get().to(customer::order))
+        .route(
+            "/portal/orders/{id}/cancel",
+            web::post().to(customer::cancel_order),
+        )
+        .route("/portal/provider", web::get().to(provider::home))
+        .route(
+            "/portal/provider/login",
+            web::get().to(provider::login_form),
+        )
+        .route("/portal/provider/login", web::post().to(provider::login))
+        .route("/portal/provider/logout", web::post().to(provider::logout))
+        .route(
+            "/portal/provider/packs",
+            web::post().to(provider::create_pack),
+        )
+        .route(
+            "/portal/provider/packs/{id}",
+            web::post().to(provider::update_pack),
+        )
+        .route(
+            "/portal/provider/trial",
+            web::post().to(provider::set_trial),
+        )
+        .route(
+            "/portal/provider/rotate-key",
+            web::post().to(provider::rotate_key),
+        );
+}
+
+/// Every way a portal request can fail; each becomes a page in [`error_page`].
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    /// No valid session: the portal opens from Odoo.
+    #[error("no portal session")]
+    NoSession,
+    /// No valid provider session (provider pages).
+    #[error("no provider session")]
+    NoProviderSession,
+    /// An entry link with an unknown or disabled token or service. No detail is shown.
+    #[error("unusable entry link")]
+    InvalidLink,
+    /// Not there, or not the session's.
+    #[error("not found")]
+    NotFound,
+    /// Missing or wrong CSRF token.
+    #[error("CSRF token missing or wrong")]
+    Csrf,
+    /// A malformed request (shown as is).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A well-formed request with a value we refuse (shown as is).
+    #[error("{0}")]
+    Invalid(String),
+    /// Not possible in the current state (shown as is).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<LedgerError> for PortalError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::UnknownAccount | LedgerError::UnknownService(_) => PortalError::NotFound,
+            LedgerError::InvalidAmount(_)
+            | LedgerError::Invalid(_)
+            | LedgerError::InvalidExpiry(_) => PortalError::Invalid(e.to_string()),
+            LedgerError::Unavailable(m) => PortalError::Unavailable(m),
+            LedgerError::Store(m) => PortalError::Internal(m),
+            other => PortalError::Conflict(other.to_string()),
+        }
+    }
+}
+
+impl From<PaymentError> for PortalError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::NotFound(_) => PortalError::NotFound,
+            PaymentError::Conflict(m) => PortalError::Conflict(m),
+            PaymentError::Invalid(m) => PortalError::Invalid(m),
+            PaymentError::Ledger(e) => e.into(),
+        }
+    }
+}
+
+impl PortalError {
+    fn status(&self) -> StatusCode {
+        match self {
+            PortalError::NoSession | PortalError::NoProviderSession => StatusCode::UNAUTHORIZED,
+            PortalError::InvalidLink | PortalError::Csrf => StatusCode::FORBIDDEN,
+            PortalError::NotFound => StatusCode::NOT_FOUND,
+            PortalError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PortalError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PortalError::Conflict(_) => StatusCode::CONFLICT,
+            PortalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PortalError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+type PageResult = Result<HttpResponse, PortalError>;
+
+/// A decoded `application/x-www-form-urlencoded` body or query string.
+pub(crate) struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Form, PortalError> {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
+            .map(Form)
+            .map_err(|_| PortalError::BadRequest("the form or query string is malformed".into()))
+    }
+
+    /// The first value of `name`, trimmed; `None` when absent or empty.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub(crate) fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    }
+}
+
+/// What a portal handler works with: the store, the keys, the language, the cookies.
+pub(crate) struct Cx {
+    pub state: web::Data<AppState>,
+    pub keys: Keys,
+    pub lang: Lang,
+    /// Cookies are marked `Secure` when the public origin is https.
+    pub secure: bool,
+    /// Path and query of this request (where the language switch comes back to).
+    pub here: String,
+    cookies: String,
+}
+
+impl Cx {
+    /// Builds the context, loading the signing key on the worker's first request.
+    async fn new(req: &HttpRequest) -> Result<Cx, (Lang, PortalError)> {
+        let cookies = req
+            .headers()
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let lang = session::cookie_value(&cookies, LANG_COOKIE)
+            .and_then(Lang::parse)
+            .unwrap_or_else(|| {
+                req.headers()
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .map_or(Lang::En, Lang::from_accept_language)
+            });
+        let internal = |m: &str| (lang, PortalError::Internal(m.to_owned()));
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(|| internal("application state missing"))?;
+        let portal = req
+            .app_data::<web::Data<Portal>>()
+            .cloned()
+            .ok_or_else(|| internal("portal state missing"))?;
+        let keys = portal
+            .keys
+            .get_or_try_init(|| async {
+                if let Some(secret) = &state.settings.portal.session_secret {
+                    return Ok(Keys::new(secret.expose()));
+                }
+                let store = state.store.clone();
+                let secret = web::block(move || store.portal_secret("session"))
+                    .await
+                    .map_err(|e| PortalError::Internal(e.to_string()))??;
+                Ok::<_, PortalError>(Keys::new(&secret))
+            })
+            .await
+            .map_err(|e| (lang, e))?
+            .clone();
+        let here = match req.query_string() {
+            "" => req.path().to_owned(),
+            q => format!("{}?{q}", req.path()),
+        };
+        Ok(Cx {
+            secure: state.public_url.starts_with("https://"),
+            state,
+            keys,
+            lang,
+            here,
+            cookies,
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.state.store.now()
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        session::cookie_value(&self.cookies, name)
+    }
+
+    /// The customer session, if the cookie is authentic and current.
+    pub fn session(&self) -> Option<Session> {
+        self.cookie(SESSION_COOKIE)
+            .and_then(|c| self.keys.open_session(c, self.now()))
+    }
+
+    pub fn require_session(&self) -> Result<Session, PortalError> {
+        self.session().ok_or(PortalError::NoSession)
+    }
+
+    /// Refuses a POST whose form lacks the session's CSRF token.
+    pub fn check_csrf(&self, nonce: &str, form: &Form) -> Result<(), PortalError> {
+        if self.keys.csrf_ok(nonce, form.get("csrf")) {
+            Ok(())
+        } else {
+            Err(PortalError::Csrf)
+        }
+    }
+
+    /// Runs blocking store calls off the async workers.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, PortalError>
+    where
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<PortalError> + Send + 'static,
+    {
+        let store = self.state.store.clone();
+        web::block(move || f(&store).map_err(Into::into))
+            .await
+            .map_err(|e| PortalError::Internal(e.to_string()))?
+    }
+
+    /// Session lifetime in seconds.
+    pub fn session_ttl_secs(&self) -> i64 {
+        i64::try_from(self.state.settings.portal.session_ttl_hours)
+            .unwrap_or(12)
+            .saturating_mul(3600)
+    }
+
+    fn chrome<'a>(
+        &'a self,
+        customer_csrf: Option<&'a str>,
+        provider_csrf: Option<&'a str>,
+    ) -> Chrome<'a> {
+        Chrome {
+            lang: self.lang,
+            here: &self.here,
+            customer_csrf,
+            provider_csrf,
+        }
+    }
+
+    /// A 200 HTML page; with the customer session's chrome when `session` is given.
+    pub fn page(&self, title: &str, session: Option<&Session>, body: Markup) -> HttpResponse {
+        let csrf = session.map(|s| self.keys.csrf_token(&s.nonce));
+        html_response(
+            StatusCode::OK,
+            layout::page(&self.chrome(csrf.as_deref(), None), title, body),
+        )
+    }
+}
+
+fn html_response(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(markup.into_string())
+}
+
+/// `303 See Other` to a path of this site.
+pub(crate) fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Headers every portal answer carries: no caching of account data, no framing, no
+/// script or third-party content, no token in `Referer`.
+fn harden(mut response: HttpResponse) -> HttpResponse {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        // A handler's own choice (the entry redirect's `no-referrer`) wins.
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+/// Turns a handler's result into the answer: the page, or the error page.
+async fn respond<F, Fut>(req: HttpRequest, handler: F) -> HttpResponse
+where
+    F: FnOnce(Cx) -> Fut,
+    Fut: std::future::Future<Output = PageResult>,
+{
+    let response = match Cx::new(&req).await {
+        Ok(cx) => {
+            let lang = cx.lang;
+            let here = cx.here.clone();
+            let session_csrf = cx.session().map(|s| cx.keys.csrf_token(&s.nonce));
+            match handler(cx).await {
+                Ok(response) => response,
+                Err(e) => error_page(lang, &here, session_csrf.as_deref(), &e),
+            }
+        }
+        Err((lang, e)) => error_page(lang, req.path(), None, &e),
+    };
+    harden(response)
+}
+
+/// The one place where portal errors become pages.
+fn error_page(lang: Lang, here: &str, session_csrf: Option<&str>, e: &PortalError) -> HttpResponse {
+    let t = lang.t();
+    let (title, text, detail): (&str, &str, Option<&str>) = match e {
+        PortalError::NoSession => (t.err_session_title, t.err_session, None),
+        PortalError::NoProviderSession => (t.err_provider_title, t.err_provider, None),
+        PortalError::InvalidLink => (t.err_link_title, t.err_link, None),
+        PortalError::NotFound => (t.err_not_found_title, t.err_not_found, None),
+        PortalError::Csrf => (t.err_csrf_title, t.err_csrf, None),
+        PortalError::BadRequest(m) | PortalError::Invalid(m) => {
+            (t.err_input_title, t.nothing_changed, Some(m))
+        }
+        PortalError::Conflict(m) => (t.err_conflict_title, t.nothing_changed, Some(m)),
+        PortalError::Unavailable(m) => {
+            tracing::warn!(error = %m, "portal: database unavailable");
+            (t.err_unavailable_title, t.err_unavailable, None)
+        }
+        PortalError::Internal(m) => {
+            tracing::error!(error = %m, "portal request failed");
+            (t.err_internal_title, t.err_internal, None)
+        }
+    };
+    let chrome = Chrome {
+        lang,
+        here,
+        customer_csrf: session_csrf,
+        provider_csrf: None,
+    };
+    let body = html! {
+        h1 { (title) }
+        @if let Some(detail) = detail {
+            div.notice.error role="alert" { (detail) }
+        }
+        p { (text) }
+        @if matches!(e, PortalError::NoProviderSession) {
+            p { a.button href="/portal/provider/login" { (t.sign_in) } }
+        } @else if session_csrf.is_some() {
+            p { a.button href="/portal" { (t.nav_services) } }
+        }
+    };
+    html_response(e.status(), layout::page(&chrome, title, body))
+}
+
+/// `GET /portal/lang?to=fr&next=/portal/...`: remembers the language, goes back.
+async fn switch_language(req: HttpRequest) -> HttpResponse {
+    respond(req, |cx| async move {
+        let query = Form::parse(cx.here.split_once('?').map_or("", |(_, q)| q).as_bytes())?;
+        let lang = query
+            .get("to")
+            .and_then(Lang::parse)
+            .ok_or_else(|| PortalError::BadRequest("unknown language".into()))?;
+        // Only back into the portal: never an open redirect.
+        let next = query
+            .get("next")
+            .filter(|n| {
+                (*n == "/portal" || n.starts_with("/portal/") || n.starts_with("/portal?"))
+                    && !n.contains(['\\', '\r', '\n'])
+            })
+            .unwrap_or("/portal");
+        let mut response = see_other(next);
+        let cookie = session::set_cookie(LANG_COOKIE, lang.code(), "/", 365 * 86_400, cx.secure);
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+/// Adds a `Set-Cookie` header.
+pub(crate) fn with_cookie(mut response: HttpResponse, cookie: &str) -> HttpResponse {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Parses an id from the path (`/portal/accounts/{id}`); anything else is not found.
+pub(crate) fn path_id(req: &HttpRequest) -> Result<i64, PortalError> {
+    req.match_info()
+        .get("id")
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|id| *id > 0)
+        .ok_or(PortalError::NotFound)
+}

@@ -4,11 +4,11 @@
 mod admin;
 mod alerts;
 mod catalog;
-mod odoo;
-mod portal;
 mod connection;
 mod ledger_api;
 mod ledger_repo;
+mod odoo;
+mod portal;
 mod protocol;
 mod rows;
 pub mod schema;
@@ -22,9 +22,9 @@ pub use alerts::{AlertFilter, AlertJob, AlertStatus};
 pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
+pub use odoo::{CompanyConsumption, DatabaseInfo, OdooCredentials};
 pub use portal::{DatabaseUsage, MAX_PENDING_ORDERS, OrderFilter};
 pub use protocol::AlertUpdate;
-pub use odoo::{CompanyConsumption, DatabaseInfo, OdooCredentials};
 
 use crate::config::DatabaseSettings;
 use crate::ledger::{LedgerError, Timestamp};

@@ -46,14 +46,25 @@ pub struct CompanyConsumption {
     pub consumed: Credits,
 }
 
-type DbRow = (i64, String, String, String, String, i64, Option<i64>, Option<String>);
+type DbRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
 
 impl Store {
     /// A registration secret (printed once): it lets an Odoo addon register its database.
     pub fn create_registration_secret(&self, name: &str) -> Result<String, LedgerError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(LedgerError::Invalid("secret name must be 1-100 characters".into()));
+            return Err(LedgerError::Invalid(
+                "secret name must be 1-100 characters".into(),
+            ));
         }
         let secret = format!("iapreg_{}", random_hex(24));
         let hash = sha256_hex(&secret);
@@ -117,7 +128,9 @@ impl Store {
             );
             let id = match existing {
                 Some(id) => {
-                    diesel::update(odoo_databases::table.find(id)).set(values).execute(c)?;
+                    diesel::update(odoo_databases::table.find(id))
+                        .set(values)
+                        .execute(c)?;
                     id
                 }
                 None => diesel::insert_into(odoo_databases::table)
@@ -135,7 +148,11 @@ impl Store {
     }
 
     /// Records a new read of a database (or why it failed, keeping the old copy).
-    pub fn save_refresh(&self, dbuuid: &str, outcome: Result<&Snapshot, String>) -> Result<(), LedgerError> {
+    pub fn save_refresh(
+        &self,
+        dbuuid: &str,
+        outcome: Result<&Snapshot, String>,
+    ) -> Result<(), LedgerError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let id: i64 = odoo_databases::table
@@ -143,7 +160,9 @@ impl Store {
                 .select(odoo_databases::id)
                 .first(c)
                 .optional()?
-                .ok_or_else(|| LedgerError::Invalid(format!("database {dbuuid} is not registered")))?;
+                .ok_or_else(|| {
+                    LedgerError::Invalid(format!("database {dbuuid} is not registered"))
+                })?;
             match outcome {
                 Ok(snapshot) => {
                     diesel::update(odoo_databases::table.find(id))
@@ -164,7 +183,10 @@ impl Store {
         })
     }
 
-    pub fn database_credentials(&self, dbuuid: &str) -> Result<Option<OdooCredentials>, LedgerError> {
+    pub fn database_credentials(
+        &self,
+        dbuuid: &str,
+    ) -> Result<Option<OdooCredentials>, LedgerError> {
         let row: Option<(String, String, String, String)> = read_tx!(self, |c| {
             odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
@@ -210,8 +232,10 @@ impl Store {
             else {
                 return Ok(false);
             };
-            diesel::delete(odoo_companies::table.filter(odoo_companies::database_id.eq(id))).execute(c)?;
-            diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(id))).execute(c)?;
+            diesel::delete(odoo_companies::table.filter(odoo_companies::database_id.eq(id)))
+                .execute(c)?;
+            diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(id)))
+                .execute(c)?;
             diesel::delete(odoo_databases::table.find(id)).execute(c)?;
             Ok::<_, LedgerError>(true)
         })
@@ -290,7 +314,10 @@ impl Store {
 
     /// Credits captured on accounts restricted to each company of `dbuuid` (an account
     /// restricted to several companies counts for each of them).
-    pub fn company_consumption(&self, dbuuid: &str) -> Result<Vec<CompanyConsumption>, LedgerError> {
+    pub fn company_consumption(
+        &self,
+        dbuuid: &str,
+    ) -> Result<Vec<CompanyConsumption>, LedgerError> {
         read_tx!(self, |c| {
             let Some(id) = odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
@@ -325,8 +352,8 @@ impl Store {
                     .load::<i64>(c)?
                     .iter()
                     .sum();
-                let consumed = Credits::from_units(captured.saturating_neg())
-                    .map_err(LedgerError::from)?;
+                let consumed =
+                    Credits::from_units(captured.saturating_neg()).map_err(LedgerError::from)?;
                 let ids: Vec<i64> = serde_json::from_str(&company_ids).unwrap_or_default();
                 for company_id in ids {
                     let company = companies

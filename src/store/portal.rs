@@ -19,10 +19,13 @@ use crate::ledger::{
 };
 use crate::payments::webhook::{Event, EventKind};
 use crate::payments::{
-    ConfirmOutcome, Confirmation, EventOutcome, Order, OrderStatus, Pack, PackInput,
-    PaymentError, Price,
+    ConfirmOutcome, Confirmation, EventOutcome, Order, OrderStatus, Pack, PackInput, PaymentError,
+    Price,
 };
 use crate::telemetry::METRICS;
+
+// Revenue is grouped by database and currency.
+diesel::allow_columns_to_appear_in_same_group_by_clause!(accounts::dbuuid, orders::currency);
 
 /// A customer may leave this many orders unpaid on one account; more are refused.
 pub const MAX_PENDING_ORDERS: i64 = 20;
@@ -81,7 +84,8 @@ struct OrderRow {
 impl TryFrom<OrderRow> for Order {
     type Error = DieselError;
     fn try_from(r: OrderRow) -> Result<Self, Self::Error> {
-        let status = OrderStatus::parse(&r.status).ok_or_else(|| corrupt("order status", &r.status))?;
+        let status =
+            OrderStatus::parse(&r.status).ok_or_else(|| corrupt("order status", &r.status))?;
         Ok(Order {
             id: r.id,
             account_id: r.account_id,
@@ -619,43 +623,43 @@ impl Store {
         service_id: Id,
         since: Timestamp,
     ) -> Result<Vec<DatabaseUsage>, LedgerError> {
-        type Consumed = (Option<String>, i64, i64);
-        type Sold = (Option<String>, String, i64, i64, i64);
-        let (accounts_per_db, consumed, sold): (Vec<(Option<String>, i64)>, Vec<Consumed>, Vec<Sold>) =
-            read_tx!(self, |c| {
-                let accounts_per_db = accounts::table
-                    .filter(accounts::service_id.eq(service_id))
-                    .group_by(accounts::dbuuid)
-                    .select((accounts::dbuuid, sql::<BigInt>("COUNT(*)")))
-                    .load::<(Option<String>, i64)>(c)?;
-                let consumed = journal::table
-                    .inner_join(accounts::table)
-                    .filter(accounts::service_id.eq(service_id))
-                    .filter(journal::kind.eq(EntryKind::Capture.as_str()))
-                    .filter(journal::effective_at.ge(since.micros()))
-                    .group_by(accounts::dbuuid)
-                    .select((
-                        accounts::dbuuid,
-                        sql::<BigInt>("CAST(SUM(-journal.amount) AS BIGINT)"),
-                        sql::<BigInt>("COUNT(*)"),
-                    ))
-                    .load::<Consumed>(c)?;
-                let sold = orders::table
-                    .inner_join(accounts::table)
-                    .filter(accounts::service_id.eq(service_id))
-                    .filter(orders::status.eq(OrderStatus::Credited.as_str()))
-                    .filter(orders::credited_at.ge(since.micros()))
-                    .group_by((accounts::dbuuid, orders::currency))
-                    .select((
-                        accounts::dbuuid,
-                        orders::currency,
-                        sql::<BigInt>("CAST(SUM(orders.credits) AS BIGINT)"),
-                        sql::<BigInt>("CAST(SUM(orders.price_minor) AS BIGINT)"),
-                        sql::<BigInt>("COUNT(*)"),
-                    ))
-                    .load::<Sold>(c)?;
-                Ok::<_, LedgerError>((accounts_per_db, consumed, sold))
-            })?;
+        type PerDb = Vec<(Option<String>, i64)>;
+        type Consumed = Vec<(Option<String>, i64, i64)>;
+        type Sold = Vec<(Option<String>, String, i64, i64, i64)>;
+        let (accounts_per_db, consumed, sold): (PerDb, Consumed, Sold) = read_tx!(self, |c| {
+            let accounts_per_db = accounts::table
+                .filter(accounts::service_id.eq(service_id))
+                .group_by(accounts::dbuuid)
+                .select((accounts::dbuuid, sql::<BigInt>("COUNT(*)")))
+                .load::<(Option<String>, i64)>(c)?;
+            let consumed = journal::table
+                .inner_join(accounts::table)
+                .filter(accounts::service_id.eq(service_id))
+                .filter(journal::kind.eq(EntryKind::Capture.as_str()))
+                .filter(journal::effective_at.ge(since.micros()))
+                .group_by(accounts::dbuuid)
+                .select((
+                    accounts::dbuuid,
+                    sql::<BigInt>("CAST(SUM(-journal.amount) AS BIGINT)"),
+                    sql::<BigInt>("COUNT(*)"),
+                ))
+                .load(c)?;
+            let sold = orders::table
+                .inner_join(accounts::table)
+                .filter(accounts::service_id.eq(service_id))
+                .filter(orders::status.eq(OrderStatus::Credited.as_str()))
+                .filter(orders::credited_at.ge(since.micros()))
+                .group_by((accounts::dbuuid, orders::currency))
+                .select((
+                    accounts::dbuuid,
+                    orders::currency,
+                    sql::<BigInt>("CAST(SUM(orders.credits) AS BIGINT)"),
+                    sql::<BigInt>("CAST(SUM(orders.price_minor) AS BIGINT)"),
+                    sql::<BigInt>("COUNT(*)"),
+                ))
+                .load(c)?;
+            Ok::<_, LedgerError>((accounts_per_db, consumed, sold))
+        })?;
         let mut out: Vec<DatabaseUsage> = accounts_per_db
             .into_iter()
             .map(|(dbuuid, accounts)| DatabaseUsage {
@@ -664,7 +668,7 @@ impl Store {
                 ..DatabaseUsage::default()
             })
             .collect();
-        let mut entry = |out: &mut Vec<DatabaseUsage>, db: &Option<String>| -> usize {
+        let entry = |out: &mut Vec<DatabaseUsage>, db: &Option<String>| -> usize {
             match out.iter().position(|u| &u.dbuuid == db) {
                 Some(i) => i,
                 None => {
@@ -690,6 +694,20 @@ impl Store {
         }
         out.sort_by(|a, b| b.consumed.cmp(&a.consumed).then(a.dbuuid.cmp(&b.dbuuid)));
         Ok(out)
+    }
+
+    /// The service with this id.
+    pub fn service(&self, id: Id) -> Result<Service, LedgerError> {
+        let row: Option<ServiceRow> = read_tx!(self, |c| {
+            services::table
+                .find(id)
+                .select(ServiceRow::as_select())
+                .first::<ServiceRow>(c)
+                .optional()
+        })?;
+        row.map(Service::try_from)
+            .transpose()?
+            .ok_or_else(|| LedgerError::UnknownService(format!("#{id}")))
     }
 
     /// Sets a service's trial credits (given once per database) and their lifetime.

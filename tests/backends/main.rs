@@ -13,6 +13,10 @@ mod iap_fixtures;
 mod iap_rules;
 mod model;
 mod odoo_bridge;
+mod portal;
+mod portal_browser;
+mod portal_orders;
+mod portal_web;
 mod real_odoo;
 mod rpc;
 mod scenarios;
@@ -44,6 +48,13 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "iap_bad_input_changes_nothing",
         iap_bad_input::iap_bad_input_changes_nothing,
+    ),
+    ("portal_access_rules", portal::portal_access_rules),
+    ("portal_provider_pages", portal::portal_provider_pages),
+    ("portal_webhook_refusals", portal_orders::webhook_refusals),
+    (
+        "portal_confirm_credits_once",
+        portal_orders::confirm_credits_once,
     ),
 ];
 
@@ -150,6 +161,25 @@ fn main() {
                 .with_ignored_flag(true)
             });
         }
+    }
+
+    // The portal in headless Chromium: ignored without chromium and chromedriver, except
+    // on CI, where the trial runs and fails with what is missing.
+    let browser = portal_browser::tools();
+    if let Err(missing) = &browser
+        && !ci
+    {
+        eprintln!("browser test ignored: {missing}");
+    }
+    for backend in &backends {
+        let full = format!("{}::portal_browser_flow", backend.name());
+        trials.push(match &browser {
+            Err(missing) if !ci => {
+                let missing = missing.clone();
+                Trial::test(full, move || Err(missing.into())).with_ignored_flag(true)
+            }
+            _ => trial(full, backend.clone(), portal_browser::portal_browser_flow),
+        });
     }
 
     // Odoo's iap.endpoint is one global setting: a single trial, on SQLite.

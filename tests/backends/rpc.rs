@@ -75,7 +75,12 @@ impl Sidecar {
         let advertise = std::env::var("IAP_SIDECAR_TEST_ADVERTISE_HOST")
             .ok()
             .filter(|h| !h.trim().is_empty());
-        settings.http.bind = if advertise.is_some() { "0.0.0.0:0" } else { "127.0.0.1:0" }.into();
+        settings.http.bind = if advertise.is_some() {
+            "0.0.0.0:0"
+        } else {
+            "127.0.0.1:0"
+        }
+        .into();
         settings.http.workers = Some(2);
         tweak(&mut settings);
         let rt = tokio::runtime::Builder::new_multi_thread()

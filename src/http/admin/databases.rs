@@ -27,14 +27,24 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 /// The admin, or the addon of `dbuuid` with its database token.
-async fn admin_or_database(req: &HttpRequest, state: &web::Data<AppState>, dbuuid: &str) -> Result<(), ApiError> {
+async fn admin_or_database(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    dbuuid: &str,
+) -> Result<(), ApiError> {
     let mut payload = actix_web::dev::Payload::None;
-    if <Admin as actix_web::FromRequest>::from_request(req, &mut payload).await.is_ok() {
+    if <Admin as actix_web::FromRequest>::from_request(req, &mut payload)
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
     let token = bearer(req).ok_or(ApiError::Unauthorized)?;
     let dbuuid = dbuuid.to_owned();
-    if state.run(move |s| s.verify_database_token(&dbuuid, &token)).await? {
+    if state
+        .run(move |s| s.verify_database_token(&dbuuid, &token))
+        .await?
+    {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
@@ -79,7 +89,9 @@ fn odoo_timeout(state: &AppState) -> Duration {
 
 fn checked(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.len() > max {
-        return Err(ApiError::BadRequest(format!("{field} must be 1-{max} characters")));
+        return Err(ApiError::BadRequest(format!(
+            "{field} must be 1-{max} characters"
+        )));
     }
     Ok(())
 }
@@ -97,7 +109,10 @@ pub async fn register(
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let secret = bearer(&req).ok_or(ApiError::Unauthorized)?;
-    if !state.run(move |s| s.verify_registration_secret(&secret)).await? {
+    if !state
+        .run(move |s| s.verify_registration_secret(&secret))
+        .await?
+    {
         return Err(ApiError::Unauthorized);
     }
     let body = body.into_inner();
@@ -118,7 +133,9 @@ pub async fn register(
     )
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let snapshot = read_database(&client).await.map_err(|e| {
-        ApiError::Ledger(LedgerError::Invalid(format!("could not verify the database: {e}")))
+        ApiError::Ledger(LedgerError::Invalid(format!(
+            "could not verify the database: {e}"
+        )))
     })?;
     if snapshot.dbuuid != body.dbuuid {
         return Err(ApiError::Ledger(LedgerError::Invalid(format!(
@@ -136,7 +153,10 @@ pub async fn register(
     let companies = snapshot
         .companies
         .iter()
-        .map(|(id, name)| Company { id: *id, name: name.clone() })
+        .map(|(id, name)| Company {
+            id: *id,
+            name: name.clone(),
+        })
         .collect();
     let accounts = snapshot.accounts.len();
     let token = state
@@ -153,16 +173,28 @@ pub async fn register(
 
 /// Reads a registered database again; records the error and keeps the old copy when
 /// Odoo cannot be read.
-pub async fn refresh_database(store: &Store, dbuuid: &str, timeout: Duration) -> Result<Result<(), String>, LedgerError> {
+pub async fn refresh_database(
+    store: &Store,
+    dbuuid: &str,
+    timeout: Duration,
+) -> Result<Result<(), String>, LedgerError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
         web::block(move || store.database_credentials(&dbuuid))
             .await
             .map_err(|e| LedgerError::Store(e.to_string()))??
     }) else {
-        return Err(LedgerError::Invalid(format!("database {dbuuid} is not registered")));
+        return Err(LedgerError::Invalid(format!(
+            "database {dbuuid} is not registered"
+        )));
     };
-    let outcome = match OdooClient::new(&credentials.url, &credentials.db_name, &credentials.login, credentials.api_key.clone(), timeout) {
+    let outcome = match OdooClient::new(
+        &credentials.url,
+        &credentials.db_name,
+        &credentials.login,
+        credentials.api_key.clone(),
+        timeout,
+    ) {
         Ok(client) => match read_database(&client).await {
             Ok(snapshot) if snapshot.dbuuid == credentials.dbuuid => Ok(snapshot),
             Ok(snapshot) => Err(format!("database.uuid is now {}", snapshot.dbuuid)),
@@ -184,12 +216,18 @@ pub async fn refresh_database(store: &Store, dbuuid: &str, timeout: Duration) ->
     responses((status = 200, description = "refreshed"), (status = 401, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let dbuuid = path.into_inner();
     admin_or_database(&req, &state, &dbuuid).await?;
     match refresh_database(&state.store, &dbuuid, odoo_timeout(&state)).await? {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"dbuuid": dbuuid, "refreshed": true}))),
-        Err(e) => Err(ApiError::Ledger(LedgerError::Invalid(format!("could not read the database: {e}")))),
+        Err(e) => Err(ApiError::Ledger(LedgerError::Invalid(format!(
+            "could not read the database: {e}"
+        )))),
     }
 }
 
@@ -199,7 +237,11 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
     responses((status = 204, description = "forgotten"), (status = 401, body = Problem),
         (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let dbuuid = path.into_inner();
     admin_or_database(&req, &state, &dbuuid).await?;
     let db = dbuuid.clone();
@@ -207,7 +249,9 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>, path: web::Pat
         tracing::info!(%dbuuid, "database disconnected");
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::NotFound(format!("database {dbuuid} is not registered")))
+        Err(ApiError::NotFound(format!(
+            "database {dbuuid} is not registered"
+        )))
     }
 }
 
@@ -224,7 +268,11 @@ pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, 
     params(("dbuuid" = String, Path)),
     responses((status = 200, description = "the database"), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn detail(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn detail(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let dbuuid = path.into_inner();
     admin_or_database(&req, &state, &dbuuid).await?;
     let db = dbuuid.clone();
@@ -234,7 +282,8 @@ pub async fn detail(req: HttpRequest, state: web::Data<AppState>, path: web::Pat
             Ok((info, s.company_consumption(&db)?))
         })
         .await?;
-    let info = info.ok_or_else(|| ApiError::NotFound(format!("database {dbuuid} is not registered")))?;
+    let info =
+        info.ok_or_else(|| ApiError::NotFound(format!("database {dbuuid} is not registered")))?;
     Ok(HttpResponse::Ok().json(json!({"database": info, "company_consumption": consumption})))
 }
 
@@ -267,7 +316,9 @@ pub async fn accounts(
     admin_or_database(&req, &state, &dbuuid).await?;
     let body = body.into_inner();
     if body.accounts.len() > 1000 {
-        return Err(ApiError::BadRequest("at most 1000 accounts per call".into()));
+        return Err(ApiError::BadRequest(
+            "at most 1000 accounts per call".into(),
+        ));
     }
     let public_url = state.public_url.clone();
     let out = state
@@ -342,8 +393,12 @@ pub async fn refresh_loop(store: Store, interval: Duration, timeout: Duration) {
         for db in databases {
             match refresh_database(&store, &db.dbuuid, timeout).await {
                 Ok(Ok(())) => tracing::debug!(dbuuid = %db.dbuuid, "database refreshed"),
-                Ok(Err(e)) => tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed"),
-                Err(e) => tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed")
+                }
+                Err(e) => {
+                    tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed")
+                }
             }
         }
     }

@@ -1,9 +1,10 @@
 //! The admin API under `/api/v1`: bearer-token auth, problem JSON errors, OpenAPI.
 
 mod accounts;
-pub mod databases;
 mod alerts;
+pub mod databases;
 pub mod dto;
+mod orders;
 mod services;
 
 use std::future::Future;
@@ -85,6 +86,14 @@ impl Modify for BearerAuth {
         databases::refresh,
         databases::delete,
         databases::accounts,
+        orders::list,
+        orders::detail,
+        orders::confirm,
+        orders::cancel,
+        orders::packs,
+        orders::create_pack,
+        orders::update_pack,
+        orders::payment_webhook,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
@@ -122,6 +131,7 @@ pub fn scope() -> actix_web::Scope {
         )
         .route("/grants", web::post().to(accounts::grant))
         .route("/alerts", web::get().to(alerts::list))
+        .configure(orders::routes)
         .route("/databases", web::post().to(databases::register))
         .route("/databases", web::get().to(databases::list))
         .route("/databases/{dbuuid}", web::get().to(databases::detail))

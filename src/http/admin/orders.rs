@@ -1,0 +1,426 @@
+//! `/api/v1/orders`, `/api/v1/services/{name}/packs` and the payment webhook
+//! `/api/v1/payments/webhook`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::Admin;
+use crate::http::AppState;
+use crate::http::problem::{ApiError, Problem};
+use crate::ledger::{Credits, LedgerError};
+use crate::payments::webhook::{self, Event, VerifyError};
+use crate::payments::{Confirmation, Order, OrderStatus, Pack, PackInput, PaymentError, Price};
+use crate::store::{OrderFilter, Store};
+
+/// Registers these routes in the `/api/v1` scope.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/orders", web::get().to(list))
+        .route("/orders/{id}", web::get().to(detail))
+        .route("/orders/{id}/confirm", web::post().to(confirm))
+        .route("/orders/{id}/cancel", web::post().to(cancel))
+        .route("/services/{name}/packs", web::get().to(packs))
+        .route("/services/{name}/packs", web::post().to(create_pack))
+        .route("/services/{name}/packs/{id}", web::put().to(update_pack))
+        .route("/payments/webhook", web::post().to(payment_webhook));
+}
+
+/// Runs a blocking payments call off the async workers.
+async fn run<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Store) -> Result<T, PaymentError> + Send + 'static,
+    T: Send + 'static,
+{
+    let store = state.store.clone();
+    Ok(web::block(move || f(&store)).await??)
+}
+
+/// An order.
+#[derive(Serialize, ToSchema)]
+pub struct OrderDto {
+    pub id: i64,
+    pub account_id: i64,
+    pub pack_id: i64,
+    pub pack_name: String,
+    #[schema(value_type = String, example = "100")]
+    pub credits: Credits,
+    /// Minor units of `currency` (cents).
+    pub price_minor: i64,
+    pub currency: String,
+    pub status: OrderStatus,
+    pub created_at: String,
+    pub paid_at: Option<String>,
+    pub credited_at: Option<String>,
+    pub cancelled_at: Option<String>,
+    /// The lot holding the credits (`reference` = `order:<id>`), once credited.
+    pub lot_id: Option<i64>,
+    pub confirmed_by: Option<String>,
+    pub payment_reference: Option<String>,
+}
+
+impl From<Order> for OrderDto {
+    fn from(o: Order) -> Self {
+        OrderDto {
+            id: o.id,
+            account_id: o.account_id,
+            pack_id: o.pack_id,
+            pack_name: o.pack_name,
+            credits: o.credits,
+            price_minor: o.price.minor,
+            currency: o.price.currency,
+            status: o.status,
+            created_at: o.created_at.to_string(),
+            paid_at: o.paid_at.map(|t| t.to_string()),
+            credited_at: o.credited_at.map(|t| t.to_string()),
+            cancelled_at: o.cancelled_at.map(|t| t.to_string()),
+            lot_id: o.lot_id,
+            confirmed_by: o.confirmed_by,
+            payment_reference: o.payment_reference,
+        }
+    }
+}
+
+/// What confirming did.
+#[derive(Serialize, ToSchema)]
+pub struct ConfirmResponse {
+    pub order: OrderDto,
+    /// True when this request credited the order; false when it already was credited.
+    pub credited_now: bool,
+    /// Why a paid order could not be credited (it stays `paid`; confirm again to retry).
+    pub credit_error: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    /// `pending`, `paid`, `credited` or `cancelled`.
+    status: Option<String>,
+    account_id: Option<i64>,
+    /// At most this many (default 50, at most 500).
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Orders, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderQuery),
+    responses((status = 200, body = [OrderDto]), (status = 401, body = Problem)))]
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<OrderQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
+            ApiError::BadRequest("status must be pending, paid, credited or cancelled".into())
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) || q.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::BadRequest(
+            "limit must be 1-500 and offset not negative".into(),
+        ));
+    }
+    let filter = OrderFilter {
+        account_id: q.account_id,
+        status,
+        limit,
+        offset: q.offset.unwrap_or(0),
+    };
+    let orders = run(&state, move |s| s.orders(&filter)).await?;
+    Ok(HttpResponse::Ok().json(orders.into_iter().map(OrderDto::from).collect::<Vec<_>>()))
+}
+
+/// One order.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(("id" = i64, Path)),
+    responses((status = 200, body = OrderDto), (status = 404, body = Problem)))]
+pub async fn detail(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let order = run(&state, move |s| s.order(id)).await?;
+    Ok(HttpResponse::Ok().json(OrderDto::from(order)))
+}
+
+/// Optional body of a confirmation.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    /// The payment's reference (bank transfer, provider payment id), kept on the order.
+    pub reference: Option<String>,
+}
+
+/// Confirms the payment of an order and credits it (once: a second confirmation finds it
+/// credited and changes nothing).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/confirm", tag = "orders",
+    params(("id" = i64, Path)), request_body(content = Option<ConfirmBody>),
+    responses((status = 200, body = ConfirmResponse), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "the order is cancelled")))]
+pub async fn confirm(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let body: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ConfirmBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    if body
+        .reference
+        .as_deref()
+        .is_some_and(|r| r.is_empty() || r.len() > 200)
+    {
+        return Err(ApiError::BadRequest(
+            "reference must be 1-200 characters".into(),
+        ));
+    }
+    let confirmation = Confirmation {
+        by: format!("admin:{}", admin.0.name),
+        reference: body.reference,
+    };
+    let outcome = run(&state, move |s| s.confirm_order(id, &confirmation)).await?;
+    Ok(HttpResponse::Ok().json(ConfirmResponse {
+        order: outcome.order.into(),
+        credited_now: outcome.credited_now,
+        credit_error: outcome.credit_error,
+    }))
+}
+
+/// Cancels a pending order.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = OrderDto), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "the order is paid or credited")))]
+pub async fn cancel(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let order = run(&state, move |s| s.cancel_order(id, None)).await?;
+    Ok(HttpResponse::Ok().json(OrderDto::from(order)))
+}
+
+/// A credit pack.
+#[derive(Serialize, ToSchema)]
+pub struct PackDto {
+    pub id: i64,
+    pub name: String,
+    #[schema(value_type = String, example = "100")]
+    pub credits: Credits,
+    pub price_minor: i64,
+    pub currency: String,
+    pub active: bool,
+}
+
+impl From<Pack> for PackDto {
+    fn from(p: Pack) -> Self {
+        PackDto {
+            id: p.id,
+            name: p.name,
+            credits: p.credits,
+            price_minor: p.price.minor,
+            currency: p.price.currency,
+            active: p.active,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A pack to create, or the new values of one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackBody {
+    #[schema(example = "Standard")]
+    pub name: String,
+    #[schema(value_type = String, example = "100")]
+    pub credits: Credits,
+    /// Minor units of `currency` (cents).
+    #[schema(example = 1000)]
+    pub price_minor: i64,
+    #[schema(example = "EUR")]
+    pub currency: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+impl PackBody {
+    fn input(self) -> Result<PackInput, ApiError> {
+        let price = Price::from_minor(self.price_minor, &self.currency)
+            .map_err(|e| ApiError::Ledger(LedgerError::Invalid(e.to_string())))?;
+        Ok(PackInput {
+            name: self.name,
+            credits: self.credits,
+            price,
+            active: self.active,
+        })
+    }
+}
+
+/// The packs of a service, on sale or not.
+#[utoipa::path(get, path = "/api/v1/services/{name}/packs", tag = "orders",
+    params(("name" = String, Path)),
+    responses((status = 200, body = [PackDto]), (status = 404, body = Problem)))]
+pub async fn packs(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let packs = run(&state, move |s| {
+        let service = s.service_by_name(&name)?;
+        s.packs(service.id, false)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(packs.into_iter().map(PackDto::from).collect::<Vec<_>>()))
+}
+
+/// Adds a pack to a service.
+#[utoipa::path(post, path = "/api/v1/services/{name}/packs", tag = "orders",
+    params(("name" = String, Path)), request_body = PackBody,
+    responses((status = 201, body = PackDto), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_pack(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<PackBody>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let input = body.into_inner().input()?;
+    let pack = run(&state, move |s| {
+        let service = s.service_by_name(&name)?;
+        s.create_pack(service.id, &input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(PackDto::from(pack)))
+}
+
+/// Changes a pack (`active: false` takes it off sale).
+#[utoipa::path(put, path = "/api/v1/services/{name}/packs/{id}", tag = "orders",
+    params(("name" = String, Path), ("id" = i64, Path)), request_body = PackBody,
+    responses((status = 200, body = PackDto), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn update_pack(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    body: web::Json<PackBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, id) = path.into_inner();
+    let input = body.into_inner().input()?;
+    let pack = run(&state, move |s| {
+        let service = s.service_by_name(&name)?;
+        s.update_pack(service.id, id, &input)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(PackDto::from(pack)))
+}
+
+/// Why a webhook request was refused; answered as problem JSON like the rest of the API.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the payment webhook is not configured (payments.webhook_secret)")]
+    NotConfigured,
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("{0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Verify(_) => StatusCode::UNAUTHORIZED,
+            WebhookError::BadEvent(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            WebhookError::NotConfigured => "webhook_not_configured",
+            WebhookError::Verify(VerifyError::Missing) => "missing_signature",
+            WebhookError::Verify(VerifyError::BadTimestamp) => "bad_timestamp",
+            WebhookError::Verify(VerifyError::Stale(_)) => "stale_timestamp",
+            WebhookError::Verify(VerifyError::BadSignature) => "bad_signature",
+            WebhookError::BadEvent(_) => "invalid_event",
+            WebhookError::Api(e) => return e.error_response(),
+        };
+        tracing::warn!(code, error = %self, "payment webhook refused");
+        let status = self.status_code();
+        HttpResponse::build(status)
+            .content_type("application/problem+json")
+            .json(Problem {
+                kind: format!("urn:iap-sidecar:problem:{code}"),
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                status: status.as_u16(),
+                detail: self.to_string(),
+                needed: None,
+                available: None,
+            })
+    }
+}
+
+/// What the webhook did with an event.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookResponse {
+    pub order: OrderDto,
+    /// This event id was already received with this body: nothing was done again.
+    pub duplicate: bool,
+    /// This event credited the order.
+    pub credited_now: bool,
+}
+
+/// A payment event, signed: `X-IAP-Timestamp` (Unix seconds) and `X-IAP-Signature:
+/// sha256=<hex HMAC-SHA256(payments.webhook_secret, "<timestamp>.<raw body>")>`. Events
+/// older than `payments.webhook_tolerance_secs` are refused; an event id is applied once.
+#[utoipa::path(post, path = "/api/v1/payments/webhook", tag = "orders",
+    request_body(content = String, description = r#"{"id": "evt_1", "type": "payment.succeeded" | "payment.failed", "order_id": 1, "amount_minor": 1000, "currency": "EUR", "reference": "optional"}"#),
+    params(("X-IAP-Timestamp" = String, Header), ("X-IAP-Signature" = String, Header)),
+    responses((status = 200, body = WebhookResponse), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem, description = "amount or currency differ from the order")),
+    security(()))]
+pub async fn payment_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebhookError> {
+    let settings = &state.settings.payments;
+    let secret = settings
+        .webhook_secret
+        .as_ref()
+        .ok_or(WebhookError::NotConfigured)?;
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    webhook::verify(
+        secret.expose().as_bytes(),
+        header(webhook::TIMESTAMP_HEADER),
+        header(webhook::SIGNATURE_HEADER),
+        &body,
+        state.store.now().micros().div_euclid(1_000_000),
+        settings.webhook_tolerance_secs,
+    )?;
+    let event = Event::parse(&body).map_err(WebhookError::BadEvent)?;
+    let body_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+    let outcome = run(&state, move |s| s.apply_payment_event(&event, &body_hash)).await?;
+    Ok(HttpResponse::Ok().json(WebhookResponse {
+        order: outcome.order.into(),
+        duplicate: outcome.duplicate,
+        credited_now: outcome.credited_now,
+    }))
+}
