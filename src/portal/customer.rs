@@ -128,6 +128,8 @@ struct AccountView {
     packs: Vec<Pack>,
     orders: Vec<Order>,
     trial_available: bool,
+    /// Companies the account is restricted to in Odoo (when its database is registered).
+    companies: Vec<String>,
 }
 
 /// The pack to preselect for an operation that lacked `needed` credits: the smallest
@@ -192,6 +194,7 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                     })
                     .map_err(PortalError::from)?;
                 let trial_available = s.trial_available(&service, account.dbuuid.as_deref())?;
+                let companies = s.account_companies(&account)?;
                 Ok::<_, PortalError>(AccountView {
                     account,
                     service,
@@ -204,6 +207,7 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                     packs,
                     orders,
                     trial_available,
+                    companies,
                 })
             })
             .await?;
@@ -256,6 +260,7 @@ fn account_body(
             span.badge.(if v.account.disabled { "disabled" } else { "active" }) { (lang.account_state(v.account.state, v.account.disabled)) }
             " " (v.service.technical_name)
             @if let Some(db) = &v.account.dbuuid { " · " (t.database) " " code { (db) } }
+            @if !v.companies.is_empty() { " · " (t.companies) " " (v.companies.join(", ")) }
         }
         @match saved {
             Some("alerts") => div.notice.ok role="status" { (t.saved_alerts) },

@@ -252,6 +252,7 @@ pub struct Texts {
     pub sign_out: &'static str,
     pub back: &'static str,
     pub database: &'static str,
+    pub companies: &'static str,
     pub never: &'static str,
     pub signed_out: &'static str,
 
@@ -393,6 +394,7 @@ pub static EN: Texts = Texts {
     sign_out: "Sign out",
     back: "Back",
     database: "Database",
+    companies: "Companies:",
     never: "never",
     signed_out: "You are signed out. Open the portal again from Odoo when you need it.",
 
@@ -534,6 +536,7 @@ pub static FR: Texts = Texts {
     sign_out: "Se déconnecter",
     back: "Retour",
     database: "Base de données",
+    companies: "Sociétés :",
     never: "jamais",
     signed_out: "Vous êtes déconnecté. Rouvrez le portail depuis Odoo quand vous en avez besoin.",
 

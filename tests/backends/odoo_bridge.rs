@@ -346,6 +346,50 @@ fn registration(
         "per-company consumption: {db}"
     );
 
+    // The portal names the company too.
+    let page = rt.block_on(async {
+        let no_redirect = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let entry = no_redirect
+            .get(format!(
+                "{base}/iap/1/credit?dbuuid={dbuuid}&service_name=reveal&account_token={token}&credit=0"
+            ))
+            .send()
+            .await
+            .expect("entry");
+        let cookie = entry
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("session cookie")
+            .to_owned();
+        let location = entry.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned();
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("{base}{location}")
+        };
+        no_redirect
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html")
+    });
+    assert!(
+        page.contains(company),
+        "the portal page names the company {company:?}"
+    );
+
     // The addon's batched read of its accounts, then a refresh and a disconnect.
     let batch = rt.block_on(async {
         http.post(format!("{base}/api/v1/databases/{dbuuid}/accounts"))
