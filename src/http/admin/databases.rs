@@ -17,29 +17,16 @@ use crate::ledger::{EntryKind, LedgerError};
 use crate::odoo::{OdooClient, sync::read_database};
 use crate::store::{OdooCredentials, Store};
 
-fn bearer(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty() && s.len() <= 256)
-}
-
 /// The admin, or the addon of `dbuuid` with its database token.
 async fn admin_or_database(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     dbuuid: &str,
 ) -> Result<(), ApiError> {
-    let mut payload = actix_web::dev::Payload::None;
-    if <Admin as actix_web::FromRequest>::from_request(req, &mut payload)
-        .await
-        .is_ok()
-    {
+    if super::is_admin(req).await {
         return Ok(());
     }
-    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
+    let token = super::bearer(req).ok_or(ApiError::Unauthorized)?;
     let dbuuid = dbuuid.to_owned();
     if state
         .run(move |s| s.verify_database_token(&dbuuid, &token))
@@ -108,7 +95,7 @@ pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let secret = bearer(&req).ok_or(ApiError::Unauthorized)?;
+    let secret = super::bearer(&req).ok_or(ApiError::Unauthorized)?;
     if !state
         .run(move |s| s.verify_registration_secret(&secret))
         .await?

@@ -28,13 +28,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let secret = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty() && s.len() <= 256);
+        let secret = bearer(req);
         Box::pin(async move {
             let (Some(state), Some(secret)) = (state, secret) else {
                 return Err(ApiError::Unauthorized);
@@ -46,6 +40,23 @@ impl FromRequest for Admin {
                 .ok_or(ApiError::Unauthorized)
         })
     }
+}
+
+/// The `Authorization: Bearer …` credential, if plausible.
+pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+}
+
+/// Whether the request carries a valid admin token (for routes that also accept another
+/// credential).
+pub(super) async fn is_admin(req: &HttpRequest) -> bool {
+    let mut payload = Payload::None;
+    Admin::from_request(req, &mut payload).await.is_ok()
 }
 
 struct BearerAuth;

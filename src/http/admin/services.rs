@@ -49,20 +49,10 @@ async fn admin_or_provider(
     state: &web::Data<AppState>,
     name: &str,
 ) -> Result<(), ApiError> {
-    let mut payload = actix_web::dev::Payload::None;
-    if <Admin as actix_web::FromRequest>::from_request(req, &mut payload)
-        .await
-        .is_ok()
-    {
+    if super::is_admin(req).await {
         return Ok(());
     }
-    let key = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|k| k.trim().to_owned())
-        .ok_or(ApiError::Unauthorized)?;
+    let key = super::bearer(req).ok_or(ApiError::Unauthorized)?;
     let name = name.to_owned();
     let service = state.run(move |s| s.service_by_key(&key)).await?;
     match service {
