@@ -67,6 +67,16 @@ pub fn all_processes_cpu_secs() -> HashMap<u32, (String, f64)> {
     out
 }
 
+/// Kernel threads grouped by kind (`kworker/u8:1-ext4-rsv-conversion` → `kworker`).
+fn command_group(comm: &str) -> &str {
+    for kind in ["kworker", "ksoftirqd", "migration", "rcu_", "irq/"] {
+        if comm.starts_with(kind) {
+            return kind.trim_end_matches(['_', '/']);
+        }
+    }
+    comm
+}
+
 /// CPU cores used per command name between two [`all_processes_cpu_secs`] readings
 /// `secs` apart, largest first (processes that exited in between are not seen).
 pub fn cores_by_command(
@@ -76,11 +86,10 @@ pub fn cores_by_command(
 ) -> Vec<(String, f64)> {
     let mut by: HashMap<&str, f64> = HashMap::new();
     for (pid, (comm, cpu)) in after {
-        let start = before
-            .get(pid)
-            .filter(|(c, _)| c == comm)
-            .map_or(0.0, |(_, c)| *c);
-        *by.entry(comm.as_str()).or_default() += (cpu - start).max(0.0);
+        // A process seen at both ends keeps its PID (kernel workers rename themselves as
+        // they take up other work, so the name alone would not do).
+        let start = before.get(pid).map_or(0.0, |(_, c)| *c);
+        *by.entry(command_group(comm)).or_default() += (cpu - start).max(0.0);
     }
     let mut v: Vec<(String, f64)> = by
         .into_iter()
