@@ -1,5 +1,6 @@
 //! Connection pools for the two backends and their migrations.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -27,7 +28,13 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Sqlite(r2d2::Pool<ConnectionManager<SqliteConnection>>),
+    /// SQLite has one writer at a time; writers of this process queue on the mutex, which
+    /// wakes the next one at once, instead of in SQLite's busy handler, which sleeps in
+    /// growing steps and lets unlucky writers wait seconds (see docs/benchmarks.md).
+    Sqlite(
+        r2d2::Pool<ConnectionManager<SqliteConnection>>,
+        Arc<Mutex<()>>,
+    ),
     Pg(r2d2::Pool<ConnectionManager<PgConnection>>),
 }
 
@@ -80,17 +87,21 @@ impl Pool {
             let pool = r2d2::Pool::builder()
                 .max_size(settings.pool_size)
                 .connection_timeout(timeout)
+                // A broken connection fails its query and is then dropped by the pool:
+                // no `SELECT 1` round trip before every use.
+                .test_on_check_out(false)
                 .connection_customizer(Box::new(SqlitePragmas {
                     busy_timeout_ms: settings.sqlite_busy_timeout_ms,
                     synchronous: settings.sqlite_synchronous.clone(),
                 }))
                 .build(ConnectionManager::new(path))
                 .map_err(|e| store_error("SQLite pool", e))?;
-            Ok(Pool::Sqlite(pool))
+            Ok(Pool::Sqlite(pool, Arc::new(Mutex::new(()))))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = r2d2::Pool::builder()
                 .max_size(settings.pool_size)
                 .connection_timeout(timeout)
+                .test_on_check_out(false)
                 .build(ConnectionManager::new(url))
                 .map_err(|e| {
                     store_error(
@@ -112,14 +123,14 @@ impl Pool {
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Pg(_) => Backend::Postgres,
         }
     }
 
     pub(crate) fn state(&self) -> PoolState {
         let (state, max) = match self {
-            Pool::Sqlite(p) => (p.state(), p.max_size()),
+            Pool::Sqlite(p, _) => (p.state(), p.max_size()),
             Pool::Pg(p) => (p.state(), p.max_size()),
         };
         PoolState {
@@ -131,7 +142,7 @@ impl Pool {
 
     pub(crate) fn migrate(&self) -> Result<Vec<String>, LedgerError> {
         let applied = match self {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(p, _) => {
                 let mut conn = p.get().map_err(super::unavailable)?;
                 conn.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(|e| store_error("migrating", e))?

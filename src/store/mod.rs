@@ -47,9 +47,14 @@ pub struct Store {
 macro_rules! write_tx {
     ($store:expr, |$c:ident| $body:expr) => {
         match &$store.pool {
-            crate::store::connection::Pool::Sqlite(p) => {
+            crate::store::connection::Pool::Sqlite(p, writer) => {
                 let mut pooled = p.get().map_err(crate::store::unavailable)?;
                 let conn: &mut diesel::SqliteConnection = &mut pooled;
+                // A panic while writing only poisons the queue, not the data (the
+                // transaction rolled back): keep going.
+                let _writer = writer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 conn.immediate_transaction(|$c| $body)
             }
             crate::store::connection::Pool::Pg(p) => {
@@ -65,7 +70,7 @@ macro_rules! write_tx {
 macro_rules! read_tx {
     ($store:expr, |$c:ident| $body:expr) => {
         match &$store.pool {
-            crate::store::connection::Pool::Sqlite(p) => {
+            crate::store::connection::Pool::Sqlite(p, _) => {
                 let mut pooled = p.get().map_err(crate::store::unavailable)?;
                 let conn: &mut diesel::SqliteConnection = &mut pooled;
                 conn.transaction(|$c| $body)
