@@ -75,12 +75,18 @@ impl Sidecar {
         let advertise = std::env::var("IAP_SIDECAR_TEST_ADVERTISE_HOST")
             .ok()
             .filter(|h| !h.trim().is_empty());
-        settings.http.bind = if advertise.is_some() {
-            "0.0.0.0:0"
-        } else {
-            "127.0.0.1:0"
+        match &advertise {
+            Some(host) => {
+                // The buy-credits links must name the advertised host: pick the port first.
+                let port = std::net::TcpListener::bind("0.0.0.0:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(|e| e.to_string())?
+                    .port();
+                settings.http.bind = format!("0.0.0.0:{port}");
+                settings.http.public_url = Some(format!("http://{host}:{port}"));
+            }
+            None => settings.http.bind = "127.0.0.1:0".into(),
         }
-        .into();
         settings.http.workers = Some(2);
         tweak(&mut settings);
         let rt = tokio::runtime::Builder::new_multi_thread()
