@@ -24,9 +24,13 @@ fn contact(
 ) -> Result<Account, RpcError> {
     let token = account_token(raw)?;
     let known = ctx.store.find_account(service.id, &token)?;
-    let db = dbuuid.or(known.as_ref().and_then(|a| a.dbuuid.as_deref()));
-    check_available(ctx, service, db)?;
-    let account = ctx.store.ensure_account(service.id, &token, dbuuid)?;
+    let db = dbuuid
+        .map(str::to_owned)
+        .or_else(|| known.as_ref().and_then(|a| a.dbuuid.clone()));
+    check_available(ctx, service, db.as_deref())?;
+    let account = ctx
+        .store
+        .ensure_known_account(known, service.id, &token, dbuuid)?;
     if let Some(db) = dbuuid {
         ctx.store.grant_trial_once(service, account.id, db)?;
     }

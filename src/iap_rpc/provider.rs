@@ -80,9 +80,14 @@ pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> 
     let service = service_for_key(ctx, key)?;
 
     let known = ctx.store.find_account(service.id, &token)?;
-    let db = dbuuid.or(known.as_ref().and_then(|a| a.dbuuid.as_deref()));
+    let db = dbuuid
+        .map(str::to_owned)
+        .or_else(|| known.as_ref().and_then(|a| a.dbuuid.clone()));
+    let db = db.as_deref();
     check_available(ctx, &service, db)?;
-    let account = ctx.store.ensure_account(service.id, &token, dbuuid)?;
+    let account = ctx
+        .store
+        .ensure_known_account(known, service.id, &token, dbuuid)?;
     if let Some(db) = dbuuid {
         ctx.store.grant_trial_once(&service, account.id, db)?;
     }

@@ -5,7 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::rows::{AccountRow, HoldRow, JournalRow, LotRow, ServiceRow, convert};
 use super::schema::{accounts, holds, journal, lots, services};
-use super::{Store, read_tx, write_tx};
+use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::token::{AccountToken, constant_time_eq, sha256_hex};
 use crate::ledger::{
     Account, AccountState, Credits, Hold, HoldStatus, Id, JournalEntry, LedgerError, Lot, Service,
@@ -106,7 +106,7 @@ impl Store {
     }
 
     pub fn service_by_name(&self, name: &str) -> Result<Service, LedgerError> {
-        let row: Option<ServiceRow> = read_tx!(self, |c| {
+        let row: Option<ServiceRow> = read_one!(self, |c| {
             services::table
                 .filter(services::technical_name.eq(name))
                 .select(ServiceRow::as_select())
@@ -121,7 +121,7 @@ impl Store {
     /// The service a provider key belongs to, compared in constant time.
     pub fn service_by_key(&self, key: &str) -> Result<Option<Service>, LedgerError> {
         let hash = sha256_hex(key);
-        let row: Option<ServiceRow> = read_tx!(self, |c| {
+        let row: Option<ServiceRow> = read_one!(self, |c| {
             services::table
                 .filter(services::key_hash.eq(&hash))
                 .select(ServiceRow::as_select())
@@ -156,8 +156,20 @@ impl Store {
         token: &AccountToken,
         dbuuid: Option<&str>,
     ) -> Result<Account, LedgerError> {
-        // Most contacts find the account as it is: answer from a read, no write lock.
-        if let Some(known) = self.find_account(service_id, token)? {
+        let known = self.find_account(service_id, token)?;
+        self.ensure_known_account(known, service_id, token, dbuuid)
+    }
+
+    /// [`Store::ensure_account`] for a caller that already looked the account up: most
+    /// contacts find it as it is and need no write lock at all.
+    pub fn ensure_known_account(
+        &self,
+        known: Option<Account>,
+        service_id: Id,
+        token: &AccountToken,
+        dbuuid: Option<&str>,
+    ) -> Result<Account, LedgerError> {
+        if let Some(known) = known {
             let unchanged = known.disabled == token.is_disabled()
                 && (known.dbuuid.is_some() || dbuuid.is_none())
                 && known.token_sha1.is_some();
@@ -212,7 +224,7 @@ impl Store {
         token: &AccountToken,
     ) -> Result<Option<Account>, LedgerError> {
         let hash = token.storage_hash();
-        let row: Option<AccountRow> = read_tx!(self, |c| {
+        let row: Option<AccountRow> = read_one!(self, |c| {
             accounts::table
                 .filter(accounts::service_id.eq(service_id))
                 .filter(accounts::token_hash.eq(&hash))
@@ -224,7 +236,7 @@ impl Store {
     }
 
     pub fn account(&self, id: Id) -> Result<Account, LedgerError> {
-        let row: Option<AccountRow> = read_tx!(self, |c| {
+        let row: Option<AccountRow> = read_one!(self, |c| {
             accounts::table
                 .find(id)
                 .select(AccountRow::as_select())
