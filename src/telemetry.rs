@@ -3,7 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::ledger::LedgerError;
@@ -27,6 +28,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub ledger_operations: IntCounterVec,
+    /// Operations per ledger-engine transaction (group commit).
+    pub ledger_batch_size: Histogram,
     pub iap_errors: IntCounterVec,
     pool: IntGaugeVec,
 }
@@ -56,6 +59,14 @@ impl Metrics {
             &["operation", "outcome"],
         )
         .expect("static metric definition");
+        let ledger_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "ledger_batch_operations",
+                "Authorize, capture and cancel operations committed per transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )
+        .expect("static metric definition");
         let iap_errors = IntCounterVec::new(
             Opts::new(
                 "iap_errors_total",
@@ -73,6 +84,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(ledger_operations.clone()),
+            Box::new(ledger_batch_size.clone()),
             Box::new(iap_errors.clone()),
             Box::new(pool.clone()),
         ] {
@@ -83,6 +95,7 @@ impl Metrics {
             http_requests,
             http_duration,
             ledger_operations,
+            ledger_batch_size,
             iap_errors,
             pool,
         }
@@ -97,6 +110,12 @@ impl Metrics {
         self.ledger_operations
             .with_label_values(&[operation, outcome])
             .inc();
+    }
+
+    /// Records the size of one ledger-engine batch.
+    pub fn ledger_batch(&self, operations: usize) {
+        #[allow(clippy::cast_precision_loss)] // batch sizes are at most a few hundred
+        self.ledger_batch_size.observe(operations as f64);
     }
 
     /// The Prometheus text exposition, with pool figures read now.

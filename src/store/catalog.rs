@@ -207,6 +207,8 @@ impl Store {
                         accounts::disabled.eq(token.is_disabled()),
                         accounts::dbuuid.eq(row.dbuuid.as_deref().or(dbuuid)),
                         accounts::token_sha1.eq(token.sha1_hex()),
+                        // The ledger engine keeps accounts in memory: tell it to reload.
+                        accounts::lock_version.eq(accounts::lock_version + 1),
                     ))
                     .returning(AccountRow::as_returning())
                     .get_result::<AccountRow>(c)

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::engine::{Op, Output};
 use super::schema::{accounts, hold_allocations, holds, idempotency_keys, journal, lots};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{self, CloseOutcome, GrantOutcome};
@@ -9,6 +10,18 @@ use crate::ledger::repo::LedgerRepo;
 use crate::ledger::token::sha256_hex;
 use crate::ledger::{Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp};
 use crate::telemetry::METRICS;
+
+fn unexpected() -> LedgerError {
+    LedgerError::Store("the ledger engine answered another operation".into())
+}
+
+fn closed(reply: Result<Output, LedgerError>) -> Result<CloseOutcome, LedgerError> {
+    match reply {
+        Ok(Output::Closed(outcome)) => Ok(outcome),
+        Ok(Output::Authorized(..)) => Err(unexpected()),
+        Err(e) => Err(e),
+    }
+}
 
 /// A grant as the admin API and the CLI ask for it.
 pub type GrantRequest<'a> = ops::Grant<'a>;
@@ -160,15 +173,18 @@ impl Store {
             )));
         }
         let expires_at = now.plus_hours(ttl_hours.min(self.max_hold_ttl_hours));
-        let result = write_tx!(self, |c| ops::authorize(
-            c,
+        let op = Op::Authorize {
             account_id,
             amount,
             expires_at,
-            &hash,
-            description,
-            now
-        ));
+            token_hash: hash,
+            description: description.map(str::to_owned),
+        };
+        let result = match self.engine.run(op, now) {
+            Ok(Output::Authorized(hold, balance)) => Ok((hold, balance)),
+            Ok(Output::Closed(_)) => Err(unexpected()),
+            Err(e) => Err(e),
+        };
         METRICS.ledger("authorize", &result);
         let (hold, balance) = result?;
         Ok((hold, token, balance))
@@ -183,7 +199,12 @@ impl Store {
     ) -> Result<CloseOutcome, LedgerError> {
         let now = self.now();
         let hash = sha256_hex(hold_token);
-        let result = write_tx!(self, |c| ops::capture(c, &hash, amount, service_id, now));
+        let op = Op::Capture {
+            token_hash: hash,
+            amount,
+            service_id,
+        };
+        let result = closed(self.engine.run(op, now));
         METRICS.ledger("capture", &result);
         result
     }
@@ -195,7 +216,11 @@ impl Store {
     ) -> Result<CloseOutcome, LedgerError> {
         let now = self.now();
         let hash = sha256_hex(hold_token);
-        let result = write_tx!(self, |c| ops::cancel(c, &hash, service_id, now));
+        let op = Op::Cancel {
+            token_hash: hash,
+            service_id,
+        };
+        let result = closed(self.engine.run(op, now));
         METRICS.ledger("cancel", &result);
         result
     }

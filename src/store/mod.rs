@@ -5,6 +5,7 @@ mod admin;
 mod alerts;
 mod catalog;
 mod connection;
+mod engine;
 mod ledger_api;
 mod ledger_repo;
 mod odoo;
@@ -37,6 +38,7 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    engine: engine::Engine,
     clock: Clock,
     max_hold_ttl_hours: i64,
 }
@@ -115,8 +117,10 @@ pub(crate) fn unavailable(e: r2d2::Error) -> LedgerError {
 impl Store {
     /// Opens the pool for `settings.url`; nothing is migrated yet.
     pub fn connect(settings: &DatabaseSettings) -> Result<Store, LedgerError> {
+        let pool = Pool::open(settings)?;
         Ok(Store {
-            pool: Pool::open(settings)?,
+            engine: engine::Engine::start(pool.clone())?,
+            pool,
             clock: Arc::new(Timestamp::now),
             max_hold_ttl_hours: crate::config::LedgerSettings::default().max_hold_ttl_hours,
         })

@@ -12,7 +12,7 @@ use libtest_mimic::Failed;
 
 use iap_sidecar::ledger::time::NEVER;
 use iap_sidecar::ledger::{EntryKind, HoldStatus, Id, LedgerError, Timestamp};
-use iap_sidecar::store::GrantRequest;
+use iap_sidecar::store::{GrantRequest, Store};
 
 use crate::support::{
     Backend, DbOptions, HOUR, MINUTE, Rng, TestDb, audit_clean, credits, seed, units,
@@ -123,7 +123,7 @@ impl Shared<'_> {
     }
 
     /// Tops up an account; half of the lots expire within hours.
-    fn grant(&self, rng: &mut Rng, account: usize, amount: i64) {
+    fn grant(&self, store: &Store, rng: &mut Rng, account: usize, amount: i64) {
         let before = self.db.now().0;
         let lifetime = rng.between(1, 4) * HOUR;
         let expires_at = if rng.below(2) == 0 {
@@ -132,7 +132,7 @@ impl Shared<'_> {
             Timestamp(before + lifetime)
         };
         let result = self.timed(|| {
-            self.db.store.grant(&GrantRequest {
+            store.grant(&GrantRequest {
                 account_id: self.accounts[account],
                 amount: units(amount),
                 expires_at,
@@ -151,16 +151,13 @@ impl Shared<'_> {
         }
     }
 
-    fn authorize(&self, rng: &mut Rng) {
+    fn authorize(&self, store: &Store, rng: &mut Rng) {
         let account = rng.below(self.accounts.len() as u64) as usize;
         let amount = rng.between(5_000, 150_000);
         let ttl = rng.between(1, 6);
         let before = self.db.now().0;
-        let result = self.timed(|| {
-            self.db
-                .store
-                .authorize(self.accounts[account], units(amount), ttl, Some("hammer"))
-        });
+        let result = self
+            .timed(|| store.authorize(self.accounts[account], units(amount), ttl, Some("hammer")));
         match result {
             Ok((hold, token, _)) => {
                 if hold.amount.units() != amount || hold.status != HoldStatus::Open {
@@ -182,17 +179,14 @@ impl Shared<'_> {
         }
     }
 
-    fn capture(&self, rng: &mut Rng, held: Held) {
+    fn capture(&self, store: &Store, rng: &mut Rng, held: Held) {
         let amount = match rng.below(10) {
             0..=4 => rng.between(0, held.amount - 1),
             5..=6 => held.amount,
             _ => held.amount + rng.between(1, 100_000),
         };
-        let result = self.timed(|| {
-            self.db
-                .store
-                .capture(&held.token, Some(units(amount)), Some(self.service_id))
-        });
+        let result =
+            self.timed(|| store.capture(&held.token, Some(units(amount)), Some(self.service_id)));
         match result {
             Ok(outcome) => {
                 if outcome.hold.captured != Some(units(amount))
@@ -227,8 +221,8 @@ impl Shared<'_> {
         }
     }
 
-    fn cancel(&self, held: Held) {
-        match self.timed(|| self.db.store.cancel(&held.token, Some(self.service_id))) {
+    fn cancel(&self, store: &Store, held: Held) {
+        match self.timed(|| store.cancel(&held.token, Some(self.service_id))) {
             Ok(outcome) => {
                 let status = outcome.hold.status;
                 let expected = status == HoldStatus::Cancelled
@@ -246,22 +240,22 @@ impl Shared<'_> {
         }
     }
 
-    fn worker(&self, rng: &mut Rng, ops: usize) {
+    fn worker(&self, store: &Store, rng: &mut Rng, ops: usize) {
         for _ in 0..ops {
             match rng.below(100) {
                 0..=5 => {
                     let account = rng.below(self.accounts.len() as u64) as usize;
                     let amount = rng.between(10_000, 150_000);
-                    self.grant(rng, account, amount);
+                    self.grant(store, rng, account, amount);
                 }
-                6..=49 => self.authorize(rng),
+                6..=49 => self.authorize(store, rng),
                 50..=84 => match self.pick(rng) {
-                    Some(held) => self.capture(rng, held),
-                    None => self.authorize(rng),
+                    Some(held) => self.capture(store, rng, held),
+                    None => self.authorize(store, rng),
                 },
                 _ => match self.pick(rng) {
-                    Some(held) => self.cancel(held),
-                    None => self.authorize(rng),
+                    Some(held) => self.cancel(store, held),
+                    None => self.authorize(store, rng),
                 },
             }
         }
@@ -326,6 +320,8 @@ fn journal_sums(db: &TestDb, id: Id) -> Result<JournalSums, String> {
     Ok(sums)
 }
 
+/// One phase of the hammer; with `processes` > 1 the workers share that many stores,
+/// each with its own pool and ledger engine, as sidecar processes on one database would.
 fn phase(
     db: &TestDb,
     backend: &Backend,
@@ -333,8 +329,13 @@ fn phase(
     accounts: usize,
     initial: i64,
     seed: u64,
+    processes: usize,
 ) -> Result<(), String> {
     let store = &db.store;
+    let mut stores = vec![store.clone()];
+    for _ in 1..processes {
+        stores.push(db.another_store()?);
+    }
     let service = db.service(&format!("hammer-{label}"))?;
     let ids = (0..accounts)
         .map(|i| {
@@ -357,7 +358,7 @@ fn phase(
     };
     let mut rng = Rng::new(seed);
     for i in 0..accounts {
-        shared.grant(&mut rng, i, credits(initial).units());
+        shared.grant(store, &mut rng, i, credits(initial).units());
     }
 
     let started = Instant::now();
@@ -367,13 +368,14 @@ fn phase(
         for t in 0..=THREADS {
             let shared = &shared;
             let barrier = &barrier;
+            let worker_store = &stores[t % stores.len()];
             let mut rng = Rng::new(seed ^ ((t as u64 + 1) << 32));
             s.spawn(move || {
                 barrier.wait();
                 if t == THREADS {
                     shared.sweeper(&mut rng);
                 } else {
-                    shared.worker(&mut rng, per_thread);
+                    shared.worker(worker_store, &mut rng, per_thread);
                 }
             });
         }
@@ -466,7 +468,7 @@ fn phase(
         .sum();
     eprintln!(
         "[hammer] {}::{label}: {THREADS} threads, {accounts} account(s), {total} ops in {:.2}s \
-         (seed {seed}, clock +{} min, slowest op {:.2}s); captured {} credits, expired {}; {}",
+         ({processes} store(s), seed {seed}, clock +{} min, slowest op {:.2}s); captured {} credits, expired {}; {}",
         backend.name(),
         hammer_time.as_secs_f64(),
         (db.now().0 - started_clock(db, &ids)?) / MINUTE,
@@ -507,7 +509,9 @@ pub fn concurrency_hammer(backend: &Backend) -> Result<(), Failed> {
     };
     let db = TestDb::new(backend, options)?;
     let seed = seed();
-    phase(&db, backend, "hot", 1, 200, seed)?;
-    phase(&db, backend, "spread", 8, 40, seed.rotate_left(17))?;
+    phase(&db, backend, "hot", 1, 200, seed, 1)?;
+    phase(&db, backend, "spread", 8, 40, seed.rotate_left(17), 1)?;
+    // Two engines on one database: each must notice what the other changed.
+    phase(&db, backend, "two-engines", 3, 80, seed.rotate_left(29), 2)?;
     Ok(())
 }

@@ -159,6 +159,19 @@ impl TestDb {
         }
     }
 
+    /// A second store on the same database and clock, with its own pool and ledger
+    /// engine: what another sidecar process would be.
+    pub fn another_store(&self) -> Result<Store, String> {
+        let settings = DatabaseSettings {
+            url: Secret::new(self.url()),
+            ..DatabaseSettings::default()
+        };
+        let clock = Arc::clone(&self.clock);
+        Ok(Store::connect(&settings)
+            .map_err(|e| format!("Store::connect: {e}"))?
+            .with_clock(Arc::new(move || Timestamp(clock.load(Ordering::SeqCst)))))
+    }
+
     /// The manual clock's current time.
     pub fn now(&self) -> Timestamp {
         Timestamp(self.clock.load(Ordering::SeqCst))

@@ -1,0 +1,341 @@
+//! The ledger engine: authorize, capture and cancel from every request thread queue here
+//! and one thread runs whatever is waiting as one database transaction (group commit).
+//!
+//! A batch locks its accounts, checks that memory still matches them (their
+//! `lock_version`), runs each operation of `ledger::ops` against memory — a refused
+//! operation is undone alone, its neighbours go on — writes what changed in a handful of
+//! statements and commits; only then does each caller get its answer. The batch size
+//! follows the load: one operation when calls come one at a time, as many as were
+//! waiting under load, so a commit (one disk flush) serves many operations.
+//! Grants, settlement and settings still run in their own transactions; they bump the
+//! account's `lock_version`, which makes the next batch reload that account.
+
+mod overlay;
+mod sql;
+mod state;
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+
+use diesel::Connection;
+
+use self::overlay::{Overlay, WriteSet};
+use self::sql::{EngineSql, Flush};
+use self::state::Cache;
+use super::connection::Pool;
+use crate::ledger::ops::{self, CloseOutcome};
+use crate::ledger::{Balance, Credits, Hold, Id, LedgerError, Timestamp};
+use crate::telemetry::METRICS;
+
+/// Most operations in one transaction: bounds a batch's statements and its latency.
+const MAX_BATCH: usize = 256;
+/// Accounts kept in memory; the least recently used beyond are dropped.
+const CACHE_ACCOUNTS: usize = 20_000;
+/// Hold ids reserved at a time on PostgreSQL (one round trip per that many authorizes).
+const HOLD_ID_BLOCK: usize = 256;
+
+pub(crate) enum Op {
+    Authorize {
+        account_id: Id,
+        amount: Credits,
+        expires_at: Timestamp,
+        token_hash: String,
+        description: Option<String>,
+    },
+    Capture {
+        token_hash: String,
+        amount: Option<Credits>,
+        service_id: Option<Id>,
+    },
+    Cancel {
+        token_hash: String,
+        service_id: Option<Id>,
+    },
+}
+
+pub(crate) enum Output {
+    Authorized(Hold, Balance),
+    Closed(CloseOutcome),
+}
+
+type Reply = Result<Output, LedgerError>;
+
+struct Job {
+    op: Op,
+    now: Timestamp,
+    reply: SyncSender<Reply>,
+}
+
+/// The callers' side: cheap to clone, one per [`super::Store`] clone.
+#[derive(Clone)]
+pub(crate) struct Engine {
+    queue: Sender<Job>,
+}
+
+impl Engine {
+    /// Starts the engine thread; it ends when the last handle is dropped.
+    pub fn start(pool: Pool) -> Result<Engine, LedgerError> {
+        let (queue, jobs) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("ledger-engine".into())
+            .spawn(move || Worker::new(pool).run(&jobs))
+            .map_err(|e| LedgerError::Store(format!("starting the ledger engine: {e}")))?;
+        Ok(Engine { queue })
+    }
+
+    /// Runs `op` in the next batch and waits for its committed outcome.
+    pub fn run(&self, op: Op, now: Timestamp) -> Reply {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.queue
+            .send(Job { op, now, reply })
+            .map_err(|_| LedgerError::Unavailable("the ledger engine has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| LedgerError::Unavailable("the ledger engine has stopped".into()))?
+    }
+}
+
+/// The same failure for every operation of a batch that could not commit.
+fn shared_failure(e: &LedgerError) -> LedgerError {
+    match e {
+        LedgerError::Unavailable(m) => LedgerError::Unavailable(m.clone()),
+        other => LedgerError::Store(other.to_string()),
+    }
+}
+
+struct Worker {
+    pool: Pool,
+    cache: Cache,
+    /// PostgreSQL hold ids reserved and not yet used.
+    spare_ids: Vec<Id>,
+}
+
+impl Worker {
+    fn new(pool: Pool) -> Worker {
+        Worker {
+            pool,
+            cache: Cache::new(CACHE_ACCOUNTS),
+            spare_ids: Vec::new(),
+        }
+    }
+
+    fn run(mut self, queue: &Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            METRICS.ledger_batch(jobs.len());
+            match self.commit(&jobs) {
+                Ok(replies) => {
+                    for (job, reply) in jobs.into_iter().zip(replies) {
+                        // The caller may have given up waiting: nothing to tell.
+                        let _ = job.reply.send(reply);
+                    }
+                }
+                Err(e) if jobs.len() > 1 => {
+                    // One operation may be what broke the batch: run each alone, so it
+                    // cannot fail its neighbours.
+                    tracing::warn!(error = %e, size = jobs.len(), "ledger batch failed; retrying its operations one by one");
+                    for job in jobs {
+                        let reply = match self.commit(std::slice::from_ref(&job)) {
+                            Ok(mut replies) => replies
+                                .pop()
+                                .unwrap_or_else(|| Err(LedgerError::Store("no outcome".into()))),
+                            Err(e) => Err(e),
+                        };
+                        let _ = job.reply.send(reply);
+                    }
+                }
+                Err(e) => {
+                    for job in jobs {
+                        let _ = job.reply.send(Err(shared_failure(&e)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction for `jobs`; on failure memory is dropped for every account it
+    /// touched, since it may be ahead of the database.
+    fn commit(&mut self, jobs: &[Job]) -> Result<Vec<Reply>, LedgerError> {
+        let mut touched = BTreeSet::new();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let pool = self.pool.clone();
+            match &pool {
+                Pool::Sqlite(p, writer) => {
+                    let mut pooled = p.get().map_err(super::unavailable)?;
+                    let conn: &mut diesel::SqliteConnection = &mut pooled;
+                    let _writer = writer
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    conn.immediate_transaction(|c| self.batch(c, jobs, &mut touched))
+                }
+                Pool::Pg(p) => {
+                    let mut pooled = p.get().map_err(super::unavailable)?;
+                    let conn: &mut diesel::PgConnection = &mut pooled;
+                    conn.transaction(|c| self.batch(c, jobs, &mut touched))
+                }
+            }
+        }));
+        let outcome =
+            outcome.unwrap_or_else(|_| Err(LedgerError::Store("ledger batch panicked".into())));
+        if outcome.is_err() {
+            for id in &touched {
+                self.cache.remove(*id);
+            }
+            self.spare_ids.clear();
+        }
+        self.cache.evict();
+        outcome
+    }
+
+    fn batch<C: EngineSql>(
+        &mut self,
+        c: &mut C,
+        jobs: &[Job],
+        touched: &mut BTreeSet<Id>,
+    ) -> Result<Vec<Reply>, LedgerError> {
+        self.cache.next_tick();
+        let mut replies: Vec<Option<Reply>> = jobs.iter().map(|_| None).collect();
+
+        // Which accounts the batch serves: a capture or cancel names its hold only.
+        for (job, reply) in jobs.iter().zip(replies.iter_mut()) {
+            match &job.op {
+                Op::Authorize { account_id, .. } => {
+                    touched.insert(*account_id);
+                }
+                Op::Capture { token_hash, .. } | Op::Cancel { token_hash, .. } => {
+                    if let Some((account_id, _)) = self.cache.open_hold_by_token(token_hash) {
+                        touched.insert(account_id);
+                    } else {
+                        match c.find_hold(token_hash)? {
+                            Some(hold) => {
+                                touched.insert(hold.account_id);
+                            }
+                            None => *reply = Some(Err(LedgerError::UnknownHold)),
+                        }
+                    }
+                }
+            }
+        }
+
+        // Lock them, and reload what changed since memory last saw it.
+        let ids: Vec<Id> = touched.iter().copied().collect();
+        let versions = c.lock_versions(&ids)?;
+        let found: BTreeSet<Id> = versions.iter().map(|(id, _)| *id).collect();
+        for id in ids.iter().filter(|id| !found.contains(id)) {
+            self.cache.remove(*id);
+        }
+        for (id, version) in versions {
+            if self.cache.version(id) != Some(version) {
+                match c.load_state(id)? {
+                    Some(state) => self.cache.insert(state),
+                    None => self.cache.remove(id),
+                }
+            }
+        }
+
+        let authorizes = jobs
+            .iter()
+            .zip(&replies)
+            .filter(|(j, r)| r.is_none() && matches!(j.op, Op::Authorize { .. }))
+            .count();
+        let mut hold_ids = self.hold_ids(c, authorizes)?.into_iter();
+
+        let mut writes = WriteSet::default();
+        let mut closed = HashMap::new();
+        let mut closed_tokens = HashMap::new();
+        {
+            let mut repo = Overlay::new(
+                c,
+                &mut self.cache,
+                &mut writes,
+                &mut closed,
+                &mut closed_tokens,
+                &mut hold_ids,
+            );
+            for (job, reply) in jobs.iter().zip(replies.iter_mut()) {
+                if reply.is_some() {
+                    continue;
+                }
+                repo.begin();
+                let outcome = run_op(&mut repo, job);
+                if outcome.is_err() {
+                    repo.rollback();
+                }
+                *reply = Some(outcome);
+            }
+        }
+        // Reserved ids left over stay for the next batch (PostgreSQL only).
+        if matches!(self.pool, Pool::Pg(_)) {
+            let unused: Vec<Id> = hold_ids.collect();
+            self.spare_ids.splice(0..0, unused);
+        }
+
+        let flush = Flush::new(writes, &self.cache);
+        c.write(&flush)?;
+        for (account, version) in &flush.accounts {
+            if let Some(state) = self.cache.get_mut(account.id) {
+                state.version = *version;
+                state.prune_lots();
+            }
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(LedgerError::Store("no outcome".into()))))
+            .collect())
+    }
+
+    fn hold_ids<C: EngineSql>(&mut self, c: &mut C, n: usize) -> Result<Vec<Id>, LedgerError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        match self.pool {
+            Pool::Pg(_) => {
+                if self.spare_ids.len() < n {
+                    let more = c.reserve_hold_ids(n.max(HOLD_ID_BLOCK))?;
+                    self.spare_ids.extend(more);
+                }
+                // Oldest first, so ids keep growing.
+                Ok(self.spare_ids.drain(..n).collect())
+            }
+            Pool::Sqlite(..) => Ok(c.reserve_hold_ids(n)?),
+        }
+    }
+}
+
+fn run_op<C: overlay::HoldLookup>(repo: &mut Overlay<'_, C>, job: &Job) -> Reply {
+    let now = job.now;
+    match &job.op {
+        Op::Authorize {
+            account_id,
+            amount,
+            expires_at,
+            token_hash,
+            description,
+        } => ops::authorize(
+            repo,
+            *account_id,
+            *amount,
+            *expires_at,
+            token_hash,
+            description.as_deref(),
+            now,
+        )
+        .map(|(hold, balance)| Output::Authorized(hold, balance)),
+        Op::Capture {
+            token_hash,
+            amount,
+            service_id,
+        } => ops::capture(repo, token_hash, *amount, *service_id, now).map(Output::Closed),
+        Op::Cancel {
+            token_hash,
+            service_id,
+        } => ops::cancel(repo, token_hash, *service_id, now).map(Output::Closed),
+    }
+}

@@ -1,0 +1,374 @@
+//! The engine's statements: lock a batch's accounts, load an account into memory, reserve
+//! hold ids and write a batch. PostgreSQL writes each table in one statement (`unnest` of
+//! arrays, a fixed text that stays prepared); SQLite, in process, row by row with cached
+//! statements.
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel::sqlite::SqliteConnection;
+
+use super::overlay::WriteSet;
+use super::state::{AccountState, Cache};
+use crate::ledger::repo::{LedgerRepo, NewAlert, RepoResult};
+use crate::ledger::{Account, Allocation, Credits, Hold, HoldStatus, Id, Timestamp};
+use crate::store::rows::{AccountRow, HoldRow, LotRow, convert};
+use crate::store::schema::{accounts, holds, lots};
+
+/// A batch's rows as they go to the database, taken from the write-set and memory.
+pub(crate) struct Flush {
+    pub new_holds: Vec<Hold>,
+    pub new_allocations: Vec<Allocation>,
+    pub lots: Vec<(Id, i64)>,
+    pub closed: Vec<Hold>,
+    pub freed: Vec<Id>,
+    pub journal: Vec<crate::ledger::JournalEntry>,
+    pub alerts: Vec<super::overlay::PendingAlert>,
+    /// Saved accounts with the lock_version they get.
+    pub accounts: Vec<(Account, i64)>,
+}
+
+impl Flush {
+    pub fn new(writes: WriteSet, cache: &Cache) -> Flush {
+        let lots = writes
+            .lots
+            .iter()
+            .filter_map(|(account_id, lot_id)| {
+                let lot = cache.get(*account_id)?.lots.get(lot_id)?;
+                Some((*lot_id, lot.remaining.units()))
+            })
+            .collect();
+        let accounts = writes
+            .accounts
+            .iter()
+            .filter_map(|id| {
+                let state = cache.get(*id)?;
+                Some((state.account.clone(), state.version + 1))
+            })
+            .collect();
+        Flush {
+            new_holds: writes.new_holds,
+            new_allocations: writes.new_allocations,
+            lots,
+            closed: writes.closed,
+            freed: writes.freed,
+            journal: writes.journal,
+            alerts: writes.alerts,
+            accounts,
+        }
+    }
+}
+
+pub(crate) trait EngineSql: LedgerRepo + Sized {
+    /// Locks the accounts until commit (in id order) and returns their versions; ids that
+    /// do not exist are left out.
+    fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>>;
+    /// `n` ids for new holds, never handed out by the database to anyone else.
+    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>>;
+    fn load_state(&mut self, id: Id) -> RepoResult<Option<AccountState>>;
+    fn write(&mut self, flush: &Flush) -> RepoResult<()>;
+}
+
+macro_rules! load_state {
+    () => {
+        fn load_state(&mut self, id: Id) -> RepoResult<Option<AccountState>> {
+            let Some((row, version)) = accounts::table
+                .find(id)
+                .select((AccountRow::as_select(), accounts::lock_version))
+                .first::<(AccountRow, i64)>(self)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let account = Account::try_from(row)?;
+            let open: Vec<Hold> = convert(
+                holds::table
+                    .filter(holds::account_id.eq(id))
+                    .filter(holds::status.eq(HoldStatus::Open.as_str()))
+                    .select(HoldRow::as_select())
+                    .load::<HoldRow>(self)?,
+            )?;
+            let hold_ids: Vec<Id> = open.iter().map(|h| h.id).collect();
+            let allocations = if hold_ids.is_empty() {
+                Vec::new()
+            } else {
+                self.allocations_of(&hold_ids)?
+            };
+            let allocated: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+            let lot_rows = lots::table
+                .filter(lots::account_id.eq(id))
+                .filter(lots::remaining.gt(0).or(lots::id.eq_any(&allocated)))
+                .select(LotRow::as_select())
+                .load::<LotRow>(self)?;
+            let mut state = AccountState {
+                account,
+                version,
+                lots: Default::default(),
+                open_holds: open.into_iter().map(|h| (h.id, h)).collect(),
+                allocations: Default::default(),
+                last_used: 0,
+            };
+            for lot in convert::<_, crate::ledger::Lot>(lot_rows)? {
+                state.lots.insert(lot.id, lot);
+            }
+            for a in allocations {
+                state.allocations.entry(a.hold_id).or_default().push(a);
+            }
+            Ok(Some(state))
+        }
+    };
+}
+
+fn alert<'a>(a: &'a super::overlay::PendingAlert) -> NewAlert<'a> {
+    NewAlert {
+        account_id: a.account_id,
+        recipient: &a.recipient,
+        available: a.available,
+        threshold: a.threshold,
+        created_at: a.created_at,
+    }
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+impl EngineSql for PgConnection {
+    fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>> {
+        accounts::table
+            .filter(accounts::id.eq_any(ids))
+            .order(accounts::id)
+            .select((accounts::id, accounts::lock_version))
+            .for_update()
+            .load(self)
+    }
+
+    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let rows: Vec<IdRow> = diesel::sql_query(
+            "SELECT nextval(pg_get_serial_sequence('holds', 'id')) AS id \
+             FROM generate_series(1, $1)",
+        )
+        .bind::<BigInt, _>(n)
+        .load(self)?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    load_state!();
+
+    fn write(&mut self, f: &Flush) -> RepoResult<()> {
+        if !f.new_holds.is_empty() {
+            let h = &f.new_holds;
+            diesel::sql_query(
+                "INSERT INTO holds (id, account_id, token_hash, amount, status, description, \
+                 created_at, expires_at) \
+                 SELECT u.id, u.account_id, u.token_hash, u.amount, 'open', u.description, \
+                 u.created_at, u.expires_at \
+                 FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[], \
+                 $6::int8[], $7::int8[]) \
+                 AS u(id, account_id, token_hash, amount, description, created_at, expires_at)",
+            )
+            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.account_id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(h.iter().map(|h| h.token_hash.as_str()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.amount.units()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(
+                h.iter()
+                    .map(|h| h.description.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.created_at.micros()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.expires_at.micros()).collect::<Vec<_>>())
+            .execute(self)?;
+        }
+        if !f.new_allocations.is_empty() {
+            let a = &f.new_allocations;
+            diesel::sql_query(
+                "INSERT INTO hold_allocations (hold_id, lot_id, amount) \
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])",
+            )
+            .bind::<Array<BigInt>, _>(a.iter().map(|a| a.hold_id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(a.iter().map(|a| a.lot_id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(a.iter().map(|a| a.amount.units()).collect::<Vec<_>>())
+            .execute(self)?;
+        }
+        if !f.lots.is_empty() {
+            diesel::sql_query(
+                "UPDATE lots AS l SET remaining = u.remaining \
+                 FROM unnest($1::int8[], $2::int8[]) AS u(id, remaining) WHERE l.id = u.id",
+            )
+            .bind::<Array<BigInt>, _>(f.lots.iter().map(|l| l.0).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(f.lots.iter().map(|l| l.1).collect::<Vec<_>>())
+            .execute(self)?;
+        }
+        if !f.closed.is_empty() {
+            let c = &f.closed;
+            diesel::sql_query(
+                "UPDATE holds AS h SET status = u.status, captured = u.captured, \
+                 closed_at = u.closed_at \
+                 FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[]) \
+                 AS u(id, status, captured, closed_at) WHERE h.id = u.id",
+            )
+            .bind::<Array<BigInt>, _>(c.iter().map(|h| h.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(c.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<BigInt>>, _>(
+                c.iter()
+                    .map(|h| h.captured.map(Credits::units))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<BigInt>>, _>(
+                c.iter()
+                    .map(|h| h.closed_at.map(Timestamp::micros))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(self)?;
+        }
+        if !f.freed.is_empty() {
+            diesel::sql_query("DELETE FROM hold_allocations WHERE hold_id = ANY($1::int8[])")
+                .bind::<Array<BigInt>, _>(&f.freed)
+                .execute(self)?;
+        }
+        if !f.journal.is_empty() {
+            let j = &f.journal;
+            diesel::sql_query(
+                "INSERT INTO journal (account_id, seq, kind, amount, balance_after, hold_id, \
+                 lot_id, description, effective_at, recorded_at) \
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], \
+                 $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int8[], $10::int8[])",
+            )
+            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.account_id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.seq).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(j.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.amount_units).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(
+                j.iter()
+                    .map(|e| e.balance_after.units())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<BigInt>>, _>(j.iter().map(|e| e.hold_id).collect::<Vec<_>>())
+            .bind::<Array<Nullable<BigInt>>, _>(j.iter().map(|e| e.lot_id).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(
+                j.iter()
+                    .map(|e| e.description.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<BigInt>, _>(
+                j.iter()
+                    .map(|e| e.effective_at.micros())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.recorded_at.micros()).collect::<Vec<_>>())
+            .execute(self)?;
+        }
+        for a in &f.alerts {
+            self.insert_alert(alert(a))?;
+        }
+        if !f.accounts.is_empty() {
+            let a = &f.accounts;
+            diesel::sql_query(
+                "UPDATE accounts AS a SET balance = u.balance, reserved = u.reserved, \
+                 last_seq = u.last_seq, updated_at = u.updated_at, alert_armed = u.alert_armed, \
+                 lock_version = u.lock_version \
+                 FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+                 $6::bool[], $7::int8[]) \
+                 AS u(id, balance, reserved, last_seq, updated_at, alert_armed, lock_version) \
+                 WHERE a.id = u.id",
+            )
+            .bind::<Array<BigInt>, _>(a.iter().map(|(a, _)| a.id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(a.iter().map(|(a, _)| a.balance.units()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(
+                a.iter()
+                    .map(|(a, _)| a.reserved.units())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<BigInt>, _>(a.iter().map(|(a, _)| a.last_seq).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(
+                a.iter()
+                    .map(|(a, _)| a.updated_at.micros())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Bool>, _>(a.iter().map(|(a, _)| a.alert_armed).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(a.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+            .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+impl EngineSql for SqliteConnection {
+    fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>> {
+        // BEGIN IMMEDIATE already holds the database's write lock.
+        accounts::table
+            .filter(accounts::id.eq_any(ids))
+            .order(accounts::id)
+            .select((accounts::id, accounts::lock_version))
+            .load(self)
+    }
+
+    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>> {
+        // Under the write lock nobody else inserts: the next ids are free until commit.
+        let max: Option<i64> = holds::table
+            .select(diesel::dsl::max(holds::id))
+            .first(self)?;
+        let first = max.unwrap_or(0) + 1;
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        Ok((first..first.saturating_add(n)).collect())
+    }
+
+    load_state!();
+
+    fn write(&mut self, f: &Flush) -> RepoResult<()> {
+        for h in &f.new_holds {
+            diesel::insert_into(holds::table)
+                .values((
+                    holds::id.eq(h.id),
+                    holds::account_id.eq(h.account_id),
+                    holds::token_hash.eq(&h.token_hash),
+                    holds::amount.eq(h.amount.units()),
+                    holds::status.eq(HoldStatus::Open.as_str()),
+                    holds::description.eq(h.description.as_deref()),
+                    holds::created_at.eq(h.created_at.micros()),
+                    holds::expires_at.eq(h.expires_at.micros()),
+                ))
+                .execute(self)?;
+        }
+        self.insert_allocations(&f.new_allocations)?;
+        for (id, remaining) in &f.lots {
+            diesel::update(lots::table.find(id))
+                .set(lots::remaining.eq(remaining))
+                .execute(self)?;
+        }
+        for h in &f.closed {
+            self.close_hold(
+                h.id,
+                h.status,
+                h.captured,
+                h.closed_at.unwrap_or(h.created_at),
+            )?;
+        }
+        for id in &f.freed {
+            self.delete_allocations(*id)?;
+        }
+        for e in &f.journal {
+            self.insert_journal(e)?;
+        }
+        for a in &f.alerts {
+            self.insert_alert(alert(a))?;
+        }
+        for (a, version) in &f.accounts {
+            diesel::update(accounts::table.find(a.id))
+                .set((
+                    accounts::balance.eq(a.balance.units()),
+                    accounts::reserved.eq(a.reserved.units()),
+                    accounts::last_seq.eq(a.last_seq),
+                    accounts::updated_at.eq(a.updated_at.micros()),
+                    accounts::alert_armed.eq(a.alert_armed),
+                    accounts::lock_version.eq(version),
+                ))
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
