@@ -134,6 +134,10 @@ pub struct DatabaseSettings {
     pub sqlite_synchronous: String,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+    /// How long provider calls may reuse a service key, account or database-access
+    /// lookup, in milliseconds (0: never). Changes made through this process apply at
+    /// once; changes made by another process on the same database within this time.
+    pub lookup_cache_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -206,6 +210,7 @@ impl Default for DatabaseSettings {
             sqlite_busy_timeout_ms: 5_000,
             sqlite_synchronous: "full".into(),
             migrate_on_start: true,
+            lookup_cache_ms: 2_000,
         }
     }
 }

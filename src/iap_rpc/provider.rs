@@ -13,7 +13,7 @@ const DEFAULT_TTL_HOURS: i64 = 4320;
 
 fn service_for_key(ctx: &Ctx, key: &str) -> Result<Service, RpcError> {
     ctx.store
-        .service_by_key(key)?
+        .service_by_key_cached(key)?
         .ok_or_else(|| RpcError::Access("invalid service key".into()))
 }
 
@@ -79,7 +79,7 @@ pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> 
     let dbuuid = p.opt_text("dbuuid", 64)?;
     let service = service_for_key(ctx, key)?;
 
-    let known = ctx.store.find_account(service.id, &token)?;
+    let known = ctx.store.find_account_cached(service.id, &token)?;
     let db = dbuuid
         .map(str::to_owned)
         .or_else(|| known.as_ref().and_then(|a| a.dbuuid.clone()));

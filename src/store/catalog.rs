@@ -134,8 +134,23 @@ impl Store {
             .transpose()?)
     }
 
+    /// [`Store::service_by_key`] for provider calls: reuses a recent answer (see
+    /// `database.lookup_cache_ms`).
+    pub fn service_by_key_cached(&self, key: &str) -> Result<Option<Service>, LedgerError> {
+        let hash = sha256_hex(key);
+        if let Some(service) = self.lookups.service(&hash) {
+            return Ok(Some(service));
+        }
+        let found = self.service_by_key(key)?;
+        if let Some(service) = &found {
+            self.lookups.keep_service(&hash, service);
+        }
+        Ok(found)
+    }
+
     /// Replaces a service's key; the old key stops working at once.
     pub fn set_service_key(&self, name: &str, key_hash: &str) -> Result<Service, LedgerError> {
+        self.lookups.services_changed();
         let row: Option<ServiceRow> = write_tx!(self, |c| {
             diesel::update(services::table.filter(services::technical_name.eq(name)))
                 .set(services::key_hash.eq(key_hash))
@@ -143,6 +158,7 @@ impl Store {
                 .get_result::<ServiceRow>(c)
                 .optional()
         })?;
+        self.lookups.services_changed();
         row.map(Service::try_from)
             .transpose()?
             .ok_or_else(|| LedgerError::UnknownService(name.to_owned()))
@@ -216,7 +232,26 @@ impl Store {
                 Ok(row)
             }
         })?;
-        Ok(row.try_into()?)
+        let account = Account::try_from(row)?;
+        self.lookups.forget_account(service_id, &hash);
+        Ok(account)
+    }
+
+    /// [`Store::find_account`] for provider calls: reuses a recent answer, so only the
+    /// fields that do not move with the ledger may be trusted (id, database, disabled).
+    pub fn find_account_cached(
+        &self,
+        service_id: Id,
+        token: &AccountToken,
+    ) -> Result<Option<Account>, LedgerError> {
+        if let Some(account) = self.lookups.account(service_id, &token.storage_hash()) {
+            return Ok(Some(account));
+        }
+        let found = self.find_account(service_id, token)?;
+        if let Some(account) = &found {
+            self.lookups.keep_account(account);
+        }
+        Ok(found)
     }
 
     /// The account of `token` for `service`, if it was ever seen.

@@ -8,6 +8,7 @@ mod connection;
 mod engine;
 mod ledger_api;
 mod ledger_repo;
+mod lookups;
 mod odoo;
 mod portal;
 mod protocol;
@@ -39,6 +40,7 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 pub struct Store {
     pool: Pool,
     engine: engine::Engine,
+    lookups: Arc<lookups::Lookups>,
     clock: Clock,
     max_hold_ttl_hours: i64,
 }
@@ -120,6 +122,9 @@ impl Store {
         let pool = Pool::open(settings)?;
         Ok(Store {
             engine: engine::Engine::start(pool.clone())?,
+            lookups: Arc::new(lookups::Lookups::new(std::time::Duration::from_millis(
+                settings.lookup_cache_ms,
+            ))),
             pool,
             clock: Arc::new(Timestamp::now),
             max_hold_ttl_hours: crate::config::LedgerSettings::default().max_hold_ttl_hours,

@@ -722,6 +722,7 @@ impl Store {
                 "trial days must be between 0 and 3650".into(),
             ));
         }
+        self.lookups.services_changed();
         let row: Option<ServiceRow> = write_tx!(self, |c| {
             diesel::update(services::table.find(service_id))
                 .set((
@@ -732,6 +733,7 @@ impl Store {
                 .get_result::<ServiceRow>(c)
                 .optional()
         })?;
+        self.lookups.services_changed();
         row.map(Service::try_from)
             .transpose()?
             .ok_or_else(|| LedgerError::UnknownService(format!("#{service_id}")))

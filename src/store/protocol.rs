@@ -90,6 +90,9 @@ impl Store {
         let Some(dbuuid) = dbuuid else {
             return Ok(false);
         };
+        if let Some(allowed) = self.lookups.allowed(service.id, dbuuid) {
+            return Ok(allowed);
+        }
         let found: Option<String> = read_tx!(self, |c| {
             service_databases::table
                 .filter(service_databases::service_id.eq(service.id))
@@ -98,6 +101,8 @@ impl Store {
                 .first::<String>(c)
                 .optional()
         })?;
+        self.lookups
+            .keep_allowed(service.id, dbuuid, found.is_some());
         Ok(found.is_some())
     }
 
@@ -126,6 +131,7 @@ impl Store {
                 )));
             }
         }
+        self.lookups.services_changed();
         let row: ServiceRow = write_tx!(self, |c| {
             let row = diesel::update(services::table.filter(services::technical_name.eq(name)))
                 .set(services::open_to_all.eq(open_to_all))
@@ -148,6 +154,7 @@ impl Store {
             }
             Ok::<_, LedgerError>(row)
         })?;
+        self.lookups.services_changed();
         let service = Service::try_from(row)?;
         let listed = self.service_databases(service.id)?;
         Ok((service, listed))
@@ -184,7 +191,10 @@ impl Store {
         account_id: Id,
         dbuuid: &str,
     ) -> Result<Option<GrantOutcome>, LedgerError> {
-        if service.trial_credits.is_zero() || dbuuid.is_empty() {
+        if service.trial_credits.is_zero()
+            || dbuuid.is_empty()
+            || self.lookups.trial_claimed(service.id, dbuuid)
+        {
             return Ok(None);
         }
         let now = self.now();
@@ -223,6 +233,9 @@ impl Store {
             ops::grant(c, &grant, now).map(Some)
         });
         METRICS.ledger("trial", &result);
+        if result.is_ok() {
+            self.lookups.keep_trial_claimed(service.id, dbuuid);
+        }
         result
     }
 

@@ -1,7 +1,7 @@
 //! The engine's statements: lock a batch's accounts, load an account into memory, reserve
-//! hold ids and write a batch. PostgreSQL writes each table in one statement (`unnest` of
-//! arrays, a fixed text that stays prepared); SQLite, in process, row by row with cached
-//! statements.
+//! hold ids and write a batch. PostgreSQL writes the whole batch in one statement (one
+//! data-modifying CTE per table over `unnest` of arrays); SQLite, in process, row by row
+//! with cached statements.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -46,12 +46,35 @@ impl Flush {
                 Some((state.account.clone(), state.version + 1))
             })
             .collect();
+        // A hold opened and closed in one batch is written once, in its final state,
+        // and its allocations not at all: PostgreSQL writes the whole batch in one
+        // statement, whose parts do not see each other's rows.
+        let mut new_holds = writes.new_holds;
+        let mut closed = Vec::with_capacity(writes.closed.len());
+        for hold in writes.closed {
+            match new_holds.iter_mut().find(|h| h.id == hold.id) {
+                Some(new) => *new = hold,
+                None => closed.push(hold),
+            }
+        }
+        let is_new = |id: &Id| new_holds.iter().any(|h| h.id == *id);
+        let freed: Vec<Id> = writes.freed.into_iter().filter(|id| !is_new(id)).collect();
+        let gone: Vec<Id> = new_holds
+            .iter()
+            .filter(|h| h.status != HoldStatus::Open)
+            .map(|h| h.id)
+            .collect();
+        let new_allocations = writes
+            .new_allocations
+            .into_iter()
+            .filter(|a| !gone.contains(&a.hold_id))
+            .collect();
         Flush {
-            new_holds: writes.new_holds,
-            new_allocations: writes.new_allocations,
+            new_holds,
+            new_allocations,
             lots,
-            closed: writes.closed,
-            freed: writes.freed,
+            closed,
+            freed,
             journal: writes.journal,
             alerts: writes.alerts,
             accounts,
@@ -159,139 +182,129 @@ impl EngineSql for PgConnection {
     load_state!();
 
     fn write(&mut self, f: &Flush) -> RepoResult<()> {
-        if !f.new_holds.is_empty() {
-            let h = &f.new_holds;
-            diesel::sql_query(
-                "INSERT INTO holds (id, account_id, token_hash, amount, status, description, \
-                 created_at, expires_at) \
-                 SELECT u.id, u.account_id, u.token_hash, u.amount, 'open', u.description, \
-                 u.created_at, u.expires_at \
-                 FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[], \
-                 $6::int8[], $7::int8[]) \
-                 AS u(id, account_id, token_hash, amount, description, created_at, expires_at)",
-            )
-            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.account_id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(h.iter().map(|h| h.token_hash.as_str()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.amount.units()).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Text>>, _>(
-                h.iter()
-                    .map(|h| h.description.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.created_at.micros()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(h.iter().map(|h| h.expires_at.micros()).collect::<Vec<_>>())
-            .execute(self)?;
-        }
-        if !f.new_allocations.is_empty() {
-            let a = &f.new_allocations;
-            diesel::sql_query(
-                "INSERT INTO hold_allocations (hold_id, lot_id, amount) \
-                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])",
-            )
-            .bind::<Array<BigInt>, _>(a.iter().map(|a| a.hold_id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(a.iter().map(|a| a.lot_id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(a.iter().map(|a| a.amount.units()).collect::<Vec<_>>())
-            .execute(self)?;
-        }
-        if !f.lots.is_empty() {
-            diesel::sql_query(
-                "UPDATE lots AS l SET remaining = u.remaining \
-                 FROM unnest($1::int8[], $2::int8[]) AS u(id, remaining) WHERE l.id = u.id",
-            )
-            .bind::<Array<BigInt>, _>(f.lots.iter().map(|l| l.0).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(f.lots.iter().map(|l| l.1).collect::<Vec<_>>())
-            .execute(self)?;
-        }
-        if !f.closed.is_empty() {
-            let c = &f.closed;
-            diesel::sql_query(
-                "UPDATE holds AS h SET status = u.status, captured = u.captured, \
+        let h = &f.new_holds;
+        let a = &f.new_allocations;
+        let c = &f.closed;
+        let j = &f.journal;
+        let t = &f.accounts;
+        // The whole batch in one round trip: empty arrays write nothing, so the text
+        // never changes. Foreign keys are checked at the end of the statement.
+        diesel::sql_query(
+            "WITH new_holds AS (\
+               INSERT INTO holds (id, account_id, token_hash, amount, status, captured, \
+                 description, created_at, expires_at, closed_at) \
+               SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], \
+                 $5::text[], $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::int8[])), \
+             new_allocations AS (\
+               INSERT INTO hold_allocations (hold_id, lot_id, amount) \
+               SELECT * FROM unnest($11::int8[], $12::int8[], $13::int8[])), \
+             lot_updates AS (\
+               UPDATE lots AS l SET remaining = u.remaining \
+               FROM unnest($14::int8[], $15::int8[]) AS u(id, remaining) WHERE l.id = u.id), \
+             closed AS (\
+               UPDATE holds AS h SET status = u.status, captured = u.captured, \
                  closed_at = u.closed_at \
-                 FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[]) \
-                 AS u(id, status, captured, closed_at) WHERE h.id = u.id",
-            )
-            .bind::<Array<BigInt>, _>(c.iter().map(|h| h.id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(c.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
-            .bind::<Array<Nullable<BigInt>>, _>(
-                c.iter()
-                    .map(|h| h.captured.map(Credits::units))
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<BigInt>>, _>(
-                c.iter()
-                    .map(|h| h.closed_at.map(Timestamp::micros))
-                    .collect::<Vec<_>>(),
-            )
-            .execute(self)?;
-        }
-        if !f.freed.is_empty() {
-            diesel::sql_query("DELETE FROM hold_allocations WHERE hold_id = ANY($1::int8[])")
-                .bind::<Array<BigInt>, _>(&f.freed)
-                .execute(self)?;
-        }
-        if !f.journal.is_empty() {
-            let j = &f.journal;
-            diesel::sql_query(
-                "INSERT INTO journal (account_id, seq, kind, amount, balance_after, hold_id, \
+               FROM unnest($16::int8[], $17::text[], $18::int8[], $19::int8[]) \
+                 AS u(id, status, captured, closed_at) WHERE h.id = u.id), \
+             freed AS (\
+               DELETE FROM hold_allocations WHERE hold_id = ANY($20::int8[])), \
+             entries AS (\
+               INSERT INTO journal (account_id, seq, kind, amount, balance_after, hold_id, \
                  lot_id, description, effective_at, recorded_at) \
-                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], \
-                 $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int8[], $10::int8[])",
-            )
-            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.account_id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.seq).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(j.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.amount_units).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(
-                j.iter()
-                    .map(|e| e.balance_after.units())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<BigInt>>, _>(j.iter().map(|e| e.hold_id).collect::<Vec<_>>())
-            .bind::<Array<Nullable<BigInt>>, _>(j.iter().map(|e| e.lot_id).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Text>>, _>(
-                j.iter()
-                    .map(|e| e.description.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<BigInt>, _>(
-                j.iter()
-                    .map(|e| e.effective_at.micros())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<BigInt>, _>(j.iter().map(|e| e.recorded_at.micros()).collect::<Vec<_>>())
-            .execute(self)?;
-        }
+               SELECT * FROM unnest($21::int8[], $22::int8[], $23::text[], $24::int8[], \
+                 $25::int8[], $26::int8[], $27::int8[], $28::text[], $29::int8[], \
+                 $30::int8[])), \
+             totals AS (\
+               UPDATE accounts AS a SET balance = u.balance, reserved = u.reserved, \
+                 last_seq = u.last_seq, updated_at = u.updated_at, \
+                 alert_armed = u.alert_armed, lock_version = u.lock_version \
+               FROM unnest($31::int8[], $32::int8[], $33::int8[], $34::int8[], $35::int8[], \
+                 $36::bool[], $37::int8[]) \
+                 AS u(id, balance, reserved, last_seq, updated_at, alert_armed, lock_version) \
+               WHERE a.id = u.id) \
+             SELECT 1",
+        )
+        .bind::<Array<BigInt>, _>(h.iter().map(|h| h.id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(h.iter().map(|h| h.account_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(h.iter().map(|h| h.token_hash.as_str()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(h.iter().map(|h| h.amount.units()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(h.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(
+            h.iter()
+                .map(|h| h.captured.map(Credits::units))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            h.iter()
+                .map(|h| h.description.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(h.iter().map(|h| h.created_at.micros()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(h.iter().map(|h| h.expires_at.micros()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(
+            h.iter()
+                .map(|h| h.closed_at.map(Timestamp::micros))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(a.iter().map(|a| a.hold_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(a.iter().map(|a| a.lot_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(a.iter().map(|a| a.amount.units()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(f.lots.iter().map(|l| l.0).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(f.lots.iter().map(|l| l.1).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(c.iter().map(|h| h.id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(c.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(
+            c.iter()
+                .map(|h| h.captured.map(Credits::units))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<BigInt>>, _>(
+            c.iter()
+                .map(|h| h.closed_at.map(Timestamp::micros))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(&f.freed)
+        .bind::<Array<BigInt>, _>(j.iter().map(|e| e.account_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(j.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(j.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(j.iter().map(|e| e.amount_units).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(
+            j.iter()
+                .map(|e| e.balance_after.units())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<BigInt>>, _>(j.iter().map(|e| e.hold_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(j.iter().map(|e| e.lot_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            j.iter()
+                .map(|e| e.description.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(
+            j.iter()
+                .map(|e| e.effective_at.micros())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(j.iter().map(|e| e.recorded_at.micros()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(t.iter().map(|(a, _)| a.id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(t.iter().map(|(a, _)| a.balance.units()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(
+            t.iter()
+                .map(|(a, _)| a.reserved.units())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(t.iter().map(|(a, _)| a.last_seq).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(
+            t.iter()
+                .map(|(a, _)| a.updated_at.micros())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Bool>, _>(t.iter().map(|(a, _)| a.alert_armed).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(t.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+        .execute(self)?;
+        // Alerts are rare: one row each, after the accounts they name.
         for a in &f.alerts {
             self.insert_alert(alert(a))?;
-        }
-        if !f.accounts.is_empty() {
-            let a = &f.accounts;
-            diesel::sql_query(
-                "UPDATE accounts AS a SET balance = u.balance, reserved = u.reserved, \
-                 last_seq = u.last_seq, updated_at = u.updated_at, alert_armed = u.alert_armed, \
-                 lock_version = u.lock_version \
-                 FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
-                 $6::bool[], $7::int8[]) \
-                 AS u(id, balance, reserved, last_seq, updated_at, alert_armed, lock_version) \
-                 WHERE a.id = u.id",
-            )
-            .bind::<Array<BigInt>, _>(a.iter().map(|(a, _)| a.id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(a.iter().map(|(a, _)| a.balance.units()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(
-                a.iter()
-                    .map(|(a, _)| a.reserved.units())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<BigInt>, _>(a.iter().map(|(a, _)| a.last_seq).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(
-                a.iter()
-                    .map(|(a, _)| a.updated_at.micros())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<Bool>, _>(a.iter().map(|(a, _)| a.alert_armed).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(a.iter().map(|(_, v)| *v).collect::<Vec<_>>())
-            .execute(self)?;
         }
         Ok(())
     }
@@ -327,10 +340,12 @@ impl EngineSql for SqliteConnection {
                     holds::account_id.eq(h.account_id),
                     holds::token_hash.eq(&h.token_hash),
                     holds::amount.eq(h.amount.units()),
-                    holds::status.eq(HoldStatus::Open.as_str()),
+                    holds::status.eq(h.status.as_str()),
+                    holds::captured.eq(h.captured.map(Credits::units)),
                     holds::description.eq(h.description.as_deref()),
                     holds::created_at.eq(h.created_at.micros()),
                     holds::expires_at.eq(h.expires_at.micros()),
+                    holds::closed_at.eq(h.closed_at.map(Timestamp::micros)),
                 ))
                 .execute(self)?;
         }
