@@ -23,6 +23,7 @@ pub use admin::AdminToken;
 pub use alerts::{AlertFilter, AlertJob, AlertStatus};
 pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
+pub use engine::EngineStats;
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
 pub use odoo::{CompanyConsumption, DatabaseInfo, OdooCredentials};
 pub use portal::{DatabaseUsage, MAX_PENDING_ORDERS, OrderFilter};
@@ -162,6 +163,11 @@ impl Store {
             diesel::sql_query("SELECT 1").execute(c)?;
             Ok::<_, LedgerError>(())
         })
+    }
+
+    /// How the ledger engine of this store has batched operations so far.
+    pub fn engine_stats(&self) -> EngineStats {
+        self.engine.stats()
     }
 
     pub fn pool_state(&self) -> PoolState {

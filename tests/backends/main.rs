@@ -33,6 +33,7 @@ type TestFn = fn(&Backend) -> Result<(), Failed>;
 const TESTS: &[(&str, TestFn)] = &[
     ("model_random_sequences", model::model_random_sequences),
     ("concurrency_hammer", concurrency::concurrency_hammer),
+    ("batch_neighbours", concurrency::batch_neighbours),
     ("expiry_and_sweeper", scenarios::expiry_and_sweeper),
     (
         "replayed_capture_keeps_settlement",

@@ -16,6 +16,8 @@ mod state;
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 
 use diesel::Connection;
@@ -67,21 +69,50 @@ struct Job {
     reply: SyncSender<Reply>,
 }
 
+/// How the engine has batched so far (this store only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Transactions the engine committed or tried.
+    pub batches: u64,
+    /// Operations they carried.
+    pub operations: u64,
+    /// The most operations one transaction carried.
+    pub largest: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    operations: AtomicU64,
+    largest: AtomicU64,
+}
+
 /// The callers' side: cheap to clone, one per [`super::Store`] clone.
 #[derive(Clone)]
 pub(crate) struct Engine {
     queue: Sender<Job>,
+    counters: Arc<Counters>,
 }
 
 impl Engine {
     /// Starts the engine thread; it ends when the last handle is dropped.
     pub fn start(pool: Pool) -> Result<Engine, LedgerError> {
         let (queue, jobs) = std::sync::mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let worker = Worker::new(pool, Arc::clone(&counters));
         std::thread::Builder::new()
             .name("ledger-engine".into())
-            .spawn(move || Worker::new(pool).run(&jobs))
+            .spawn(move || worker.run(&jobs))
             .map_err(|e| LedgerError::Store(format!("starting the ledger engine: {e}")))?;
-        Ok(Engine { queue })
+        Ok(Engine { queue, counters })
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            operations: self.counters.operations.load(Ordering::Relaxed),
+            largest: self.counters.largest.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `op` in the next batch and waits for its committed outcome.
@@ -106,15 +137,17 @@ fn shared_failure(e: &LedgerError) -> LedgerError {
 
 struct Worker {
     pool: Pool,
+    counters: Arc<Counters>,
     cache: Cache,
     /// PostgreSQL hold ids reserved and not yet used.
     spare_ids: Vec<Id>,
 }
 
 impl Worker {
-    fn new(pool: Pool) -> Worker {
+    fn new(pool: Pool, counters: Arc<Counters>) -> Worker {
         Worker {
             pool,
+            counters,
             cache: Cache::new(CACHE_ACCOUNTS),
             spare_ids: Vec::new(),
         }
@@ -130,6 +163,10 @@ impl Worker {
                 }
             }
             METRICS.ledger_batch(jobs.len());
+            let size = jobs.len() as u64;
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
+            self.counters.operations.fetch_add(size, Ordering::Relaxed);
+            self.counters.largest.fetch_max(size, Ordering::Relaxed);
             match self.commit(&jobs) {
                 Ok(replies) => {
                     for (job, reply) in jobs.into_iter().zip(replies) {
