@@ -154,6 +154,33 @@ impl Worker {
     }
 
     fn run(mut self, queue: &Receiver<Job>) {
+        // Waking each caller costs a system call; a second thread does it, so the engine
+        // goes on with the next batch at once (it is the one thread every write waits for).
+        let (answers, to_send) = std::sync::mpsc::channel::<Vec<(SyncSender<Reply>, Reply)>>();
+        let replier = std::thread::Builder::new()
+            .name("ledger-replies".into())
+            .spawn(move || {
+                while let Ok(batch) = to_send.recv() {
+                    for (caller, reply) in batch {
+                        // The caller may have given up waiting: nothing to tell.
+                        let _ = caller.send(reply);
+                    }
+                }
+            });
+        let answer = |batch: Vec<(SyncSender<Reply>, Reply)>| match &replier {
+            Ok(_) => {
+                if let Err(unsent) = answers.send(batch) {
+                    for (caller, reply) in unsent.0 {
+                        let _ = caller.send(reply);
+                    }
+                }
+            }
+            Err(_) => {
+                for (caller, reply) in batch {
+                    let _ = caller.send(reply);
+                }
+            }
+        };
         while let Ok(first) = queue.recv() {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
@@ -169,10 +196,7 @@ impl Worker {
             self.counters.largest.fetch_max(size, Ordering::Relaxed);
             match self.commit(&jobs) {
                 Ok(replies) => {
-                    for (job, reply) in jobs.into_iter().zip(replies) {
-                        // The caller may have given up waiting: nothing to tell.
-                        let _ = job.reply.send(reply);
-                    }
+                    answer(jobs.into_iter().map(|j| j.reply).zip(replies).collect());
                 }
                 Err(e) if jobs.len() > 1 => {
                     // One operation may be what broke the batch: run each alone, so it
@@ -185,13 +209,15 @@ impl Worker {
                                 .unwrap_or_else(|| Err(LedgerError::Store("no outcome".into()))),
                             Err(e) => Err(e),
                         };
-                        let _ = job.reply.send(reply);
+                        answer(vec![(job.reply, reply)]);
                     }
                 }
                 Err(e) => {
-                    for job in jobs {
-                        let _ = job.reply.send(Err(shared_failure(&e)));
-                    }
+                    answer(
+                        jobs.into_iter()
+                            .map(|j| (j.reply, Err(shared_failure(&e))))
+                            .collect(),
+                    );
                 }
             }
         }
