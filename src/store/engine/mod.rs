@@ -1,14 +1,19 @@
 //! The ledger engine: authorize, capture and cancel from every request thread queue here
 //! and one thread runs whatever is waiting as one database transaction (group commit).
 //!
-//! A batch locks its accounts, checks that memory still matches them (their
-//! `lock_version`), runs each operation of `ledger::ops` against memory — a refused
-//! operation is undone alone, its neighbours go on — writes what changed in a handful of
-//! statements and commits; only then does each caller get its answer. The batch size
-//! follows the load: one operation when calls come one at a time, as many as were
-//! waiting under load, so a commit (one disk flush) serves many operations.
+//! A batch makes sure memory still matches its accounts (their `lock_version`), runs each
+//! operation of `ledger::ops` against memory — a refused operation is undone alone, its
+//! neighbours go on — writes what changed and commits; only then does each caller get its
+//! answer. The batch size follows the load: one operation when calls come one at a time,
+//! as many as were waiting under load, so a commit (one disk flush) serves many.
+//!
+//! SQLite locks the database (`BEGIN IMMEDIATE`), checks versions, reloads what moved,
+//! then writes row by row. PostgreSQL first tries one round trip: `iap_engine_write`
+//! locks the accounts in id order, checks the versions memory relied on and writes every
+//! table, or fails with nothing written if an account moved; the batch then runs again in
+//! a transaction that locks and reloads first.
 //! Grants, settlement and settings still run in their own transactions; they bump the
-//! account's `lock_version`, which makes the next batch reload that account.
+//! account's `lock_version`, which is how the engine learns of them.
 
 mod overlay;
 mod sql;
@@ -135,6 +140,15 @@ fn shared_failure(e: &LedgerError) -> LedgerError {
     }
 }
 
+/// How a batch makes sure memory matches the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Locking {
+    /// Lock the accounts first, reload those that moved (SQLite, and PostgreSQL's retry).
+    Locked,
+    /// No locks: the single write statement fails if any account moved (PostgreSQL).
+    Optimistic,
+}
+
 struct Worker {
     pool: Pool,
     counters: Arc<Counters>,
@@ -236,12 +250,25 @@ impl Worker {
                     let _writer = writer
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    conn.immediate_transaction(|c| self.batch(c, jobs, &mut touched))
+                    conn.immediate_transaction(|c| {
+                        self.batch(c, jobs, &mut touched, Locking::Locked)
+                    })
                 }
                 Pool::Pg(p) => {
                     let mut pooled = p.get().map_err(super::unavailable)?;
                     let conn: &mut diesel::PgConnection = &mut pooled;
-                    conn.transaction(|c| self.batch(c, jobs, &mut touched))
+                    // First without locks, in one statement that checks the versions it
+                    // relied on; if an account moved, reload and run again under locks.
+                    match self.batch(conn, jobs, &mut touched, Locking::Optimistic) {
+                        Ok(replies) => Ok(replies),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "optimistic ledger batch refused; retrying under locks");
+                            for id in std::mem::take(&mut touched) {
+                                self.cache.remove(id);
+                            }
+                            conn.transaction(|c| self.batch(c, jobs, &mut touched, Locking::Locked))
+                        }
+                    }
                 }
             }
         }));
@@ -262,6 +289,7 @@ impl Worker {
         c: &mut C,
         jobs: &[Job],
         touched: &mut BTreeSet<Id>,
+        locking: Locking,
     ) -> Result<Vec<Reply>, LedgerError> {
         self.cache.next_tick();
         let mut replies: Vec<Option<Reply>> = jobs.iter().map(|_| None).collect();
@@ -287,21 +315,34 @@ impl Worker {
             }
         }
 
-        // Lock them, and reload what changed since memory last saw it.
         let ids: Vec<Id> = touched.iter().copied().collect();
-        let versions = c.lock_versions(&ids)?;
-        let found: BTreeSet<Id> = versions.iter().map(|(id, _)| *id).collect();
-        for id in ids.iter().filter(|id| !found.contains(id)) {
-            self.cache.remove(*id);
-        }
-        for (id, version) in versions {
-            if self.cache.version(id) != Some(version) {
-                match c.load_state(id)? {
-                    Some(state) => self.cache.insert(state),
-                    None => self.cache.remove(id),
+        match locking {
+            Locking::Locked => {
+                // Lock them, and reload what changed since memory last saw it.
+                let versions = c.lock_versions(&ids)?;
+                let found: BTreeSet<Id> = versions.iter().map(|(id, _)| *id).collect();
+                for id in ids.iter().filter(|id| !found.contains(id)) {
+                    self.cache.remove(*id);
+                }
+                for (id, version) in versions {
+                    if self.cache.version(id) != Some(version) {
+                        self.reload(c, id)?;
+                    }
+                }
+            }
+            Locking::Optimistic => {
+                // Trust memory; load what it lacks. The write checks every version.
+                for &id in &ids {
+                    if self.cache.version(id).is_none() {
+                        self.reload(c, id)?;
+                    }
                 }
             }
         }
+        let expected: Vec<(Id, i64)> = ids
+            .iter()
+            .filter_map(|&id| Some((id, self.cache.version(id)?)))
+            .collect();
 
         let authorizes = jobs
             .iter()
@@ -340,7 +381,7 @@ impl Worker {
             self.spare_ids.splice(0..0, unused);
         }
 
-        let flush = Flush::new(writes, &self.cache);
+        let flush = Flush::new(writes, &self.cache, expected);
         c.write(&flush)?;
         for (account, version) in &flush.accounts {
             if let Some(state) = self.cache.get_mut(account.id) {
@@ -352,6 +393,14 @@ impl Worker {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(LedgerError::Store("no outcome".into()))))
             .collect())
+    }
+
+    fn reload<C: EngineSql>(&mut self, c: &mut C, id: Id) -> Result<(), LedgerError> {
+        match c.load_state(id)? {
+            Some(state) => self.cache.insert(state),
+            None => self.cache.remove(id),
+        }
+        Ok(())
     }
 
     fn hold_ids<C: EngineSql>(&mut self, c: &mut C, n: usize) -> Result<Vec<Id>, LedgerError> {

@@ -1,7 +1,7 @@
 //! The engine's statements: lock a batch's accounts, load an account into memory, reserve
-//! hold ids and write a batch. PostgreSQL writes the whole batch in one statement (one
-//! data-modifying CTE per table over `unnest` of arrays); SQLite, in process, row by row
-//! with cached statements.
+//! hold ids and write a batch. PostgreSQL writes the whole batch in one call of
+//! `iap_engine_write` (arrays in, one statement per table); SQLite, in process, row by
+//! row with cached statements.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -24,12 +24,15 @@ pub(crate) struct Flush {
     pub freed: Vec<Id>,
     pub journal: Vec<crate::ledger::JournalEntry>,
     pub alerts: Vec<super::overlay::PendingAlert>,
-    /// Saved accounts with the lock_version they get.
+    /// Saved accounts with the lock_version they get (one more than memory had).
     pub accounts: Vec<(Account, i64)>,
+    /// Every account the batch read, with the lock_version memory had: when the batch
+    /// ran without locks, the write fails unless the database still has these.
+    pub expected: Vec<(Id, i64)>,
 }
 
 impl Flush {
-    pub fn new(writes: WriteSet, cache: &Cache) -> Flush {
+    pub fn new(writes: WriteSet, cache: &Cache, expected: Vec<(Id, i64)>) -> Flush {
         let lots = writes
             .lots
             .iter()
@@ -78,6 +81,7 @@ impl Flush {
             journal: writes.journal,
             alerts: writes.alerts,
             accounts,
+            expected,
         }
     }
 }
@@ -187,42 +191,12 @@ impl EngineSql for PgConnection {
         let c = &f.closed;
         let j = &f.journal;
         let t = &f.accounts;
-        // The whole batch in one round trip: empty arrays write nothing, so the text
-        // never changes. Foreign keys are checked at the end of the statement.
+        // The whole batch in one round trip (see migrations/postgres/*_engine): it locks
+        // the accounts in id order, checks their versions, then writes every table.
         diesel::sql_query(
-            "WITH new_holds AS (\
-               INSERT INTO holds (id, account_id, token_hash, amount, status, captured, \
-                 description, created_at, expires_at, closed_at) \
-               SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], \
-                 $5::text[], $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::int8[])), \
-             new_allocations AS (\
-               INSERT INTO hold_allocations (hold_id, lot_id, amount) \
-               SELECT * FROM unnest($11::int8[], $12::int8[], $13::int8[])), \
-             lot_updates AS (\
-               UPDATE lots AS l SET remaining = u.remaining \
-               FROM unnest($14::int8[], $15::int8[]) AS u(id, remaining) WHERE l.id = u.id), \
-             closed AS (\
-               UPDATE holds AS h SET status = u.status, captured = u.captured, \
-                 closed_at = u.closed_at \
-               FROM unnest($16::int8[], $17::text[], $18::int8[], $19::int8[]) \
-                 AS u(id, status, captured, closed_at) WHERE h.id = u.id), \
-             freed AS (\
-               DELETE FROM hold_allocations WHERE hold_id = ANY($20::int8[])), \
-             entries AS (\
-               INSERT INTO journal (account_id, seq, kind, amount, balance_after, hold_id, \
-                 lot_id, description, effective_at, recorded_at) \
-               SELECT * FROM unnest($21::int8[], $22::int8[], $23::text[], $24::int8[], \
-                 $25::int8[], $26::int8[], $27::int8[], $28::text[], $29::int8[], \
-                 $30::int8[])), \
-             totals AS (\
-               UPDATE accounts AS a SET balance = u.balance, reserved = u.reserved, \
-                 last_seq = u.last_seq, updated_at = u.updated_at, \
-                 alert_armed = u.alert_armed, lock_version = u.lock_version \
-               FROM unnest($31::int8[], $32::int8[], $33::int8[], $34::int8[], $35::int8[], \
-                 $36::bool[], $37::int8[]) \
-                 AS u(id, balance, reserved, last_seq, updated_at, alert_armed, lock_version) \
-               WHERE a.id = u.id) \
-             SELECT 1",
+            "SELECT iap_engine_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
+             $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)",
         )
         .bind::<Array<BigInt>, _>(h.iter().map(|h| h.id).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(h.iter().map(|h| h.account_id).collect::<Vec<_>>())
@@ -301,6 +275,8 @@ impl EngineSql for PgConnection {
         )
         .bind::<Array<Bool>, _>(t.iter().map(|(a, _)| a.alert_armed).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(t.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(f.expected.iter().map(|e| e.0).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(f.expected.iter().map(|e| e.1).collect::<Vec<_>>())
         .execute(self)?;
         // Alerts are rare: one row each, after the accounts they name.
         for a in &f.alerts {
