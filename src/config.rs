@@ -132,6 +132,9 @@ pub struct DatabaseSettings {
     pub sqlite_busy_timeout_ms: u32,
     /// SQLite `synchronous` pragma: `full` (durable at each commit) or `normal`.
     pub sqlite_synchronous: String,
+    /// SQLite: WAL pages (4 KiB) after which a commit copies the WAL back into the
+    /// database file (SQLite's own default is 1000).
+    pub sqlite_wal_autocheckpoint: u32,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
     /// How long provider calls may reuse a service key, account or database-access
@@ -209,6 +212,7 @@ impl Default for DatabaseSettings {
             pool_timeout_secs: 10,
             sqlite_busy_timeout_ms: 5_000,
             sqlite_synchronous: "full".into(),
+            sqlite_wal_autocheckpoint: 10_000,
             migrate_on_start: true,
             lookup_cache_ms: 2_000,
         }
@@ -332,6 +336,12 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if !(100..=1_000_000).contains(&self.database.sqlite_wal_autocheckpoint) {
+            return Err(invalid(
+                "database.sqlite_wal_autocheckpoint",
+                "must be between 100 and 1000000 pages",
+            ));
         }
         if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err(invalid(

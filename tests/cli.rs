@@ -124,6 +124,11 @@ fn a_bad_setting_fails_at_start_naming_its_key() {
             "database.sqlite_synchronous",
         ),
         (
+            "IAP_SIDECAR__DATABASE__SQLITE_WAL_AUTOCHECKPOINT",
+            "10",
+            "database.sqlite_wal_autocheckpoint",
+        ),
+        (
             "IAP_SIDECAR__LEDGER__MAX_HOLD_TTL_HOURS",
             "0",
             "ledger.max_hold_ttl_hours",

@@ -47,25 +47,20 @@ pub struct PoolState {
 }
 
 /// Per-connection SQLite settings (pragmas are per connection, except WAL).
-/// WAL pages (4 KiB each) after which a commit copies the WAL back into the database
-/// file. SQLite's default, 1000, has a batch of the ledger engine (a hundred pages or
-/// more) checkpoint every few commits; with ten times more, the pages that every batch
-/// rewrites (accounts, index leaves) are copied once per checkpoint instead of once per
-/// few batches (+10 % charges/s, see docs/benchmarks.md). The WAL file grows to ~40 MiB.
-const SQLITE_WAL_PAGES_BEFORE_CHECKPOINT: u32 = 10_000;
 
 #[derive(Debug)]
 struct SqlitePragmas {
     busy_timeout_ms: u32,
     synchronous: String,
+    wal_autocheckpoint: u32,
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; \
-             PRAGMA wal_autocheckpoint = {SQLITE_WAL_PAGES_BEFORE_CHECKPOINT};",
-            self.busy_timeout_ms, self.synchronous
+             PRAGMA wal_autocheckpoint = {};",
+            self.busy_timeout_ms, self.synchronous, self.wal_autocheckpoint
         ))
         .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -101,6 +96,7 @@ impl Pool {
                 .connection_customizer(Box::new(SqlitePragmas {
                     busy_timeout_ms: settings.sqlite_busy_timeout_ms,
                     synchronous: settings.sqlite_synchronous.clone(),
+                    wal_autocheckpoint: settings.sqlite_wal_autocheckpoint,
                 }))
                 .build(ConnectionManager::new(path))
                 .map_err(|e| store_error("SQLite pool", e))?;
