@@ -151,12 +151,21 @@ async fn dispatch(
         store: state.store.clone(),
         public_url: state.public_url.clone(),
     };
-    let outcome = match web::block(move || handler(&ctx, params)).await {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            tracing::error!(error = %e, "protocol handler failed");
-            Err(RpcError::Unavailable)
-        }
+    let fast = match path {
+        "/iap/1/authorize" => provider::fast::authorize(&ctx, &params).await,
+        "/iap/1/capture" => provider::fast::capture(&ctx, &params).await,
+        "/iap/1/cancel" => provider::fast::cancel(&ctx, &params).await,
+        _ => None,
+    };
+    let outcome = match fast {
+        Some(outcome) => outcome,
+        None => match web::block(move || handler(&ctx, params)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "protocol handler failed");
+                Err(RpcError::Unavailable)
+            }
+        },
     };
     if let Err(e) = &outcome {
         METRICS

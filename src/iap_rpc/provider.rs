@@ -125,3 +125,97 @@ pub fn cancel(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
     ctx.store.cancel(transaction, Some(service.id))?;
     Ok(Value::Bool(true))
 }
+
+/// The provider calls answered without a blocking thread: when everything a call needs
+/// before the ledger is in memory (service key, account, database access, trial), it goes
+/// straight to the ledger engine and awaits its batch. `None`: take the full path
+/// ([`authorize`], [`capture`], [`cancel`] on a blocking thread), which gives the same
+/// answer and also covers every refusal, so refusals are never answered from here except
+/// the ledger's own.
+pub(super) mod fast {
+    use serde_json::{Map, Value};
+
+    use super::{DEFAULT_TTL_HOURS, RpcError, account_token, params};
+    use crate::iap_rpc::Ctx;
+    use crate::ledger::LedgerError;
+
+    type Answer = Option<Result<Value, RpcError>>;
+
+    /// The ledger refused: insufficient credit needs the full path (its error names the
+    /// trial offer, read from the database), which runs the call again; a refused call
+    /// changed nothing.
+    fn ledger_refusal(e: LedgerError) -> Answer {
+        match e {
+            LedgerError::InsufficientCredit { .. } => None,
+            e => Some(Err(e.into())),
+        }
+    }
+
+    pub async fn authorize(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
+        let p = params(
+            map.clone(),
+            &[
+                "account_token",
+                "credit",
+                "key",
+                "description",
+                "ttl",
+                "dbuuid",
+            ],
+        )
+        .ok()?;
+        let key = p.text("key", 256).ok()?;
+        let token = account_token(p.text("account_token", 128).ok()?).ok()?;
+        let credit = p.credits("credit").ok()?;
+        let description = p.opt_text("description", 1000).ok()?;
+        let ttl = p.opt_int("ttl").ok()?.unwrap_or(DEFAULT_TTL_HOURS);
+        let dbuuid = p.opt_text("dbuuid", 64).ok()?;
+        if ttl < 1 {
+            return None;
+        }
+        let store = &ctx.store;
+        let service = store.remembered_service(key)?;
+        let account = store.remembered_account(service.id, &token, dbuuid)?;
+        let db = dbuuid.or(account.dbuuid.as_deref());
+        if store.remembered_allows(&service, db) != Some(true) {
+            return None;
+        }
+        if dbuuid.is_some_and(|db| !store.trial_settled(&service, db)) {
+            return None;
+        }
+        match store
+            .authorize_async(account.id, credit, ttl, description)
+            .await
+        {
+            Ok((_, transaction, _)) => Some(Ok(Value::String(transaction))),
+            Err(e) => ledger_refusal(e),
+        }
+    }
+
+    pub async fn capture(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
+        let p = params(map.clone(), &["token", "key", "credit_to_capture"]).ok()?;
+        let key = p.text("key", 256).ok()?;
+        let transaction = p.text("token", 256).ok()?;
+        let amount = p.opt_credits("credit_to_capture").ok()?;
+        let service = ctx.store.remembered_service(key)?;
+        match ctx
+            .store
+            .capture_async(transaction, amount, Some(service.id))
+            .await
+        {
+            Ok(_) => Some(Ok(Value::Bool(true))),
+            Err(e) => ledger_refusal(e),
+        }
+    }
+
+    pub async fn cancel(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
+        let p = params(map.clone(), &["token", "key"]).ok()?;
+        let key = p.text("key", 256).ok()?;
+        let transaction = p.text("token", 256).ok()?;
+        let service = ctx.store.remembered_service(key)?;
+        match ctx.store.cancel_async(transaction, Some(service.id)).await {
+            Ok(_) => Some(Ok(Value::Bool(true))),
+            Err(e) => ledger_refusal(e),
+        }
+    }
+}

@@ -71,7 +71,38 @@ fn conflict_on_unique(e: DieselError, what: String) -> LedgerError {
     }
 }
 
+/// Whether a call with `token` (from `dbuuid`) has nothing to change on `known`: same
+/// `+disabled` state, database already learnt, sha1 of the token stored.
+pub(crate) fn account_is_current(
+    known: &Account,
+    token: &AccountToken,
+    dbuuid: Option<&str>,
+) -> bool {
+    known.disabled == token.is_disabled()
+        && (known.dbuuid.is_some() || dbuuid.is_none())
+        && known.token_sha1.is_some()
+}
+
 impl Store {
+    /// What the provider calls' fast path may use without touching the database: the
+    /// service of a key, the account of a token (if current for this call), whether the
+    /// database may use the service, whether its trial is settled. `None`: not known
+    /// from memory, take the full path.
+    pub fn remembered_service(&self, key: &str) -> Option<Service> {
+        self.lookups.service(&sha256_hex(key))
+    }
+
+    pub fn remembered_account(
+        &self,
+        service_id: Id,
+        token: &AccountToken,
+        dbuuid: Option<&str>,
+    ) -> Option<Account> {
+        self.lookups
+            .account(service_id, &token.storage_hash())
+            .filter(|a| account_is_current(a, token, dbuuid))
+    }
+
     /// Registers a service whose key hashes to `key_hash`.
     pub fn create_service(&self, new: &NewService, key_hash: &str) -> Result<Service, LedgerError> {
         new.validate()?;
@@ -185,13 +216,10 @@ impl Store {
         token: &AccountToken,
         dbuuid: Option<&str>,
     ) -> Result<Account, LedgerError> {
-        if let Some(known) = known {
-            let unchanged = known.disabled == token.is_disabled()
-                && (known.dbuuid.is_some() || dbuuid.is_none())
-                && known.token_sha1.is_some();
-            if unchanged {
-                return Ok(known);
-            }
+        if let Some(known) = known
+            && account_is_current(&known, token, dbuuid)
+        {
+            return Ok(known);
         }
         let hash = token.storage_hash();
         let now = self.now().micros();

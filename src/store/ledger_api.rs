@@ -15,6 +15,14 @@ fn unexpected() -> LedgerError {
     LedgerError::Store("the ledger engine answered another operation".into())
 }
 
+fn authorized(reply: Result<Output, LedgerError>) -> Result<(Hold, Balance), LedgerError> {
+    match reply {
+        Ok(Output::Authorized(hold, balance)) => Ok((hold, balance)),
+        Ok(Output::Closed(_)) => Err(unexpected()),
+        Err(e) => Err(e),
+    }
+}
+
 fn closed(reply: Result<Output, LedgerError>) -> Result<CloseOutcome, LedgerError> {
     match reply {
         Ok(Output::Closed(outcome)) => Ok(outcome),
@@ -155,6 +163,32 @@ impl Store {
         })
     }
 
+    /// The operation an authorize asks of the engine, with its secret token.
+    fn authorize_op(
+        &self,
+        account_id: Id,
+        amount: Credits,
+        ttl_hours: i64,
+        description: Option<&str>,
+    ) -> Result<(Op, String, Timestamp), LedgerError> {
+        if ttl_hours < 1 {
+            return Err(LedgerError::InvalidExpiry(format!(
+                "ttl must be at least 1 hour, not {ttl_hours}"
+            )));
+        }
+        let token = crate::ledger::token::random_hex(20);
+        let now = self.now();
+        let expires_at = now.plus_hours(ttl_hours.min(self.max_hold_ttl_hours));
+        let op = Op::Authorize {
+            account_id,
+            amount,
+            expires_at,
+            token_hash: sha256_hex(&token),
+            description: description.map(str::to_owned),
+        };
+        Ok((op, token, now))
+    }
+
     /// Reserves credits for `ttl_hours` (at least 1, capped by `ledger.max_hold_ttl_hours`);
     /// returns the hold and its secret transaction token.
     pub fn authorize(
@@ -164,30 +198,34 @@ impl Store {
         ttl_hours: i64,
         description: Option<&str>,
     ) -> Result<(Hold, String, Balance), LedgerError> {
-        let now = self.now();
-        let token = crate::ledger::token::random_hex(20);
-        let hash = sha256_hex(&token);
-        if ttl_hours < 1 {
-            return Err(LedgerError::InvalidExpiry(format!(
-                "ttl must be at least 1 hour, not {ttl_hours}"
-            )));
-        }
-        let expires_at = now.plus_hours(ttl_hours.min(self.max_hold_ttl_hours));
-        let op = Op::Authorize {
-            account_id,
-            amount,
-            expires_at,
-            token_hash: hash,
-            description: description.map(str::to_owned),
-        };
-        let result = match self.engine.run(op, now) {
-            Ok(Output::Authorized(hold, balance)) => Ok((hold, balance)),
-            Ok(Output::Closed(_)) => Err(unexpected()),
-            Err(e) => Err(e),
-        };
+        let (op, token, now) = self.authorize_op(account_id, amount, ttl_hours, description)?;
+        let result = authorized(self.engine.run(op, now));
         METRICS.ledger("authorize", &result);
         let (hold, balance) = result?;
         Ok((hold, token, balance))
+    }
+
+    /// [`Store::authorize`] without a thread waiting for the engine.
+    pub async fn authorize_async(
+        &self,
+        account_id: Id,
+        amount: Credits,
+        ttl_hours: i64,
+        description: Option<&str>,
+    ) -> Result<(Hold, String, Balance), LedgerError> {
+        let (op, token, now) = self.authorize_op(account_id, amount, ttl_hours, description)?;
+        let result = authorized(self.engine.run_async(op, now).await);
+        METRICS.ledger("authorize", &result);
+        let (hold, balance) = result?;
+        Ok((hold, token, balance))
+    }
+
+    fn capture_op(hold_token: &str, amount: Option<Credits>, service_id: Option<Id>) -> Op {
+        Op::Capture {
+            token_hash: sha256_hex(hold_token),
+            amount,
+            service_id,
+        }
     }
 
     /// Captures `amount` of a hold, or all of it when `None`.
@@ -197,14 +235,21 @@ impl Store {
         amount: Option<Credits>,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let now = self.now();
-        let hash = sha256_hex(hold_token);
-        let op = Op::Capture {
-            token_hash: hash,
-            amount,
-            service_id,
-        };
-        let result = closed(self.engine.run(op, now));
+        let op = Self::capture_op(hold_token, amount, service_id);
+        let result = closed(self.engine.run(op, self.now()));
+        METRICS.ledger("capture", &result);
+        result
+    }
+
+    /// [`Store::capture`] without a thread waiting for the engine.
+    pub async fn capture_async(
+        &self,
+        hold_token: &str,
+        amount: Option<Credits>,
+        service_id: Option<Id>,
+    ) -> Result<CloseOutcome, LedgerError> {
+        let op = Self::capture_op(hold_token, amount, service_id);
+        let result = closed(self.engine.run_async(op, self.now()).await);
         METRICS.ledger("capture", &result);
         result
     }
@@ -214,13 +259,26 @@ impl Store {
         hold_token: &str,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let now = self.now();
-        let hash = sha256_hex(hold_token);
         let op = Op::Cancel {
-            token_hash: hash,
+            token_hash: sha256_hex(hold_token),
             service_id,
         };
-        let result = closed(self.engine.run(op, now));
+        let result = closed(self.engine.run(op, self.now()));
+        METRICS.ledger("cancel", &result);
+        result
+    }
+
+    /// [`Store::cancel`] without a thread waiting for the engine.
+    pub async fn cancel_async(
+        &self,
+        hold_token: &str,
+        service_id: Option<Id>,
+    ) -> Result<CloseOutcome, LedgerError> {
+        let op = Op::Cancel {
+            token_hash: sha256_hex(hold_token),
+            service_id,
+        };
+        let result = closed(self.engine.run_async(op, self.now()).await);
         METRICS.ledger("cancel", &result);
         result
     }

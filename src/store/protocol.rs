@@ -79,6 +79,21 @@ impl Store {
     }
 
     /// Whether the database `dbuuid` may use `service` (unknown database: only when open).
+    /// [`Store::service_allows`] from memory only (see [`Store::remembered_service`]).
+    pub fn remembered_allows(&self, service: &Service, dbuuid: Option<&str>) -> Option<bool> {
+        if service.open_to_all {
+            return Some(true);
+        }
+        self.lookups.allowed(service.id, dbuuid?)
+    }
+
+    /// Whether a call from `dbuuid` certainly needs no trial grant (known from memory).
+    pub fn trial_settled(&self, service: &Service, dbuuid: &str) -> bool {
+        service.trial_credits.is_zero()
+            || dbuuid.is_empty()
+            || self.lookups.trial_claimed(service.id, dbuuid)
+    }
+
     pub fn service_allows(
         &self,
         service: &Service,

@@ -68,10 +68,30 @@ pub(crate) enum Output {
 
 type Reply = Result<Output, LedgerError>;
 
+/// Where a job's answer goes: a thread blocked on it, or an async task.
+enum ReplyTo {
+    Blocking(SyncSender<Reply>),
+    Async(tokio::sync::oneshot::Sender<Reply>),
+}
+
+impl ReplyTo {
+    fn send(self, reply: Reply) {
+        // The caller may have given up waiting: nothing to tell.
+        match self {
+            ReplyTo::Blocking(caller) => {
+                let _ = caller.send(reply);
+            }
+            ReplyTo::Async(caller) => {
+                let _ = caller.send(reply);
+            }
+        }
+    }
+}
+
 struct Job {
     op: Op,
     now: Timestamp,
-    reply: SyncSender<Reply>,
+    reply: ReplyTo,
 }
 
 /// How the engine has batched so far (this store only).
@@ -123,13 +143,26 @@ impl Engine {
     /// Runs `op` in the next batch and waits for its committed outcome.
     pub fn run(&self, op: Op, now: Timestamp) -> Reply {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.submit(op, now, ReplyTo::Blocking(reply))?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// [`Engine::run`] for async callers: no thread waits for the batch.
+    pub async fn run_async(&self, op: Op, now: Timestamp) -> Reply {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(op, now, ReplyTo::Async(reply))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    fn submit(&self, op: Op, now: Timestamp, reply: ReplyTo) -> Result<(), LedgerError> {
         self.queue
             .send(Job { op, now, reply })
-            .map_err(|_| LedgerError::Unavailable("the ledger engine has stopped".into()))?;
-        answer
-            .recv()
-            .map_err(|_| LedgerError::Unavailable("the ledger engine has stopped".into()))?
+            .map_err(|_| stopped())
     }
+}
+
+fn stopped() -> LedgerError {
+    LedgerError::Unavailable("the ledger engine has stopped".into())
 }
 
 /// The same failure for every operation of a batch that could not commit.
@@ -170,28 +203,27 @@ impl Worker {
     fn run(mut self, queue: &Receiver<Job>) {
         // Waking each caller costs a system call; a second thread does it, so the engine
         // goes on with the next batch at once (it is the one thread every write waits for).
-        let (answers, to_send) = std::sync::mpsc::channel::<Vec<(SyncSender<Reply>, Reply)>>();
+        let (answers, to_send) = std::sync::mpsc::channel::<Vec<(ReplyTo, Reply)>>();
         let replier = std::thread::Builder::new()
             .name("ledger-replies".into())
             .spawn(move || {
                 while let Ok(batch) = to_send.recv() {
                     for (caller, reply) in batch {
-                        // The caller may have given up waiting: nothing to tell.
-                        let _ = caller.send(reply);
+                        caller.send(reply);
                     }
                 }
             });
-        let answer = |batch: Vec<(SyncSender<Reply>, Reply)>| match &replier {
+        let answer = |batch: Vec<(ReplyTo, Reply)>| match &replier {
             Ok(_) => {
                 if let Err(unsent) = answers.send(batch) {
                     for (caller, reply) in unsent.0 {
-                        let _ = caller.send(reply);
+                        caller.send(reply);
                     }
                 }
             }
             Err(_) => {
                 for (caller, reply) in batch {
-                    let _ = caller.send(reply);
+                    caller.send(reply);
                 }
             }
         };
