@@ -133,7 +133,8 @@ pub struct DatabaseSettings {
     /// SQLite `synchronous` pragma: `full` (durable at each commit) or `normal`.
     pub sqlite_synchronous: String,
     /// SQLite: WAL pages (4 KiB) after which a commit copies the WAL back into the
-    /// database file (SQLite's own default is 1000).
+    /// database file itself (SQLite's default is 1000). The ledger engine has a
+    /// background thread do it much sooner; this is the safety net.
     pub sqlite_wal_autocheckpoint: u32,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,

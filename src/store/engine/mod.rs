@@ -39,6 +39,9 @@ use crate::telemetry::METRICS;
 const MAX_BATCH: usize = 256;
 /// Accounts kept in memory; the least recently used beyond are dropped.
 const CACHE_ACCOUNTS: usize = 20_000;
+/// SQLite: operations between two background checkpoints (about 6 WAL pages each over
+/// random accounts, well under `sqlite_wal_autocheckpoint`, which stays as a safety net).
+const CHECKPOINT_EVERY_OPS: usize = 1_000;
 /// Hold ids reserved at a time on PostgreSQL (one round trip per that many authorizes).
 const HOLD_ID_BLOCK: usize = 256;
 
@@ -188,6 +191,8 @@ struct Worker {
     cache: Cache,
     /// PostgreSQL hold ids reserved and not yet used.
     spare_ids: Vec<Id>,
+    /// SQLite: operations committed since the last background checkpoint was asked for.
+    since_checkpoint: usize,
 }
 
 impl Worker {
@@ -197,6 +202,7 @@ impl Worker {
             counters,
             cache: Cache::new(CACHE_ACCOUNTS),
             spare_ids: Vec::new(),
+            since_checkpoint: 0,
         }
     }
 
@@ -227,6 +233,32 @@ impl Worker {
                 }
             }
         };
+        // SQLite: a second thread copies the WAL back into the database file while the
+        // engine goes on committing. Left to SQLite, the copy runs inside a COMMIT and
+        // holds back that batch's answers and the next batch for its whole duration.
+        let checkpointer = match &self.pool {
+            Pool::Sqlite(pool, _) => {
+                let pool = pool.clone();
+                let (due, wake) = std::sync::mpsc::sync_channel::<()>(1);
+                std::thread::Builder::new()
+                    .name("sqlite-checkpoint".into())
+                    .spawn(move || {
+                        use diesel::connection::SimpleConnection;
+                        while wake.recv().is_ok() {
+                            let done = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+                                c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
+                                    .map_err(|e| e.to_string())
+                            });
+                            if let Err(e) = done {
+                                tracing::warn!(error = %e, "SQLite checkpoint failed");
+                            }
+                        }
+                    })
+                    .ok()
+                    .map(|_| due)
+            }
+            Pool::Pg(_) => None,
+        };
         while let Ok(first) = queue.recv() {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
@@ -242,7 +274,16 @@ impl Worker {
             self.counters.largest.fetch_max(size, Ordering::Relaxed);
             match self.commit(&jobs) {
                 Ok(replies) => {
+                    let done = replies.len();
                     answer(jobs.into_iter().map(|j| j.reply).zip(replies).collect());
+                    self.since_checkpoint += done;
+                    // One still running takes these pages too: ask again after more work.
+                    if self.since_checkpoint >= CHECKPOINT_EVERY_OPS
+                        && let Some(checkpointer) = &checkpointer
+                        && checkpointer.try_send(()).is_ok()
+                    {
+                        self.since_checkpoint = 0;
+                    }
                 }
                 Err(e) if jobs.len() > 1 => {
                     // One operation may be what broke the batch: run each alone, so it
