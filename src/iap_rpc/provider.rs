@@ -53,8 +53,17 @@ fn shortfall(
     }))
 }
 
-/// Reserves credits; answers the transaction token.
-pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
+/// An authorize request, checked (the full and the fast path read it the same way).
+struct AuthorizeRequest {
+    key: String,
+    token: AccountToken,
+    credit: Credits,
+    description: Option<String>,
+    ttl: i64,
+    dbuuid: Option<String>,
+}
+
+fn authorize_request(map: Map<String, Value>) -> Result<AuthorizeRequest, RpcError> {
     let p = params(
         map,
         &[
@@ -66,20 +75,59 @@ pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> 
             "dbuuid",
         ],
     )?;
-    let key = p.text("key", 256)?;
+    let key = p.text("key", 256)?.to_owned();
     let token = account_token(p.text("account_token", 128)?)?;
     let credit = p.credits("credit")?;
-    let description = p.opt_text("description", 1000)?;
+    let description = p.opt_text("description", 1000)?.map(str::to_owned);
     let ttl = p.opt_int("ttl")?.unwrap_or(DEFAULT_TTL_HOURS);
     if ttl < 1 {
         return Err(RpcError::Invalid(format!(
             "ttl must be at least 1 hour, not {ttl}"
         )));
     }
-    let dbuuid = p.opt_text("dbuuid", 64)?;
-    let service = service_for_key(ctx, key)?;
+    Ok(AuthorizeRequest {
+        key,
+        token,
+        credit,
+        description,
+        ttl,
+        dbuuid: p.opt_text("dbuuid", 64)?.map(str::to_owned),
+    })
+}
 
-    let known = ctx.store.find_account_cached(service.id, &token)?;
+/// A capture or cancel request, checked.
+struct CloseRequest {
+    key: String,
+    transaction: String,
+    /// `credit_to_capture` (capture only).
+    amount: Option<Credits>,
+}
+
+fn capture_request(map: Map<String, Value>) -> Result<CloseRequest, RpcError> {
+    let p = params(map, &["token", "key", "credit_to_capture"])?;
+    Ok(CloseRequest {
+        key: p.text("key", 256)?.to_owned(),
+        transaction: p.text("token", 256)?.to_owned(),
+        amount: p.opt_credits("credit_to_capture")?,
+    })
+}
+
+fn cancel_request(map: Map<String, Value>) -> Result<CloseRequest, RpcError> {
+    let p = params(map, &["token", "key"])?;
+    Ok(CloseRequest {
+        key: p.text("key", 256)?.to_owned(),
+        transaction: p.text("token", 256)?.to_owned(),
+        amount: None,
+    })
+}
+
+/// Reserves credits; answers the transaction token.
+pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
+    let r = authorize_request(map)?;
+    let dbuuid = r.dbuuid.as_deref();
+    let service = service_for_key(ctx, &r.key)?;
+
+    let known = ctx.store.find_account_cached(service.id, &r.token)?;
     let db = dbuuid
         .map(str::to_owned)
         .or_else(|| known.as_ref().and_then(|a| a.dbuuid.clone()));
@@ -87,11 +135,15 @@ pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> 
     check_available(ctx, &service, db)?;
     let account = ctx
         .store
-        .ensure_known_account(known, service.id, &token, dbuuid)?;
+        .ensure_known_account(known, service.id, &r.token, dbuuid)?;
     if let Some(db) = dbuuid {
         ctx.store.grant_trial_once(&service, account.id, db)?;
     }
-    match ctx.store.authorize(account.id, credit, ttl, description) {
+    let description = r.description.as_deref();
+    match ctx
+        .store
+        .authorize(account.id, r.credit, r.ttl, description)
+    {
         Ok((_, transaction, _)) => Ok(Value::String(transaction)),
         Err(LedgerError::InsufficientCredit { needed, .. }) => {
             Err(shortfall(ctx, &service, needed, db)?)
@@ -102,12 +154,12 @@ pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> 
 
 /// Consumes a hold (`credit_to_capture`, or all of it); idempotent.
 pub fn capture(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
-    let p = params(map, &["token", "key", "credit_to_capture"])?;
-    let key = p.text("key", 256)?;
-    let transaction = p.text("token", 256)?;
-    let amount = p.opt_credits("credit_to_capture")?;
-    let service = service_for_key(ctx, key)?;
-    match ctx.store.capture(transaction, amount, Some(service.id)) {
+    let r = capture_request(map)?;
+    let service = service_for_key(ctx, &r.key)?;
+    match ctx
+        .store
+        .capture(&r.transaction, r.amount, Some(service.id))
+    {
         Ok(_) => Ok(Value::Bool(true)),
         Err(LedgerError::InsufficientCredit { needed, .. }) => {
             Err(shortfall(ctx, &service, needed, None)?)
@@ -118,11 +170,9 @@ pub fn capture(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
 
 /// Releases a hold; idempotent.
 pub fn cancel(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
-    let p = params(map, &["token", "key"])?;
-    let key = p.text("key", 256)?;
-    let transaction = p.text("token", 256)?;
-    let service = service_for_key(ctx, key)?;
-    ctx.store.cancel(transaction, Some(service.id))?;
+    let r = cancel_request(map)?;
+    let service = service_for_key(ctx, &r.key)?;
+    ctx.store.cancel(&r.transaction, Some(service.id))?;
     Ok(Value::Bool(true))
 }
 
@@ -135,7 +185,7 @@ pub fn cancel(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
 pub(super) mod fast {
     use serde_json::{Map, Value};
 
-    use super::{DEFAULT_TTL_HOURS, RpcError, account_token, params};
+    use super::{RpcError, authorize_request, cancel_request, capture_request};
     use crate::iap_rpc::Ctx;
     use crate::ledger::LedgerError;
 
@@ -152,30 +202,11 @@ pub(super) mod fast {
     }
 
     pub async fn authorize(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
-        let p = params(
-            map.clone(),
-            &[
-                "account_token",
-                "credit",
-                "key",
-                "description",
-                "ttl",
-                "dbuuid",
-            ],
-        )
-        .ok()?;
-        let key = p.text("key", 256).ok()?;
-        let token = account_token(p.text("account_token", 128).ok()?).ok()?;
-        let credit = p.credits("credit").ok()?;
-        let description = p.opt_text("description", 1000).ok()?;
-        let ttl = p.opt_int("ttl").ok()?.unwrap_or(DEFAULT_TTL_HOURS);
-        let dbuuid = p.opt_text("dbuuid", 64).ok()?;
-        if ttl < 1 {
-            return None;
-        }
+        let r = authorize_request(map.clone()).ok()?;
+        let dbuuid = r.dbuuid.as_deref();
         let store = &ctx.store;
-        let service = store.remembered_service(key)?;
-        let account = store.remembered_account(service.id, &token, dbuuid)?;
+        let service = store.remembered_service(&r.key)?;
+        let account = store.remembered_account(service.id, &r.token, dbuuid)?;
         let db = dbuuid.or(account.dbuuid.as_deref());
         if store.remembered_allows(&service, db) != Some(true) {
             return None;
@@ -183,8 +214,9 @@ pub(super) mod fast {
         if dbuuid.is_some_and(|db| !store.trial_settled(&service, db)) {
             return None;
         }
+        let description = r.description.as_deref();
         match store
-            .authorize_async(account.id, credit, ttl, description)
+            .authorize_async(account.id, r.credit, r.ttl, description)
             .await
         {
             Ok((_, transaction, _)) => Some(Ok(Value::String(transaction))),
@@ -193,14 +225,11 @@ pub(super) mod fast {
     }
 
     pub async fn capture(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
-        let p = params(map.clone(), &["token", "key", "credit_to_capture"]).ok()?;
-        let key = p.text("key", 256).ok()?;
-        let transaction = p.text("token", 256).ok()?;
-        let amount = p.opt_credits("credit_to_capture").ok()?;
-        let service = ctx.store.remembered_service(key)?;
+        let r = capture_request(map.clone()).ok()?;
+        let service = ctx.store.remembered_service(&r.key)?;
         match ctx
             .store
-            .capture_async(transaction, amount, Some(service.id))
+            .capture_async(&r.transaction, r.amount, Some(service.id))
             .await
         {
             Ok(_) => Some(Ok(Value::Bool(true))),
@@ -209,11 +238,13 @@ pub(super) mod fast {
     }
 
     pub async fn cancel(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
-        let p = params(map.clone(), &["token", "key"]).ok()?;
-        let key = p.text("key", 256).ok()?;
-        let transaction = p.text("token", 256).ok()?;
-        let service = ctx.store.remembered_service(key)?;
-        match ctx.store.cancel_async(transaction, Some(service.id)).await {
+        let r = cancel_request(map.clone()).ok()?;
+        let service = ctx.store.remembered_service(&r.key)?;
+        match ctx
+            .store
+            .cancel_async(&r.transaction, Some(service.id))
+            .await
+        {
             Ok(_) => Some(Ok(Value::Bool(true))),
             Err(e) => ledger_refusal(e),
         }

@@ -254,15 +254,19 @@ impl Store {
         result
     }
 
+    fn cancel_op(hold_token: &str, service_id: Option<Id>) -> Op {
+        Op::Cancel {
+            token_hash: sha256_hex(hold_token),
+            service_id,
+        }
+    }
+
     pub fn cancel(
         &self,
         hold_token: &str,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let op = Op::Cancel {
-            token_hash: sha256_hex(hold_token),
-            service_id,
-        };
+        let op = Self::cancel_op(hold_token, service_id);
         let result = closed(self.engine.run(op, self.now()));
         METRICS.ledger("cancel", &result);
         result
@@ -274,10 +278,7 @@ impl Store {
         hold_token: &str,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let op = Op::Cancel {
-            token_hash: sha256_hex(hold_token),
-            service_id,
-        };
+        let op = Self::cancel_op(hold_token, service_id);
         let result = closed(self.engine.run_async(op, self.now()).await);
         METRICS.ledger("cancel", &result);
         result
