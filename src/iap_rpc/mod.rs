@@ -35,24 +35,39 @@ impl Ctx {
     }
 }
 
-type Handler = fn(&Ctx, Map<String, Value>) -> Result<Value, RpcError>;
+#[derive(Clone, Copy)]
+enum Handler {
+    /// Runs on a blocking thread (it reads or writes the database).
+    Blocking(fn(&Ctx, Map<String, Value>) -> Result<Value, RpcError>),
+    /// A provider call, answered without a blocking thread when it can be.
+    Provider(provider::Call),
+}
 
 /// Routes, by path; the JSON-RPC `method` member is not used (Odoo always sends "call").
 const ROUTES: &[(&str, Handler)] = &[
-    ("/iap/1/authorize", provider::authorize),
-    ("/iap/1/capture", provider::capture),
-    ("/iap/1/cancel", provider::cancel),
-    ("/iap/1/balance", client::balance),
+    (
+        "/iap/1/authorize",
+        Handler::Provider(provider::Call::Authorize),
+    ),
+    ("/iap/1/capture", Handler::Provider(provider::Call::Capture)),
+    ("/iap/1/cancel", Handler::Provider(provider::Call::Cancel)),
+    ("/iap/1/balance", Handler::Blocking(client::balance)),
     (
         "/iap/1/get-accounts-information",
-        client::accounts_information,
+        Handler::Blocking(client::accounts_information),
     ),
     (
         "/iap/1/update-warning-email-alerts",
-        client::update_warning_email_alerts,
+        Handler::Blocking(client::update_warning_email_alerts),
     ),
-    ("/iap/services-token", client::services_token),
-    ("/iap/update-warning-odoo", client::update_warning_odoo),
+    (
+        "/iap/services-token",
+        Handler::Blocking(client::services_token),
+    ),
+    (
+        "/iap/update-warning-odoo",
+        Handler::Blocking(client::update_warning_odoo),
+    ),
 ];
 
 /// Registers the protocol routes at the root of the origin.
@@ -151,21 +166,9 @@ async fn dispatch(
         store: state.store.clone(),
         public_url: state.public_url.clone(),
     };
-    let fast = match path {
-        "/iap/1/authorize" => provider::fast::authorize(&ctx, &params).await,
-        "/iap/1/capture" => provider::fast::capture(&ctx, &params).await,
-        "/iap/1/cancel" => provider::fast::cancel(&ctx, &params).await,
-        _ => None,
-    };
-    let outcome = match fast {
-        Some(outcome) => outcome,
-        None => match web::block(move || handler(&ctx, params)).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::error!(error = %e, "protocol handler failed");
-                Err(RpcError::Unavailable)
-            }
-        },
+    let outcome = match handler {
+        Handler::Blocking(handler) => blocking(move || handler(&ctx, params)).await,
+        Handler::Provider(call) => call.run(ctx, params).await,
     };
     if let Err(e) = &outcome {
         METRICS
@@ -175,6 +178,20 @@ async fn dispatch(
         tracing::info!(route = path, error = e.name(), detail = %e.message(), "refused");
     }
     answer(id, outcome)
+}
+
+/// Runs a handler on a blocking thread.
+async fn blocking<F>(handler: F) -> Result<Value, RpcError>
+where
+    F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
+{
+    match web::block(handler).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::error!(error = %e, "protocol handler failed");
+            Err(RpcError::Unavailable)
+        }
+    }
 }
 
 /// Parses params for a route that accepts `allowed`.

@@ -121,9 +121,47 @@ fn cancel_request(map: Map<String, Value>) -> Result<CloseRequest, RpcError> {
     })
 }
 
+/// The provider routes. Each request is read once; when everything it needs before the
+/// ledger is in memory it goes straight to the ledger engine ([`fast`]), otherwise it
+/// takes the full path on a blocking thread, which gives the same answer and also covers
+/// every refusal.
+#[derive(Clone, Copy)]
+pub(super) enum Call {
+    Authorize,
+    Capture,
+    Cancel,
+}
+
+impl Call {
+    pub(super) async fn run(self, ctx: Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
+        match self {
+            Call::Authorize => {
+                let r = authorize_request(map)?;
+                if let Some(answer) = fast::authorize(&ctx, &r).await {
+                    return answer;
+                }
+                super::blocking(move || authorize(&ctx, &r)).await
+            }
+            Call::Capture => {
+                let r = capture_request(map)?;
+                if let Some(answer) = fast::capture(&ctx, &r).await {
+                    return answer;
+                }
+                super::blocking(move || capture(&ctx, &r)).await
+            }
+            Call::Cancel => {
+                let r = cancel_request(map)?;
+                if let Some(answer) = fast::cancel(&ctx, &r).await {
+                    return answer;
+                }
+                super::blocking(move || cancel(&ctx, &r)).await
+            }
+        }
+    }
+}
+
 /// Reserves credits; answers the transaction token.
-pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
-    let r = authorize_request(map)?;
+fn authorize(ctx: &Ctx, r: &AuthorizeRequest) -> Result<Value, RpcError> {
     let dbuuid = r.dbuuid.as_deref();
     let service = service_for_key(ctx, &r.key)?;
 
@@ -153,8 +191,7 @@ pub fn authorize(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> 
 }
 
 /// Consumes a hold (`credit_to_capture`, or all of it); idempotent.
-pub fn capture(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
-    let r = capture_request(map)?;
+fn capture(ctx: &Ctx, r: &CloseRequest) -> Result<Value, RpcError> {
     let service = service_for_key(ctx, &r.key)?;
     match ctx
         .store
@@ -169,23 +206,19 @@ pub fn capture(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
 }
 
 /// Releases a hold; idempotent.
-pub fn cancel(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
-    let r = cancel_request(map)?;
+fn cancel(ctx: &Ctx, r: &CloseRequest) -> Result<Value, RpcError> {
     let service = service_for_key(ctx, &r.key)?;
     ctx.store.cancel(&r.transaction, Some(service.id))?;
     Ok(Value::Bool(true))
 }
 
-/// The provider calls answered without a blocking thread: when everything a call needs
-/// before the ledger is in memory (service key, account, database access, trial), it goes
-/// straight to the ledger engine and awaits its batch. `None`: take the full path
-/// ([`authorize`], [`capture`], [`cancel`] on a blocking thread), which gives the same
-/// answer and also covers every refusal, so refusals are never answered from here except
-/// the ledger's own.
-pub(super) mod fast {
-    use serde_json::{Map, Value};
+/// What a provider call can be answered with from memory: `None` when something it needs
+/// before the ledger (service key, account, database access, trial) is not known there,
+/// or when the ledger's refusal needs the database to be told.
+mod fast {
+    use serde_json::Value;
 
-    use super::{RpcError, authorize_request, cancel_request, capture_request};
+    use super::{AuthorizeRequest, CloseRequest, RpcError};
     use crate::iap_rpc::Ctx;
     use crate::ledger::LedgerError;
 
@@ -201,8 +234,7 @@ pub(super) mod fast {
         }
     }
 
-    pub async fn authorize(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
-        let r = authorize_request(map.clone()).ok()?;
+    pub async fn authorize(ctx: &Ctx, r: &AuthorizeRequest) -> Answer {
         let dbuuid = r.dbuuid.as_deref();
         let store = &ctx.store;
         let service = store.remembered_service(&r.key)?;
@@ -224,8 +256,7 @@ pub(super) mod fast {
         }
     }
 
-    pub async fn capture(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
-        let r = capture_request(map.clone()).ok()?;
+    pub async fn capture(ctx: &Ctx, r: &CloseRequest) -> Answer {
         let service = ctx.store.remembered_service(&r.key)?;
         match ctx
             .store
@@ -237,8 +268,7 @@ pub(super) mod fast {
         }
     }
 
-    pub async fn cancel(ctx: &Ctx, map: &Map<String, Value>) -> Answer {
-        let r = cancel_request(map.clone()).ok()?;
+    pub async fn cancel(ctx: &Ctx, r: &CloseRequest) -> Answer {
         let service = ctx.store.remembered_service(&r.key)?;
         match ctx
             .store

@@ -32,7 +32,11 @@ impl<K: Eq + Hash, V: Clone> Timed<K, V> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, key: &K, ttl: Duration) -> Option<V> {
+    fn get<Q>(&self, key: &Q, ttl: Duration) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let map = self.map();
         let (value, at) = map.get(key)?;
         (at.elapsed() < ttl).then(|| value.clone())
@@ -102,7 +106,7 @@ impl Lookups {
     }
 
     pub fn service(&self, key_hash: &str) -> Option<Service> {
-        self.services.get(&key_hash.to_owned(), self.ttl)
+        self.services.get(key_hash, self.ttl)
     }
 
     pub fn keep_service(&self, key_hash: &str, service: &Service) {

@@ -494,7 +494,7 @@ impl Worker {
     }
 }
 
-fn run_op<C: overlay::HoldLookup>(repo: &mut Overlay<'_, C>, job: &Job) -> Reply {
+fn run_op<C: crate::ledger::repo::LedgerRepo>(repo: &mut Overlay<'_, C>, job: &Job) -> Reply {
     let now = job.now;
     match &job.op {
         Op::Authorize {

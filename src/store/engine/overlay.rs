@@ -60,21 +60,6 @@ struct Mark {
     alerts: usize,
 }
 
-/// Fallback reads for what memory cannot answer: holds closed before this batch.
-pub(crate) trait HoldLookup {
-    fn find_hold_in_db(&mut self, token_hash: &str) -> RepoResult<Option<Hold>>;
-    fn get_hold_in_db(&mut self, id: Id) -> RepoResult<Option<Hold>>;
-}
-
-impl<C: LedgerRepo> HoldLookup for C {
-    fn find_hold_in_db(&mut self, token_hash: &str) -> RepoResult<Option<Hold>> {
-        self.find_hold(token_hash)
-    }
-    fn get_hold_in_db(&mut self, id: Id) -> RepoResult<Option<Hold>> {
-        self.get_hold(id)
-    }
-}
-
 pub(crate) struct Overlay<'a, C> {
     conn: &'a mut C,
     cache: &'a mut Cache,
@@ -94,7 +79,7 @@ fn missing(what: &str) -> DieselError {
     DieselError::QueryBuilderError(format!("ledger engine: {what}").into())
 }
 
-impl<'a, C: HoldLookup> Overlay<'a, C> {
+impl<'a, C: LedgerRepo> Overlay<'a, C> {
     pub fn new(
         conn: &'a mut C,
         cache: &'a mut Cache,
@@ -209,7 +194,7 @@ impl<'a, C: HoldLookup> Overlay<'a, C> {
     }
 }
 
-impl<C: HoldLookup> LedgerRepo for Overlay<'_, C> {
+impl<C: LedgerRepo> LedgerRepo for Overlay<'_, C> {
     fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
         // The batch locked and validated every account it serves before any operation.
         Ok(self.state(id)?.account.clone())
@@ -395,7 +380,7 @@ impl<C: HoldLookup> LedgerRepo for Overlay<'_, C> {
             return Ok(Some(hold.clone()));
         }
         // Closed before this batch: the database has its final state.
-        self.conn.find_hold_in_db(token_hash)
+        self.conn.find_hold(token_hash)
     }
 
     fn get_hold(&mut self, id: Id) -> RepoResult<Option<Hold>> {
@@ -410,7 +395,7 @@ impl<C: HoldLookup> LedgerRepo for Overlay<'_, C> {
         {
             return Ok(Some(hold.clone()));
         }
-        self.conn.get_hold_in_db(id)
+        self.conn.get_hold(id)
     }
 
     fn close_hold(

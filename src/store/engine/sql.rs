@@ -49,35 +49,14 @@ impl Flush {
                 Some((state.account.clone(), state.version + 1))
             })
             .collect();
-        // A hold opened and closed in one batch is written once, in its final state,
-        // and its allocations not at all: PostgreSQL writes the whole batch in one
-        // statement, whose parts do not see each other's rows.
-        let mut new_holds = writes.new_holds;
-        let mut closed = Vec::with_capacity(writes.closed.len());
-        for hold in writes.closed {
-            match new_holds.iter_mut().find(|h| h.id == hold.id) {
-                Some(new) => *new = hold,
-                None => closed.push(hold),
-            }
-        }
-        let is_new = |id: &Id| new_holds.iter().any(|h| h.id == *id);
-        let freed: Vec<Id> = writes.freed.into_iter().filter(|id| !is_new(id)).collect();
-        let gone: Vec<Id> = new_holds
-            .iter()
-            .filter(|h| h.status != HoldStatus::Open)
-            .map(|h| h.id)
-            .collect();
-        let new_allocations = writes
-            .new_allocations
-            .into_iter()
-            .filter(|a| !gone.contains(&a.hold_id))
-            .collect();
+        // Writes go in this order on both backends, one statement after the other, so a
+        // hold opened and closed in one batch is inserted, then closed.
         Flush {
-            new_holds,
-            new_allocations,
+            new_holds: writes.new_holds,
+            new_allocations: writes.new_allocations,
             lots,
-            closed,
-            freed,
+            closed: writes.closed,
+            freed: writes.freed,
             journal: writes.journal,
             alerts: writes.alerts,
             accounts,
