@@ -506,6 +506,7 @@ fn started_clock(db: &TestDb, ids: &[Id]) -> Result<i64, String> {
 pub fn concurrency_hammer(backend: &Backend) -> Result<(), Failed> {
     let options = DbOptions {
         pool_size: backend.is_postgres().then_some(16),
+        ..DbOptions::default()
     };
     let db = TestDb::new(backend, options)?;
     let seed = seed();
@@ -633,6 +634,85 @@ pub fn batch_neighbours(backend: &Backend) -> Result<(), Failed> {
         return Err(
             "no two operations ever shared a transaction: the engine does not batch".into(),
         );
+    }
+    Ok(())
+}
+
+/// SQLite: while writes never pause, the background checkpoints still copy the WAL to its
+/// end (so SQLite starts it again from its head instead of letting it grow until every
+/// commit runs a checkpoint of its own), and every charge stays exact.
+pub fn wal_copied_to_end(backend: &Backend) -> Result<(), Failed> {
+    const WRITERS: usize = 8;
+    const CHARGES: usize = 600;
+    /// Pages: SQLite's own checkpoints, which would start the WAL again, come too late
+    /// to hide a WAL that is never copied to its end (4 KiB pages: 400 MiB).
+    const AUTOCHECKPOINT: u32 = 100_000;
+    /// What the WAL file may reach: a round's writes, with room to spare, and well under
+    /// the ~130 MiB these writes leave when no round reaches the end.
+    const WAL_BOUND: u64 = 80 << 20;
+    let options = DbOptions {
+        wal_autocheckpoint: Some(AUTOCHECKPOINT),
+        ..DbOptions::default()
+    };
+    let db = TestDb::new(backend, options)?;
+    let service = db.service("wal")?;
+    let mut accounts = Vec::new();
+    for i in 0..WRITERS {
+        let account = db.account(service.id, &format!("wal-{i}"))?;
+        db.store.grant(&GrantRequest {
+            account_id: account.id,
+            amount: credits(CHARGES as i64),
+            expires_at: NEVER,
+            origin: EntryKind::Grant,
+            reference: None,
+            description: None,
+        })?;
+        accounts.push(account.id);
+    }
+    let store = &db.store;
+    let charged = burst(WRITERS, |i| -> Result<(), String> {
+        for n in 0..CHARGES {
+            let (_, token, _) = store
+                .authorize(accounts[i], credits(1), 1, None)
+                .map_err(|e| format!("writer {i}, authorize {n}: {e}"))?;
+            store
+                .capture(&token, None, Some(service.id))
+                .map_err(|e| format!("writer {i}, capture {n}: {e}"))?;
+        }
+        Ok(())
+    });
+    for result in charged {
+        result?;
+    }
+    for &account in &accounts {
+        let b = store.balance(account)?;
+        if b.balance != credits(0) || b.reserved != credits(0) {
+            return Err(format!("account {account} after every charge: {b:?}").into());
+        }
+        audit_clean(store, account)?;
+    }
+    let stats = store.engine_stats();
+    let wal = db
+        .sqlite_path()
+        .map(|path| std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len()))
+        .unwrap_or(0);
+    eprintln!("[wal] {stats:?}, WAL file {wal} bytes");
+    // 9,600 operations ask for 9 rounds; the first ends long before the writers do.
+    if stats.checkpoints < 2 {
+        return Err(format!("{} checkpoint(s) ran during the writes", stats.checkpoints).into());
+    }
+    if wal > WAL_BOUND {
+        return Err(format!(
+            "the WAL file grew to {wal} bytes: checkpoints did not start it again"
+        )
+        .into());
+    }
+    if stats.checkpoints_short > 0 {
+        return Err(format!(
+            "{} of {} checkpoints stopped short of the WAL's end",
+            stats.checkpoints_short, stats.checkpoints
+        )
+        .into());
     }
     Ok(())
 }

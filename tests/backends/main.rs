@@ -183,6 +183,13 @@ fn main() {
         });
     }
 
+    // How the engine keeps SQLite's WAL short: nothing of it applies to PostgreSQL.
+    trials.push(trial(
+        "sqlite::wal_copied_to_end".to_owned(),
+        Backend::Sqlite,
+        concurrency::wal_copied_to_end,
+    ));
+
     // Odoo's iap.endpoint is one global setting: a single trial, on SQLite.
     let odoo_trial = "odoo::real_odoo_18_flows".to_owned();
     trials.push(if real_odoo::configured().is_some() {

@@ -942,7 +942,13 @@ fn run_case(
 }
 
 pub fn model_random_sequences(backend: &Backend) -> Result<(), Failed> {
-    let db = TestDb::new(backend, DbOptions { pool_size: Some(4) })?;
+    let db = TestDb::new(
+        backend,
+        DbOptions {
+            pool_size: Some(4),
+            ..DbOptions::default()
+        },
+    )?;
     // IAP_SIDECAR_MODEL_CASES runs more (or fewer) sequences, e.g. for a longer soak.
     let cases = std::env::var("IAP_SIDECAR_MODEL_CASES")
         .ok()

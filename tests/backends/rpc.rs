@@ -68,7 +68,13 @@ impl Sidecar {
         backend: &Backend,
         tweak: impl FnOnce(&mut Settings),
     ) -> Result<Sidecar, String> {
-        let db = TestDb::new(backend, DbOptions { pool_size: Some(4) })?;
+        let db = TestDb::new(
+            backend,
+            DbOptions {
+                pool_size: Some(4),
+                ..DbOptions::default()
+            },
+        )?;
         let mut settings = Settings::default();
         // In compose, Odoo runs in another container: listen on all interfaces there and
         // give Odoo the test container's name.

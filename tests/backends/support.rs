@@ -45,6 +45,8 @@ impl Backend {
 pub struct DbOptions {
     /// Pool size; the backend default when `None`.
     pub pool_size: Option<u32>,
+    /// SQLite's `wal_autocheckpoint`; the default when `None`.
+    pub wal_autocheckpoint: Option<u32>,
 }
 
 /// Removes a test database when the test ends, whatever its outcome.
@@ -133,6 +135,9 @@ impl TestDb {
         let settings = DatabaseSettings {
             url: Secret::new(url),
             pool_size,
+            sqlite_wal_autocheckpoint: options
+                .wal_autocheckpoint
+                .unwrap_or(defaults.sqlite_wal_autocheckpoint),
             ..defaults
         };
         let clock = Arc::new(AtomicI64::new(CLOCK_START));
@@ -161,6 +166,14 @@ impl TestDb {
 
     /// A second store on the same database and clock, with its own pool and ledger
     /// engine: what another sidecar process would be.
+    /// SQLite: the database file's path.
+    pub fn sqlite_path(&self) -> Option<&str> {
+        match &self.target {
+            Target::Sqlite(path) => Some(path),
+            Target::Postgres(_) => None,
+        }
+    }
+
     pub fn another_store(&self) -> Result<Store, String> {
         let settings = DatabaseSettings {
             url: Secret::new(self.url()),

@@ -15,6 +15,7 @@
 //! Grants, settlement and settings still run in their own transactions; they bump the
 //! account's `lock_version`, which is how the engine learns of them.
 
+mod checkpoint;
 mod overlay;
 mod sql;
 mod state;
@@ -106,6 +107,10 @@ pub struct EngineStats {
     pub operations: u64,
     /// The most operations one transaction carried.
     pub largest: u64,
+    /// SQLite: background checkpoints run.
+    pub checkpoints: u64,
+    /// SQLite: those that could not copy the WAL to its end (a reader kept old pages).
+    pub checkpoints_short: u64,
 }
 
 #[derive(Default)]
@@ -113,6 +118,8 @@ struct Counters {
     batches: AtomicU64,
     operations: AtomicU64,
     largest: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoints_short: AtomicU64,
 }
 
 /// The callers' side: cheap to clone, one per [`super::Store`] clone.
@@ -140,6 +147,8 @@ impl Engine {
             batches: self.counters.batches.load(Ordering::Relaxed),
             operations: self.counters.operations.load(Ordering::Relaxed),
             largest: self.counters.largest.load(Ordering::Relaxed),
+            checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
+            checkpoints_short: self.counters.checkpoints_short.load(Ordering::Relaxed),
         }
     }
 
@@ -237,25 +246,8 @@ impl Worker {
         // engine goes on committing. Left to SQLite, the copy runs inside a COMMIT and
         // holds back that batch's answers and the next batch for its whole duration.
         let checkpointer = match &self.pool {
-            Pool::Sqlite(pool, _) => {
-                let pool = pool.clone();
-                let (due, wake) = std::sync::mpsc::sync_channel::<()>(1);
-                std::thread::Builder::new()
-                    .name("sqlite-checkpoint".into())
-                    .spawn(move || {
-                        use diesel::connection::SimpleConnection;
-                        while wake.recv().is_ok() {
-                            let done = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
-                                c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
-                                    .map_err(|e| e.to_string())
-                            });
-                            if let Err(e) = done {
-                                tracing::warn!(error = %e, "SQLite checkpoint failed");
-                            }
-                        }
-                    })
-                    .ok()
-                    .map(|_| due)
+            Pool::Sqlite(pool, writer) => {
+                checkpoint::start(pool.clone(), Arc::clone(writer), Arc::clone(&self.counters))
             }
             Pool::Pg(_) => None,
         };
