@@ -17,6 +17,44 @@ pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Hex digits of the creation time that open a transaction token (microseconds; 14
+/// digits last until the year 4253).
+const TRANSACTION_TIME_DIGITS: usize = 14;
+/// Random bytes after them.
+const TRANSACTION_SECRET_BYTES: usize = 20;
+const TRANSACTION_TOKEN_LEN: usize = TRANSACTION_TIME_DIGITS + 2 * TRANSACTION_SECRET_BYTES;
+
+/// A new transaction token (what authorize answers) and the key the store keeps for it.
+///
+/// The token opens with its creation time, and so does the key (then the token's
+/// SHA-256): keys made one after another sit side by side in the index that finds them,
+/// so a new one lands on the same few pages instead of a random page of an index as
+/// large as every hold ever made. The secret is the random part; the time is not.
+pub fn new_transaction_token(now_micros: i64) -> (String, String) {
+    let token = format!(
+        "{:0width$x}{}",
+        now_micros.max(0),
+        random_hex(TRANSACTION_SECRET_BYTES),
+        width = TRANSACTION_TIME_DIGITS
+    );
+    let key = transaction_key(&token);
+    (token, key)
+}
+
+/// The stored key of a transaction token as a client sent it back. Tokens without the
+/// time (40 hex digits, made before it was added) are kept under their SHA-256 alone.
+pub fn transaction_key(token: &str) -> String {
+    match token.get(..TRANSACTION_TIME_DIGITS) {
+        Some(time)
+            if token.len() == TRANSACTION_TOKEN_LEN
+                && token.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("{time}{}", sha256_hex(token))
+        }
+        _ => sha256_hex(token),
+    }
+}
+
 /// Equal-length constant-time comparison of two stored hashes or secrets.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
@@ -104,6 +142,24 @@ mod tests {
         assert!(AccountToken::from_raw("").is_none());
         assert!(AccountToken::from_raw("+disabled").is_none());
         assert!(AccountToken::from_sha1_hex("xyz").is_none());
+    }
+
+    #[test]
+    fn transaction_keys_follow_creation_time() {
+        let (early, early_key) = new_transaction_token(1_000_000);
+        let (late, late_key) = new_transaction_token(2_000_000);
+        assert_eq!(early.len(), TRANSACTION_TOKEN_LEN);
+        assert!(early.starts_with("000000000f4240"), "{early}");
+        assert!(early_key < late_key);
+        assert_eq!(transaction_key(&early), early_key);
+        assert_eq!(transaction_key(&late), late_key);
+        assert_eq!(early_key, format!("000000000f4240{}", sha256_hex(&early)));
+        // Older tokens: the hash alone, as they were stored.
+        let old = random_hex(20);
+        assert_eq!(transaction_key(&old), sha256_hex(&old));
+        // Same length as a new token but not hex: the hash alone.
+        let odd = format!("zz{}", &early[2..]);
+        assert_eq!(transaction_key(&odd), sha256_hex(&odd));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::schema::{accounts, hold_allocations, holds, idempotency_keys, journal
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{self, CloseOutcome, GrantOutcome};
 use crate::ledger::repo::LedgerRepo;
-use crate::ledger::token::sha256_hex;
+use crate::ledger::token::transaction_key;
 use crate::ledger::{Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp};
 use crate::telemetry::METRICS;
 
@@ -176,14 +176,14 @@ impl Store {
                 "ttl must be at least 1 hour, not {ttl_hours}"
             )));
         }
-        let token = crate::ledger::token::random_hex(20);
         let now = self.now();
+        let (token, key) = crate::ledger::token::new_transaction_token(now.micros());
         let expires_at = now.plus_hours(ttl_hours.min(self.max_hold_ttl_hours));
         let op = Op::Authorize {
             account_id,
             amount,
             expires_at,
-            token_hash: sha256_hex(&token),
+            token_hash: key,
             description: description.map(str::to_owned),
         };
         Ok((op, token, now))
@@ -222,7 +222,7 @@ impl Store {
 
     fn capture_op(hold_token: &str, amount: Option<Credits>, service_id: Option<Id>) -> Op {
         Op::Capture {
-            token_hash: sha256_hex(hold_token),
+            token_hash: transaction_key(hold_token),
             amount,
             service_id,
         }
@@ -256,7 +256,7 @@ impl Store {
 
     fn cancel_op(hold_token: &str, service_id: Option<Id>) -> Op {
         Op::Cancel {
-            token_hash: sha256_hex(hold_token),
+            token_hash: transaction_key(hold_token),
             service_id,
         }
     }

@@ -40,6 +40,10 @@ const TESTS: &[(&str, TestFn)] = &[
         scenarios::replayed_capture_keeps_settlement,
     ),
     ("idempotent_grant", scenarios::idempotent_grant),
+    (
+        "transaction_token_forms",
+        scenarios::transaction_token_forms,
+    ),
     ("journal_is_append_only", scenarios::journal_is_append_only),
     ("admin_api_over_http", admin_api::admin_api),
     ("iap_service_rules", iap_rules::iap_service_rules),

@@ -4,7 +4,7 @@
 use libtest_mimic::Failed;
 
 use iap_sidecar::ledger::time::NEVER;
-use iap_sidecar::ledger::token::sha256_hex;
+use iap_sidecar::ledger::token::{random_hex, sha256_hex, transaction_key};
 use iap_sidecar::ledger::{EntryKind, HoldStatus, Id, JournalEntry, LedgerError, Timestamp};
 use iap_sidecar::store::{GrantRequest, Idempotency, Store};
 
@@ -447,5 +447,43 @@ pub fn journal_is_append_only(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(after[0].amount_units, before[0].amount_units);
     assert_eq!(after[0].description, before[0].description);
     audit_clean(store, a)?;
+    Ok(())
+}
+
+/// Transaction tokens open with their creation time, and so does the key stored for
+/// them; a token made before that (40 hex digits, stored under its SHA-256 alone) must
+/// still capture, and each form must find only its own hold.
+pub fn transaction_token_forms(backend: &Backend) -> Result<(), Failed> {
+    let db = TestDb::new(backend, DbOptions::default())?;
+    let store = &db.store;
+    let service = db.service("tokens")?;
+    let a = db.account(service.id, "tokens")?.id;
+    grant(store, a, 10, NEVER);
+    let (_, current, _) = store.authorize(a, credits(3), 1, None)?;
+    let time = format!("{:014x}", db.now().0);
+    assert!(
+        current.starts_with(&time),
+        "{current} should open with {time}"
+    );
+    assert_eq!(current.len(), 54, "{current}");
+
+    // What an older sidecar left: the same hold, stored under the old token's hash.
+    let old = random_hex(20);
+    let moved = db.raw_execute(&format!(
+        "UPDATE holds SET token_hash = '{}' WHERE token_hash = '{}'",
+        sha256_hex(&old),
+        transaction_key(&current)
+    ))?;
+    assert_eq!(moved, 1);
+    // A store started afresh, as after an upgrade: nothing of the hold in memory.
+    let upgraded = db.another_store()?;
+    match upgraded.capture(&current, None, Some(service.id)) {
+        Err(LedgerError::UnknownHold) => {}
+        other => return Err(format!("the moved token still captured: {other:?}").into()),
+    }
+    let captured = upgraded.capture(&old, None, Some(service.id))?;
+    assert_eq!(captured.hold.captured, Some(credits(3)));
+    assert_eq!(figures(&upgraded, a), whole(7, 0));
+    audit_clean(&upgraded, a)?;
     Ok(())
 }
