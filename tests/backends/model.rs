@@ -942,13 +942,7 @@ fn run_case(
 }
 
 pub fn model_random_sequences(backend: &Backend) -> Result<(), Failed> {
-    let db = TestDb::new(
-        backend,
-        DbOptions {
-            pool_size: Some(4),
-            ..DbOptions::default()
-        },
-    )?;
+    let db = TestDb::new(backend, DbOptions::pool(4))?;
     // IAP_SIDECAR_MODEL_CASES runs more (or fewer) sequences, e.g. for a longer soak.
     let cases = std::env::var("IAP_SIDECAR_MODEL_CASES")
         .ok()

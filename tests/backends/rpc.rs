@@ -68,13 +68,7 @@ impl Sidecar {
         backend: &Backend,
         tweak: impl FnOnce(&mut Settings),
     ) -> Result<Sidecar, String> {
-        let db = TestDb::new(
-            backend,
-            DbOptions {
-                pool_size: Some(4),
-                ..DbOptions::default()
-            },
-        )?;
+        let db = TestDb::new(backend, DbOptions::pool(4))?;
         let mut settings = Settings::default();
         // In compose, Odoo runs in another container: listen on all interfaces there and
         // give Odoo the test container's name.

@@ -63,13 +63,7 @@ fn assert_expiry(entry: &JournalEntry, amount: i64, lot: Id, hold: Option<Id>, a
 }
 
 pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
-    let db = TestDb::new(
-        backend,
-        DbOptions {
-            pool_size: Some(4),
-            ..DbOptions::default()
-        },
-    )?;
+    let db = TestDb::new(backend, DbOptions::pool(4))?;
     let store = &db.store;
     let service = db.service("sweeper")?;
     let account = |name: &str| db.account(service.id, name).expect("account").id;
@@ -302,13 +296,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
 /// A replayed capture settles the account like any write: what expired meanwhile is
 /// written and the account totals follow.
 pub fn replayed_capture_keeps_settlement(backend: &Backend) -> Result<(), Failed> {
-    let db = TestDb::new(
-        backend,
-        DbOptions {
-            pool_size: Some(4),
-            ..DbOptions::default()
-        },
-    )?;
+    let db = TestDb::new(backend, DbOptions::pool(4))?;
     let store = &db.store;
     let service = db.service("replay")?;
     let a = db.account(service.id, "replay")?.id;
@@ -352,13 +340,7 @@ pub fn replayed_capture_keeps_settlement(backend: &Backend) -> Result<(), Failed
 }
 
 pub fn idempotent_grant(backend: &Backend) -> Result<(), Failed> {
-    let db = TestDb::new(
-        backend,
-        DbOptions {
-            pool_size: Some(4),
-            ..DbOptions::default()
-        },
-    )?;
+    let db = TestDb::new(backend, DbOptions::pool(4))?;
     let store = &db.store;
     let service = db.service("idem")?;
     let a = db.account(service.id, "idem")?.id;
@@ -413,13 +395,7 @@ pub fn idempotent_grant(backend: &Backend) -> Result<(), Failed> {
 }
 
 pub fn journal_is_append_only(backend: &Backend) -> Result<(), Failed> {
-    let db = TestDb::new(
-        backend,
-        DbOptions {
-            pool_size: Some(2),
-            ..DbOptions::default()
-        },
-    )?;
+    let db = TestDb::new(backend, DbOptions::pool(2))?;
     let store = &db.store;
     let service = db.service("journal")?;
     let a = db.account(service.id, "journal")?.id;

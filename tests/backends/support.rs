@@ -49,6 +49,16 @@ pub struct DbOptions {
     pub wal_autocheckpoint: Option<u32>,
 }
 
+impl DbOptions {
+    /// The defaults with a pool of `size` connections.
+    pub fn pool(size: u32) -> DbOptions {
+        DbOptions {
+            pool_size: Some(size),
+            ..DbOptions::default()
+        }
+    }
+}
+
 /// Removes a test database when the test ends, whatever its outcome.
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
