@@ -35,7 +35,7 @@ pub(super) fn start(
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
-            let mut file = None;
+            let mut file = DatabaseFile::Unknown;
             while wake.recv().is_ok() {
                 match round(&pool, &writer, &mut file) {
                     Ok(Some(to_end)) => {
@@ -65,6 +65,14 @@ struct Checkpointed {
     checkpointed: i32,
 }
 
+/// The database file, once known.
+enum DatabaseFile {
+    Unknown,
+    /// A database in memory: nothing to copy to.
+    None,
+    Open(File),
+}
+
 #[derive(diesel::QueryableByName)]
 struct MainFile {
     #[diesel(sql_type = Text)]
@@ -75,14 +83,13 @@ struct MainFile {
 fn round(
     pool: &SqlitePool,
     writer: &Mutex<()>,
-    file: &mut Option<File>,
+    file: &mut DatabaseFile,
 ) -> Result<Option<bool>, String> {
     let mut c = pool.get().map_err(|e| e.to_string())?;
-    if file.is_none() {
+    if let DatabaseFile::Unknown = file {
         *file = database_file(&mut c)?;
     }
-    let Some(file) = file.as_ref() else {
-        // In memory: there is no file to copy to.
+    let DatabaseFile::Open(file) = file else {
         return Ok(None);
     };
     for _ in 0..PASSES_BESIDE {
@@ -103,16 +110,16 @@ fn pass(c: &mut SqliteConnection) -> Result<Checkpointed, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The main database's file, or `None` for a database in memory.
-fn database_file(c: &mut SqliteConnection) -> Result<Option<File>, String> {
+/// The main database's file, opened for flushing.
+fn database_file(c: &mut SqliteConnection) -> Result<DatabaseFile, String> {
     let main: Vec<MainFile> =
         diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
             .load(c)
             .map_err(|e| e.to_string())?;
     match main.into_iter().next() {
         Some(m) if !m.file.is_empty() => File::open(&m.file)
-            .map(Some)
+            .map(DatabaseFile::Open)
             .map_err(|e| format!("opening {}: {e}", m.file)),
-        _ => Ok(None),
+        _ => Ok(DatabaseFile::None),
     }
 }
