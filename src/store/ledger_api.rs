@@ -220,6 +220,20 @@ impl Store {
         Ok((hold, token, balance))
     }
 
+    /// Runs a capture or cancel (`call`, as metrics name it) in the engine.
+    fn close(&self, call: &'static str, op: Op) -> Result<CloseOutcome, LedgerError> {
+        let result = closed(self.engine.run(op, self.now()));
+        METRICS.ledger(call, &result);
+        result
+    }
+
+    /// [`Store::close`] without a thread waiting for the engine.
+    async fn close_async(&self, call: &'static str, op: Op) -> Result<CloseOutcome, LedgerError> {
+        let result = closed(self.engine.run_async(op, self.now()).await);
+        METRICS.ledger(call, &result);
+        result
+    }
+
     fn capture_op(hold_token: &str, amount: Option<Credits>, service_id: Option<Id>) -> Op {
         Op::Capture {
             token_hash: transaction_key(hold_token),
@@ -235,10 +249,7 @@ impl Store {
         amount: Option<Credits>,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let op = Self::capture_op(hold_token, amount, service_id);
-        let result = closed(self.engine.run(op, self.now()));
-        METRICS.ledger("capture", &result);
-        result
+        self.close("capture", Self::capture_op(hold_token, amount, service_id))
     }
 
     /// [`Store::capture`] without a thread waiting for the engine.
@@ -248,10 +259,8 @@ impl Store {
         amount: Option<Credits>,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let op = Self::capture_op(hold_token, amount, service_id);
-        let result = closed(self.engine.run_async(op, self.now()).await);
-        METRICS.ledger("capture", &result);
-        result
+        self.close_async("capture", Self::capture_op(hold_token, amount, service_id))
+            .await
     }
 
     fn cancel_op(hold_token: &str, service_id: Option<Id>) -> Op {
@@ -266,10 +275,7 @@ impl Store {
         hold_token: &str,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let op = Self::cancel_op(hold_token, service_id);
-        let result = closed(self.engine.run(op, self.now()));
-        METRICS.ledger("cancel", &result);
-        result
+        self.close("cancel", Self::cancel_op(hold_token, service_id))
     }
 
     /// [`Store::cancel`] without a thread waiting for the engine.
@@ -278,10 +284,8 @@ impl Store {
         hold_token: &str,
         service_id: Option<Id>,
     ) -> Result<CloseOutcome, LedgerError> {
-        let op = Self::cancel_op(hold_token, service_id);
-        let result = closed(self.engine.run_async(op, self.now()).await);
-        METRICS.ledger("cancel", &result);
-        result
+        self.close_async("cancel", Self::cancel_op(hold_token, service_id))
+            .await
     }
 
     /// Closes what has expired on one account.

@@ -20,7 +20,7 @@ mod overlay;
 mod sql;
 mod state;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -417,17 +417,8 @@ impl Worker {
         let mut hold_ids = self.hold_ids(c, authorizes)?.into_iter();
 
         let mut writes = WriteSet::default();
-        let mut closed = HashMap::new();
-        let mut closed_tokens = HashMap::new();
         {
-            let mut repo = Overlay::new(
-                c,
-                &mut self.cache,
-                &mut writes,
-                &mut closed,
-                &mut closed_tokens,
-                &mut hold_ids,
-            );
+            let mut repo = Overlay::new(c, &mut self.cache, &mut writes, &mut hold_ids);
             for (job, reply) in jobs.iter().zip(replies.iter_mut()) {
                 if reply.is_some() {
                     continue;

@@ -65,8 +65,8 @@ pub(crate) struct Overlay<'a, C> {
     cache: &'a mut Cache,
     writes: &'a mut WriteSet,
     /// Holds closed in this batch (not yet in the database), by id and by token.
-    closed: &'a mut HashMap<Id, Hold>,
-    closed_tokens: &'a mut HashMap<String, Id>,
+    closed: HashMap<Id, Hold>,
+    closed_tokens: HashMap<String, Id>,
     /// Ids for new holds, reserved from the database beforehand.
     hold_ids: &'a mut std::vec::IntoIter<Id>,
     /// The account the current operation locked: operations touch one account.
@@ -84,16 +84,14 @@ impl<'a, C: LedgerRepo> Overlay<'a, C> {
         conn: &'a mut C,
         cache: &'a mut Cache,
         writes: &'a mut WriteSet,
-        closed: &'a mut HashMap<Id, Hold>,
-        closed_tokens: &'a mut HashMap<String, Id>,
         hold_ids: &'a mut std::vec::IntoIter<Id>,
     ) -> Self {
         Overlay {
             conn,
             cache,
             writes,
-            closed,
-            closed_tokens,
+            closed: HashMap::new(),
+            closed_tokens: HashMap::new(),
             hold_ids,
             current: None,
             undo: Vec::new(),
