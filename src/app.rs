@@ -77,6 +77,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         .to_owned();
     let state = AppState {
         store: store.clone(),
+        limiter: Arc::new(http::rate_limit::RateLimiter::new(&settings.limits)),
         settings: Arc::new(settings),
         public_url: public_url.clone(),
     };

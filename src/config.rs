@@ -39,6 +39,31 @@ pub struct Settings {
     pub portal: PortalSettings,
     pub payments: PaymentSettings,
     pub log: LogSettings,
+    pub limits: LimitSettings,
+}
+
+/// What callers holding no key can cause: requests per client address, accounts per
+/// database.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Requests per second each client address may make to the routes that need no key
+    /// (Odoo's balance and account routes, the portal's entry links), on average.
+    pub unauthenticated_per_second: f64,
+    /// How many of those requests one address may make at once before the average applies.
+    pub unauthenticated_burst: u32,
+    /// Accounts a provider's calls may open for one database (operators are not limited).
+    pub accounts_per_database: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            unauthenticated_per_second: 20.0,
+            unauthenticated_burst: 200,
+            accounts_per_database: 200,
+        }
+    }
 }
 
 /// How the sidecar reads registered Odoo databases.
@@ -321,6 +346,19 @@ impl Settings {
                     format!("{url:?} is not an http(s) URL"),
                 ));
             }
+        }
+        let rate = self.limits.unauthenticated_per_second;
+        if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+            return Err(invalid(
+                "limits.unauthenticated_per_second",
+                "must be a number above 0 and at most 1000000",
+            ));
+        }
+        if self.limits.unauthenticated_burst == 0 {
+            return Err(invalid("limits.unauthenticated_burst", "must be at least 1"));
+        }
+        if self.limits.accounts_per_database == 0 {
+            return Err(invalid("limits.accounts_per_database", "must be at least 1"));
         }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));

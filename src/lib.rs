@@ -17,3 +17,4 @@ pub mod store;
 pub mod sweeper;
 pub mod telemetry;
 pub mod tls;
+pub mod usecase;

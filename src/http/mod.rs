@@ -3,6 +3,7 @@
 pub mod admin;
 mod middleware;
 pub mod problem;
+pub mod rate_limit;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Public origin (no trailing slash): `http.public_url`, or the bound address.
     pub public_url: String,
+    /// Requests per client address on the routes that need no key.
+    pub limiter: Arc<rate_limit::RateLimiter>,
 }
 
 impl AppState {

@@ -4,49 +4,45 @@ use serde_json::{Map, Value, json};
 
 use super::error::RpcError;
 use super::params::string_fields;
-use super::provider::{account_token, check_available};
+use super::provider::account_token;
 use super::{Ctx, params};
+use crate::ledger::token::AccountToken;
 use crate::ledger::{Account, Credits, Recipient, Service};
 use crate::store::AlertUpdate;
+use crate::usecase::contact::{self, Caller, Contact};
 
 /// At most this many accounts in one batched call.
 const MAX_BATCH: usize = 1000;
 /// At most this many alert recipients per account.
 const MAX_RECIPIENTS: usize = 50;
 
-/// The account of `raw` token for `service`, registered on first contact, with trial
-/// credits for a first contact that names its database.
-fn contact(
+/// What Odoo's client routes may do with a token: read (see `usecase::contact`).
+fn read_contact(
     ctx: &Ctx,
     service: &Service,
-    raw: &str,
+    token: &AccountToken,
     dbuuid: Option<&str>,
-) -> Result<Account, RpcError> {
-    let token = account_token(raw)?;
-    let known = ctx.store.find_account(service.id, &token)?;
-    let db = dbuuid
-        .map(str::to_owned)
-        .or_else(|| known.as_ref().and_then(|a| a.dbuuid.clone()));
-    check_available(ctx, service, db.as_deref())?;
-    let account = ctx
-        .store
-        .ensure_known_account(known, service.id, &token, dbuuid)?;
-    if let Some(db) = dbuuid {
-        ctx.store.grant_trial_once(service, account.id, db)?;
-    }
-    Ok(account)
+) -> Result<Option<Account>, RpcError> {
+    let c = Contact {
+        caller: Caller::Reader,
+        service,
+        token,
+        dbuuid,
+        wants: None,
+    };
+    Ok(contact::contact(&ctx.store, &ctx.rules, &c)?)
 }
 
 fn number(c: Credits) -> Value {
     json!(c.to_f64())
 }
 
-/// `/iap/1/balance`: the available credits, 0 for an unknown service. Never answers
-/// insufficient credit (Odoo would fail the caller instead of showing 0).
+/// `/iap/1/balance`: the available credits, 0 for an unknown service or account. Never
+/// answers insufficient credit (Odoo would fail the caller instead of showing 0).
 pub fn balance(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
     let p = params(map, &["dbuuid", "account_token", "service_name"])?;
     let raw = p.text("account_token", 128)?;
-    account_token(raw)?;
+    let token = account_token(raw)?;
     let name = p.text("service_name", 64)?;
     let dbuuid = p.opt_text("dbuuid", 64)?;
     let service = match ctx.store.service_by_name(name) {
@@ -54,12 +50,15 @@ pub fn balance(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
         Err(crate::ledger::LedgerError::UnknownService(_)) => return Ok(number(Credits::ZERO)),
         Err(e) => return Err(e.into()),
     };
-    let account = contact(ctx, &service, raw, dbuuid)?;
-    Ok(number(ctx.store.balance(account.id)?.available))
+    match read_contact(ctx, &service, &token, dbuuid)? {
+        Some(account) => Ok(number(ctx.store.balance(account.id)?.available)),
+        None => Ok(number(Credits::ZERO)),
+    }
 }
 
-/// `/iap/1/get-accounts-information` (18, 19): balances and thresholds keyed by token.
-/// Accounts of services not open to this database are left out.
+/// `/iap/1/get-accounts-information` (18, 19): balances and thresholds keyed by token;
+/// unknown tokens as unregistered. Accounts of services not open to their database are
+/// left out.
 pub fn accounts_information(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
     let p = params(map, &["iap_accounts", "dbuuid"])?;
     let dbuuid = p.opt_text("dbuuid", 64)?;
@@ -69,25 +68,26 @@ pub fn accounts_information(ctx: &Ctx, map: Map<String, Value>) -> Result<Value,
         .iter()
         .map(|item| {
             let [raw, name] = string_fields("iap_accounts", item, ["token", "service"])?;
-            account_token(raw)?;
-            Ok((raw, name))
+            Ok((raw, account_token(raw)?, name))
         })
         .collect::<Result<Vec<_>, RpcError>>()?;
+    let unregistered = json!({"balance": 0, "warning_threshold": 0, "registered": "unregistered"});
     let mut out = Map::new();
-    for (raw, name) in items {
+    for (raw, token, name) in items {
         let service = match ctx.store.service_by_name(name) {
             Ok(service) => service,
             Err(crate::ledger::LedgerError::UnknownService(_)) => {
-                out.insert(
-                    raw.to_owned(),
-                    json!({"balance": 0, "warning_threshold": 0, "registered": "unregistered"}),
-                );
+                out.insert(raw.to_owned(), unregistered.clone());
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
-        let account = match contact(ctx, &service, raw, dbuuid) {
-            Ok(account) => account,
+        let account = match read_contact(ctx, &service, &token, dbuuid) {
+            Ok(Some(account)) => account,
+            Ok(None) => {
+                out.insert(raw.to_owned(), unregistered.clone());
+                continue;
+            }
             Err(RpcError::Access(reason)) => {
                 tracing::info!(service = name, %reason, "account left out");
                 continue;
@@ -226,8 +226,7 @@ pub fn services_token(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcEr
         };
         let token = account_token(raw)?;
         for (account, service) in ctx.store.accounts_by_token(&token)? {
-            let db = dbuuid.or(account.dbuuid.as_deref());
-            if !ctx.store.service_allows(&service, db)? {
+            if !contact::allowed(&ctx.store, &service, Some(&account), dbuuid)? {
                 continue;
             }
             let figures = ctx.store.balance(account.id)?;

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::ledger::{Credits, LedgerError};
+use crate::usecase::contact::ContactError;
 
 const INSUFFICIENT_CREDIT: &str = "odoo.addons.iap.tools.iap_tools.InsufficientCreditError";
 const ACCESS_ERROR: &str = "odoo.exceptions.AccessError";
@@ -30,6 +31,8 @@ pub enum RpcError {
     Invalid(String),
     /// The sidecar could not answer now (database down or busy).
     Unavailable,
+    /// This client address sent more requests without a key than `limits.*` allow.
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl RpcError {
@@ -39,7 +42,8 @@ impl RpcError {
             // Odoo's balance and account callers only catch AccessError: a busy database
             // must degrade to "-1" or a logged warning there, not fail the user's action.
             RpcError::Access(_) | RpcError::Unavailable => ACCESS_ERROR,
-            RpcError::Invalid(_) => USER_ERROR,
+            // Odoo shows a UserError's message as it is: the user learns to retry later.
+            RpcError::Invalid(_) | RpcError::RateLimited { .. } => USER_ERROR,
         }
     }
 
@@ -61,6 +65,9 @@ impl RpcError {
             RpcError::Unavailable => {
                 "The IAP service is temporarily unavailable; please retry later.".into()
             }
+            RpcError::RateLimited { retry_after_secs } => format!(
+                "Too many requests from this address: please retry in {retry_after_secs} s."
+            ),
         }
     }
 
@@ -121,6 +128,24 @@ impl From<LedgerError> for RpcError {
                 tracing::error!(error = %e, "storage error");
                 RpcError::Unavailable
             }
+        }
+    }
+}
+
+impl From<ContactError> for RpcError {
+    /// Insufficient credit needs the service's context: the provider face builds the
+    /// [`Shortfall`] itself.
+    fn from(e: ContactError) -> Self {
+        match e {
+            ContactError::NotAvailable { .. } | ContactError::TooManyAccounts { .. } => {
+                RpcError::Access(e.to_string())
+            }
+            ContactError::Insufficient { needed, .. } => LedgerError::InsufficientCredit {
+                needed,
+                available: Credits::ZERO,
+            }
+            .into(),
+            ContactError::Ledger(e) => e.into(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub struct Ctx {
     pub store: Store,
     /// This sidecar's public origin, without a trailing slash.
     pub public_url: String,
+    pub rules: crate::usecase::contact::Rules,
 }
 
 impl Ctx {
@@ -162,9 +163,21 @@ async fn dispatch(
         Ok(parts) => parts,
         Err((id, e)) => return answer(id, Err(e)),
     };
+    // Keyless routes are limited per client address; providers are known by their key.
+    if let Handler::Blocking(_) = handler
+        && let Err(limited) = state.limiter.check(req.peer_addr().map(|a| a.ip()))
+    {
+        return answer(
+            id,
+            Err(RpcError::RateLimited {
+                retry_after_secs: limited.retry_after_secs,
+            }),
+        );
+    }
     let ctx = Ctx {
         store: state.store.clone(),
         public_url: state.public_url.clone(),
+        rules: crate::usecase::contact::Rules::from_settings(&state.settings.limits),
     };
     let outcome = match handler {
         Handler::Blocking(handler) => blocking(move || handler(&ctx, params)).await,

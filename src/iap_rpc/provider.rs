@@ -7,6 +7,7 @@ use super::error::{RpcError, Shortfall};
 use super::{Ctx, params};
 use crate::ledger::token::AccountToken;
 use crate::ledger::{Credits, LedgerError, Service};
+use crate::usecase::contact::{self, Caller, Contact, ContactError};
 
 /// Odoo's default hold lifetime (180 days), used when a provider sends no `ttl`.
 const DEFAULT_TTL_HOURS: i64 = 4320;
@@ -22,35 +23,13 @@ pub(super) fn account_token(raw: &str) -> Result<AccountToken, RpcError> {
         .ok_or_else(|| RpcError::Invalid("account_token must be 1-128 characters".into()))
 }
 
-/// Refuses a service that is limited to other databases.
-pub(super) fn check_available(
-    ctx: &Ctx,
-    service: &Service,
-    dbuuid: Option<&str>,
-) -> Result<(), RpcError> {
-    if ctx.store.service_allows(service, dbuuid)? {
-        Ok(())
-    } else {
-        Err(RpcError::Access(format!(
-            "the {} service is not available to database {}",
-            service.technical_name,
-            dbuuid.unwrap_or("(unknown)")
-        )))
-    }
-}
-
-fn shortfall(
-    ctx: &Ctx,
-    service: &Service,
-    needed: Credits,
-    dbuuid: Option<&str>,
-) -> Result<RpcError, RpcError> {
-    Ok(RpcError::InsufficientCredit(Shortfall {
+fn shortfall(ctx: &Ctx, service: &Service, needed: Credits, trial: bool) -> RpcError {
+    RpcError::InsufficientCredit(Shortfall {
         needed,
         service_name: service.technical_name.clone(),
-        trial: ctx.store.trial_available(service, dbuuid)?,
+        trial,
         base_url: ctx.credit_url(),
-    }))
+    })
 }
 
 /// An authorize request, checked (the full and the fast path read it the same way).
@@ -78,6 +57,12 @@ fn authorize_request(map: Map<String, Value>) -> Result<AuthorizeRequest, RpcErr
     let key = p.text("key", 256)?.to_owned();
     let token = account_token(p.text("account_token", 128)?)?;
     let credit = p.credits("credit")?;
+    // A hold of nothing charges nothing and only opens accounts: refused.
+    if credit.is_zero() {
+        return Err(RpcError::Invalid(
+            "credit must be more than 0 (a hold of 0 credits holds nothing)".into(),
+        ));
+    }
     let description = p.opt_text("description", 1000)?.map(str::to_owned);
     let ttl = p.opt_int("ttl")?.unwrap_or(DEFAULT_TTL_HOURS);
     if ttl < 1 {
@@ -160,23 +145,26 @@ impl Call {
     }
 }
 
-/// Reserves credits; answers the transaction token.
+/// Reserves credits; answers the transaction token. The provider's key makes this an
+/// authenticated contact: it may open the account and fix its database.
 fn authorize(ctx: &Ctx, r: &AuthorizeRequest) -> Result<Value, RpcError> {
-    let dbuuid = r.dbuuid.as_deref();
     let service = service_for_key(ctx, &r.key)?;
-
-    let known = ctx.store.find_account_cached(service.id, &r.token)?;
-    let db = dbuuid
-        .map(str::to_owned)
-        .or_else(|| known.as_ref().and_then(|a| a.dbuuid.clone()));
-    let db = db.as_deref();
-    check_available(ctx, &service, db)?;
-    let account = ctx
-        .store
-        .ensure_known_account(known, service.id, &r.token, dbuuid)?;
-    if let Some(db) = dbuuid {
-        ctx.store.grant_trial_once(&service, account.id, db)?;
-    }
+    let c = Contact {
+        caller: Caller::Provider,
+        service: &service,
+        token: &r.token,
+        dbuuid: r.dbuuid.as_deref(),
+        wants: Some(r.credit),
+    };
+    let account = match contact::contact(&ctx.store, &ctx.rules, &c) {
+        Ok(Some(account)) => account,
+        // A provider always gets an account or a refusal; `None` would be a broken rule.
+        Ok(None) => return Err(RpcError::Unavailable),
+        Err(ContactError::Insufficient { needed, trial }) => {
+            return Err(shortfall(ctx, &service, needed, trial));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let description = r.description.as_deref();
     match ctx
         .store
@@ -184,7 +172,8 @@ fn authorize(ctx: &Ctx, r: &AuthorizeRequest) -> Result<Value, RpcError> {
     {
         Ok((_, transaction, _)) => Ok(Value::String(transaction)),
         Err(LedgerError::InsufficientCredit { needed, .. }) => {
-            Err(shortfall(ctx, &service, needed, db)?)
+            let trial = contact::trial_offered(&ctx.store, &service, Some(&account), None)?;
+            Err(shortfall(ctx, &service, needed, trial))
         }
         Err(e) => Err(e.into()),
     }
@@ -199,7 +188,7 @@ fn capture(ctx: &Ctx, r: &CloseRequest) -> Result<Value, RpcError> {
     {
         Ok(_) => Ok(Value::Bool(true)),
         Err(LedgerError::InsufficientCredit { needed, .. }) => {
-            Err(shortfall(ctx, &service, needed, None)?)
+            Err(shortfall(ctx, &service, needed, false))
         }
         Err(e) => Err(e.into()),
     }
@@ -221,6 +210,7 @@ mod fast {
     use super::{AuthorizeRequest, CloseRequest, RpcError};
     use crate::iap_rpc::Ctx;
     use crate::ledger::LedgerError;
+    use crate::usecase::contact;
 
     type Answer = Option<Result<Value, RpcError>>;
 
@@ -235,17 +225,9 @@ mod fast {
     }
 
     pub async fn authorize(ctx: &Ctx, r: &AuthorizeRequest) -> Answer {
-        let dbuuid = r.dbuuid.as_deref();
         let store = &ctx.store;
         let service = store.remembered_service(&r.key)?;
-        let account = store.remembered_account(service.id, &r.token, dbuuid)?;
-        let db = dbuuid.or(account.dbuuid.as_deref());
-        if store.remembered_allows(&service, db) != Some(true) {
-            return None;
-        }
-        if dbuuid.is_some_and(|db| !store.trial_settled(&service, db)) {
-            return None;
-        }
+        let account = contact::remembered(store, &service, &r.token, r.dbuuid.as_deref())?;
         let description = r.description.as_deref();
         match store
             .authorize_async(account.id, r.credit, r.ttl, description)

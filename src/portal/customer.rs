@@ -12,6 +12,7 @@ use crate::ledger::{
 };
 use crate::payments::{Order, OrderStatus, Pack};
 use crate::store::{AlertUpdate, OrderFilter};
+use crate::usecase::contact;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// Journal lines per page.
@@ -193,7 +194,8 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                         offset: 0,
                     })
                     .map_err(PortalError::from)?;
-                let trial_available = s.trial_available(&service, account.dbuuid.as_deref())?;
+                let trial_available =
+                    contact::trial_offered(s, &service, Some(&account), None)?;
                 let companies = s.account_companies(&account)?;
                 Ok::<_, PortalError>(AccountView {
                     account,
@@ -559,16 +561,17 @@ pub async fn start_trial(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let id = id?;
         post_form(&cx, &session, &body)?;
         let (account, service) = session_account(&cx, &session, id).await?;
-        let dbuuid = account
-            .dbuuid
-            .clone()
-            .ok_or_else(|| PortalError::Conflict("the account's database is not known".into()))?;
-        let granted = cx
-            .run(move |s| s.grant_trial_once(&service, account.id, &dbuuid))
-            .await?;
-        if granted.is_none() {
+        if account.dbuuid.is_none() {
             return Err(PortalError::Conflict(
-                "this database already received the trial credits".into(),
+                "the account's database is not known yet".into(),
+            ));
+        }
+        let granted = cx
+            .run(move |s| contact::claim_trial(s, &service, &account))
+            .await?;
+        if !granted {
+            return Err(PortalError::Conflict(
+                "this account or its database already received the trial credits".into(),
             ));
         }
         Ok(see_other(&format!("/portal/accounts/{id}?saved=trial")))

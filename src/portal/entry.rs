@@ -7,12 +7,14 @@
 //! The token is traded for a session cookie and the browser is sent, with `303`, to a
 //! URL without it, so the token stays out of history, logs and `Referer`.
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::session::{SESSION_COOKIE, Session};
 use super::{Cx, Form, PageResult, PortalError, respond, see_other, session, with_cookie};
+use crate::http::AppState;
 use crate::ledger::token::AccountToken;
 use crate::ledger::{Account, Credits, Id, LedgerError};
+use crate::usecase::contact::{self, Caller, Contact, Rules};
 
 /// At most this many tokens in one `/iap/services` link.
 const MAX_TOKENS: usize = 50;
@@ -47,9 +49,26 @@ fn start_session(cx: &Cx, accounts: &[Id], dbuuid: Option<String>, location: &st
     response
 }
 
+/// Entry links need no key: each client address may open only so many
+/// (`limits.unauthenticated_*`).
+fn rate_limit(req: &HttpRequest) -> Result<(), PortalError> {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state
+            .limiter
+            .check(req.peer_addr().map(|a| a.ip()))
+            .map_err(|_| PortalError::TooManyRequests),
+        None => Ok(()),
+    }
+}
+
 /// `GET /iap/1/credit`.
 pub async fn credit(req: HttpRequest) -> HttpResponse {
-    respond(req, |cx| async move { credit_page(cx).await }).await
+    let limited = rate_limit(&req);
+    respond(req, |cx| async move {
+        limited?;
+        credit_page(cx).await
+    })
+    .await
 }
 
 async fn credit_page(cx: Cx) -> PageResult {
@@ -74,27 +93,28 @@ async fn credit_page(cx: Cx) -> PageResult {
         .and_then(|c| Credits::from_f64(c).ok())
         .filter(|c| !c.is_zero());
 
+    let rules = Rules::from_settings(&cx.state.settings.limits);
     let account: Account = cx
         .run(move |store| {
             let service = match store.service_by_name(&service_name) {
                 Ok(s) => s,
                 Err(LedgerError::UnknownService(_)) => return Ok(None),
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
-            let known = store.find_account(service.id, &token)?;
-            let db = dbuuid
-                .as_deref()
-                .or(known.as_ref().and_then(|a| a.dbuuid.as_deref()));
-            if !store.service_allows(&service, db)? {
-                return Ok(None);
-            }
-            // A hashed link cannot carry `+disabled`: it must not re-enable an account,
-            // so a known account is taken as it is.
-            let account = match known {
-                Some(a) if hashed => a,
-                _ => store.ensure_account(service.id, &token, dbuuid.as_deref())?,
+            // The link is no authentication: it may open an account (so credits can be
+            // bought for it) but never fixes its database.
+            let c = Contact {
+                caller: if hashed {
+                    Caller::HashedLink
+                } else {
+                    Caller::BuyLink
+                },
+                service: &service,
+                token: &token,
+                dbuuid: dbuuid.as_deref(),
+                wants: None,
             };
-            Ok(Some(account))
+            contact::contact(store, &rules, &c).map_err(PortalError::from)
         })
         .await?
         .filter(|a| !a.disabled)
@@ -116,7 +136,12 @@ async fn credit_page(cx: Cx) -> PageResult {
 
 /// `GET /iap/services?tokens=…`.
 pub async fn services(req: HttpRequest) -> HttpResponse {
-    respond(req, |cx| async move { services_page(cx).await }).await
+    let limited = rate_limit(&req);
+    respond(req, |cx| async move {
+        limited?;
+        services_page(cx).await
+    })
+    .await
 }
 
 async fn services_page(cx: Cx) -> PageResult {
@@ -140,7 +165,7 @@ async fn services_page(cx: Cx) -> PageResult {
                 }
                 for (account, service) in store.accounts_by_token(token)? {
                     if !account.disabled
-                        && store.service_allows(&service, account.dbuuid.as_deref())?
+                        && contact::allowed(store, &service, Some(&account), None)?
                     {
                         found.push(account);
                     }

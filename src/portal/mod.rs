@@ -25,6 +25,7 @@ use maud::{Markup, html};
 use crate::http::AppState;
 use crate::ledger::{LedgerError, Timestamp};
 use crate::payments::PaymentError;
+use crate::usecase::contact::ContactError;
 use crate::store::Store;
 use i18n::Lang;
 use layout::Chrome;
@@ -122,6 +123,21 @@ pub enum PortalError {
     Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// This client address opened more entry links than `limits.*` allow.
+    #[error("too many requests")]
+    TooManyRequests,
+}
+
+impl From<ContactError> for PortalError {
+    /// An entry link that may not open the account shows no detail, like an unknown one.
+    fn from(e: ContactError) -> Self {
+        match e {
+            ContactError::NotAvailable { .. }
+            | ContactError::TooManyAccounts { .. }
+            | ContactError::Insufficient { .. } => PortalError::InvalidLink,
+            ContactError::Ledger(e) => e.into(),
+        }
+    }
 }
 
 impl From<LedgerError> for PortalError {
@@ -160,6 +176,7 @@ impl PortalError {
             PortalError::Conflict(_) => StatusCode::CONFLICT,
             PortalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PortalError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            PortalError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -404,6 +421,8 @@ fn error_page(lang: Lang, here: &str, session_csrf: Option<&str>, e: &PortalErro
             tracing::warn!(error = %m, "portal: database unavailable");
             (t.err_unavailable_title, t.err_unavailable, None)
         }
+        // "Busy, try again in a moment" says what the visitor needs to know.
+        PortalError::TooManyRequests => (t.err_unavailable_title, t.err_unavailable, None),
         PortalError::Internal(m) => {
             tracing::error!(error = %m, "portal request failed");
             (t.err_internal_title, t.err_internal, None)

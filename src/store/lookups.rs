@@ -70,6 +70,9 @@ pub(crate) struct Lookups {
     /// Trials already given, by (service, database uuid): a claim is never undone, so
     /// this needs no expiry.
     trials: Mutex<std::collections::HashSet<(Id, String)>>,
+    /// Accounts that can never receive a trial again (they had theirs, or their database
+    /// did): also permanent.
+    trial_accounts: Mutex<std::collections::HashSet<Id>>,
 }
 
 impl Lookups {
@@ -80,7 +83,26 @@ impl Lookups {
             accounts: Timed::new(),
             allowed: Timed::new(),
             trials: Mutex::new(std::collections::HashSet::new()),
+            trial_accounts: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    fn trial_account_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Id>> {
+        self.trial_accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn trial_settled_for(&self, account_id: Id) -> bool {
+        self.trial_account_set().contains(&account_id)
+    }
+
+    pub fn keep_trial_settled_for(&self, account_id: Id) {
+        let mut set = self.trial_account_set();
+        if set.len() >= MAX_ENTRIES {
+            set.clear();
+        }
+        set.insert(account_id);
     }
 
     fn trial_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(Id, String)>> {

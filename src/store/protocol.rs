@@ -87,10 +87,10 @@ impl Store {
         self.lookups.allowed(service.id, dbuuid?)
     }
 
-    /// Whether a call from `dbuuid` certainly needs no trial grant (known from memory).
-    pub fn trial_settled(&self, service: &Service, dbuuid: &str) -> bool {
+    /// Whether `account_id` certainly can receive no trial any more (known from memory).
+    pub fn trial_settled(&self, service: &Service, account_id: Id, dbuuid: &str) -> bool {
         service.trial_credits.is_zero()
-            || dbuuid.is_empty()
+            || self.lookups.trial_settled_for(account_id)
             || self.lookups.trial_claimed(service.id, dbuuid)
     }
 
@@ -175,17 +175,10 @@ impl Store {
         Ok((service, listed))
     }
 
-    /// Whether `dbuuid` can still receive the service's trial credits.
-    pub fn trial_available(
-        &self,
-        service: &Service,
-        dbuuid: Option<&str>,
-    ) -> Result<bool, LedgerError> {
-        let Some(dbuuid) = dbuuid else {
-            return Ok(false);
-        };
-        if service.trial_credits.is_zero() {
-            return Ok(false);
+    /// Whether `dbuuid` already received the service's trial credits.
+    pub fn database_had_trial(&self, service: &Service, dbuuid: &str) -> Result<bool, LedgerError> {
+        if self.lookups.trial_claimed(service.id, dbuuid) {
+            return Ok(true);
         }
         let granted: Option<String> = read_tx!(self, |c| {
             trial_grants::table
@@ -195,21 +188,45 @@ impl Store {
                 .first::<String>(c)
                 .optional()
         })?;
-        Ok(granted.is_none())
+        Ok(granted.is_some())
     }
 
-    /// Gives the service's trial credits to `account_id` unless `dbuuid` already had them;
-    /// the claim and the lot are one transaction.
+    /// Whether `account_id` already received trial credits.
+    pub fn account_had_trial(&self, account_id: Id) -> Result<bool, LedgerError> {
+        if self.lookups.trial_settled_for(account_id) {
+            return Ok(true);
+        }
+        let granted: Option<i64> = read_tx!(self, |c| {
+            trial_grants::table
+                .filter(trial_grants::account_id.eq(account_id))
+                .select(trial_grants::account_id)
+                .first::<i64>(c)
+                .optional()
+        })?;
+        Ok(granted.is_some())
+    }
+
+    /// How many accounts belong to `dbuuid`.
+    pub fn count_database_accounts(&self, dbuuid: &str) -> Result<i64, LedgerError> {
+        Ok(read_tx!(self, |c| {
+            accounts::table
+                .filter(accounts::dbuuid.eq(dbuuid))
+                .count()
+                .get_result::<i64>(c)
+        })?)
+    }
+
+    /// Gives the service's trial credits to `account_id` for `dbuuid` unless the account
+    /// or the database already had them (both are unique keys of `trial_grants`); the
+    /// claim and the lot are one transaction. Whether the account may claim for `dbuuid`
+    /// is the caller's rule (see `usecase::contact`).
     pub fn grant_trial_once(
         &self,
         service: &Service,
         account_id: Id,
         dbuuid: &str,
     ) -> Result<Option<GrantOutcome>, LedgerError> {
-        if service.trial_credits.is_zero()
-            || dbuuid.is_empty()
-            || self.lookups.trial_claimed(service.id, dbuuid)
-        {
+        if dbuuid.is_empty() || self.trial_settled(service, account_id, dbuuid) {
             return Ok(None);
         }
         let now = self.now();
@@ -248,8 +265,16 @@ impl Store {
             ops::grant(c, &grant, now).map(Some)
         });
         METRICS.ledger("trial", &result);
-        if result.is_ok() {
-            self.lookups.keep_trial_claimed(service.id, dbuuid);
+        match &result {
+            // Given now: neither the account nor the database can have another.
+            Ok(Some(_)) => {
+                self.lookups.keep_trial_claimed(service.id, dbuuid);
+                self.lookups.keep_trial_settled_for(account_id);
+            }
+            // One of the two keys was taken: this account can never have one for its
+            // database (a database's claim is as permanent as an account's).
+            Ok(None) => self.lookups.keep_trial_settled_for(account_id),
+            Err(_) => {}
         }
         result
     }

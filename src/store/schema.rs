@@ -141,6 +141,7 @@ diesel::table! {
         dbuuid -> Text,
         account_id -> BigInt,
         granted_at -> BigInt,
+        legacy_extra -> Bool,
     }
 }
 

@@ -20,6 +20,7 @@ mod portal_web;
 mod real_odoo;
 mod rpc;
 mod scenarios;
+mod security_contact;
 mod support;
 
 use std::time::Instant;
@@ -60,6 +61,38 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "portal_confirm_credits_once",
         portal_orders::confirm_credits_once,
+    ),
+    (
+        "security_contact_trial_once",
+        security_contact::trial_once_per_account_and_database,
+    ),
+    (
+        "security_contact_restriction",
+        security_contact::restriction_follows_the_accounts_database,
+    ),
+    (
+        "security_contact_strangers",
+        security_contact::strangers_create_nothing,
+    ),
+    (
+        "security_contact_rate_limit",
+        security_contact::unauthenticated_calls_are_rate_limited,
+    ),
+    (
+        "security_contact_accounts_bound",
+        security_contact::accounts_per_database_bounded,
+    ),
+    (
+        "security_contact_zero_hold",
+        security_contact::zero_credit_hold_refused,
+    ),
+    (
+        "security_contact_refused_authorize",
+        security_contact::refused_authorize_registers_nothing,
+    ),
+    (
+        "security_contact_cancel_expired",
+        security_contact::cancel_after_expiry_matches_readme,
     ),
 ];
 

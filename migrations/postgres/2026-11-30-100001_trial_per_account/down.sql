@@ -1,0 +1,2 @@
+DROP INDEX trial_grants_one_per_account;
+ALTER TABLE trial_grants DROP COLUMN legacy_extra;
