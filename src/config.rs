@@ -355,10 +355,16 @@ impl Settings {
             ));
         }
         if self.limits.unauthenticated_burst == 0 {
-            return Err(invalid("limits.unauthenticated_burst", "must be at least 1"));
+            return Err(invalid(
+                "limits.unauthenticated_burst",
+                "must be at least 1",
+            ));
         }
         if self.limits.accounts_per_database == 0 {
-            return Err(invalid("limits.accounts_per_database", "must be at least 1"));
+            return Err(invalid(
+                "limits.accounts_per_database",
+                "must be at least 1",
+            ));
         }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));

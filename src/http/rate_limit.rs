@@ -101,10 +101,15 @@ mod tests {
         assert_eq!(passed, 3, "the burst, then nothing in the same instant");
         let refused = limiter.check_at(a, t0).expect_err("empty bucket");
         assert_eq!(refused.retry_after_secs, 1);
-        assert!(limiter.check_at(b, t0).is_ok(), "another address has its own bucket");
+        assert!(
+            limiter.check_at(b, t0).is_ok(),
+            "another address has its own bucket"
+        );
         let later = t0 + std::time::Duration::from_millis(2);
         assert_eq!(
-            (0..10).filter(|_| limiter.check_at(a, later).is_ok()).count(),
+            (0..10)
+                .filter(|_| limiter.check_at(a, later).is_ok())
+                .count(),
             2,
             "2 ms at 1000/s refill two requests"
         );

@@ -194,8 +194,7 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                         offset: 0,
                     })
                     .map_err(PortalError::from)?;
-                let trial_available =
-                    contact::trial_offered(s, &service, Some(&account), None)?;
+                let trial_available = contact::trial_offered(s, &service, Some(&account), None)?;
                 let companies = s.account_companies(&account)?;
                 Ok::<_, PortalError>(AccountView {
                     account,

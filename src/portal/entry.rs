@@ -164,8 +164,7 @@ async fn services_page(cx: Cx) -> PageResult {
                     continue;
                 }
                 for (account, service) in store.accounts_by_token(token)? {
-                    if !account.disabled
-                        && contact::allowed(store, &service, Some(&account), None)?
+                    if !account.disabled && contact::allowed(store, &service, Some(&account), None)?
                     {
                         found.push(account);
                     }

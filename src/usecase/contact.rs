@@ -87,7 +87,10 @@ pub enum ContactError {
 
 /// The database whose rights a call has: the account's own, or, for an account that has
 /// none yet (or none at all), the one the call names.
-pub fn effective_database<'a>(account: Option<&'a Account>, dbuuid: Option<&'a str>) -> Option<&'a str> {
+pub fn effective_database<'a>(
+    account: Option<&'a Account>,
+    dbuuid: Option<&'a str>,
+) -> Option<&'a str> {
     account.and_then(|a| a.dbuuid.as_deref()).or(dbuuid)
 }
 
@@ -240,7 +243,11 @@ fn grant_trial_if_due(
 }
 
 /// A trial asked for from the portal: for the account's own database, once.
-pub fn claim_trial(store: &Store, service: &Service, account: &Account) -> Result<bool, LedgerError> {
+pub fn claim_trial(
+    store: &Store,
+    service: &Service,
+    account: &Account,
+) -> Result<bool, LedgerError> {
     let Some(db) = account.dbuuid.as_deref() else {
         return Ok(false);
     };
@@ -251,7 +258,12 @@ pub fn claim_trial(store: &Store, service: &Service, account: &Account) -> Resul
 /// would find it, when nothing about this call needs the database (account known and
 /// current, service open to its database, no trial that could be due). `None`: take the
 /// full path.
-pub fn remembered(store: &Store, service: &Service, token: &AccountToken, dbuuid: Option<&str>) -> Option<Account> {
+pub fn remembered(
+    store: &Store,
+    service: &Service,
+    token: &AccountToken,
+    dbuuid: Option<&str>,
+) -> Option<Account> {
     // Not current when this call would bind the account or change what it stores.
     let account = store.remembered_account(service.id, token, dbuuid)?;
     if store.remembered_allows(service, effective_database(Some(&account), dbuuid)) != Some(true) {

@@ -187,7 +187,7 @@ struct Replay<'a> {
     /// Expected (balance, reserved) in units of each provider account.
     model: HashMap<String, (i64, i64)>,
     alerts: HashMap<String, Alerts>,
-    /// Tokens whose balance was read (registered from then on).
+    /// Tokens whose balance was read (registered before the replay).
     balance_read: BTreeSet<String>,
     problems: Vec<String>,
 }
@@ -549,7 +549,7 @@ impl Replay<'_> {
         {
             if !listed.contains(raw) {
                 found.push(format!(
-                    "{raw} (balance read earlier, so registered) is missing"
+                    "{raw} (balance read earlier, registered) is missing"
                 ));
             }
         }
@@ -782,6 +782,39 @@ fn replay_file(backend: &Backend, version: &str) -> Result<Vec<String>, Failed> 
         if !model.contains_key(raw) {
             s.grant(&provider, raw, GRANT);
             model.insert(raw.to_owned(), (GRANT * 10_000, 0));
+        }
+    }
+    // Odoo's client routes register nothing: the accounts they name exist because a
+    // provider or the operator opened them, here the operator, with the database named.
+    for record in &records {
+        let params = &record.body["params"];
+        let db = record.param_str("dbuuid");
+        let mut named: Vec<(&str, &str)> = Vec::new();
+        if let Some(raw) = record.param_str("account_token") {
+            named.push((raw, record.param_str("service_name").unwrap_or("sms")));
+        }
+        for item in params["iap_accounts"].as_array().into_iter().flatten() {
+            match item {
+                Value::String(raw) => named.push((raw, "sms")),
+                item => {
+                    if let (Some(raw), Some(service)) =
+                        (item["token"].as_str(), item["service"].as_str())
+                    {
+                        named.push((raw, service));
+                    }
+                }
+            }
+        }
+        for (raw, service) in named {
+            let Ok(service) = s.db.store.service_by_name(service) else {
+                continue;
+            };
+            if record.path == "/iap/1/authorize" {
+                continue;
+            }
+            s.db.store
+                .ensure_account(service.id, &token(raw), db)
+                .map_err(|e| e.to_string())?;
         }
     }
     let mut replay = Replay {

@@ -44,7 +44,16 @@ pub fn iap_service_rules(backend: &Backend) -> Result<(), Failed> {
     let s = Sidecar::start_with(backend, |settings| settings.ledger.max_hold_ttl_hours = 24)?;
     let sms = s.service("sms", "sms-key", Some((5, 30)));
 
-    // Unknown token: registered on first contact, with the trial once per database.
+    // Unknown token: reads 0 and registers nothing; the provider's first authorize
+    // registers it, bound to its database, with the trial once per database.
+    assert_eq!(balance(&s, "tok-a", "sms", "db-1"), 0.0);
+    assert!(s.db.store.accounts_by_token(&tok("tok-a"))?.is_empty());
+    let register = |token: &str, db: &str| {
+        let tx = transaction(&authorize(&s, "sms-key", token, 1.0, json!({"dbuuid": db})));
+        s.call("/iap/1/cancel", json!({"token": tx, "key": "sms-key"}))
+            .result();
+    };
+    register("tok-a", "db-1");
     assert_eq!(balance(&s, "tok-a", "sms", "db-1"), 5.0);
     assert_eq!(balance(&s, "tok-a", "sms", "db-1"), 5.0, "trial given once");
     assert_eq!(
@@ -52,6 +61,7 @@ pub fn iap_service_rules(backend: &Backend) -> Result<(), Failed> {
         0.0,
         "once per database, not per token"
     );
+    register("tok-c", "db-2");
     assert_eq!(balance(&s, "tok-c", "sms", "db-2"), 5.0);
     assert_eq!(balance(&s, "tok-x", "no_such_service", "db-1"), 0.0);
     let lots =
@@ -79,7 +89,8 @@ pub fn iap_service_rules(backend: &Backend) -> Result<(), Failed> {
     let (_, message) = authorize(&s, "ocr-key", "tok-d", 2.0, json!({"dbuuid": "db-9"})).error();
     let payload: Value = serde_json::from_str(&message)?;
     assert_eq!(payload["credit"], 2.0, "the credits the provider asked for");
-    assert_eq!(payload["trial"], false);
+    // More than the trial: nothing registered, so db-9 can still receive its trial.
+    assert_eq!(payload["trial"], true);
 
     // A service limited to listed databases.
     s.db.store

@@ -152,6 +152,13 @@ pub fn portal_browser_flow(backend: &Backend) -> Result<(), Failed> {
     let sc = sidecar(backend)?;
     let sms = service_with_packs(&sc, "sms");
     sc.grant(&sms, "5f8d3c0a9b7e4d21a6c4f0e2b8d9a731", 90);
+    // The portal link names the database but does not fix it: the operator does.
+    sc.db.store.ensure_account(
+        sms.id,
+        &iap_sidecar::ledger::token::AccountToken::from_raw("5f8d3c0a9b7e4d21a6c4f0e2b8d9a731")
+            .ok_or("token")?,
+        Some("8f3c2a10-6d4e-4b1f-9a7c-2e5d6f8a9b0c"),
+    )?;
     let account = sc
         .db
         .store

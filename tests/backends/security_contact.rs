@@ -24,7 +24,13 @@ fn balance(s: &Sidecar, token: &str, service: &str, db: &str) -> crate::rpc::Ans
     )
 }
 
-fn authorize(s: &Sidecar, key: &str, token: &str, credit: f64, db: Option<&str>) -> crate::rpc::Answer {
+fn authorize(
+    s: &Sidecar,
+    key: &str,
+    token: &str,
+    credit: f64,
+    db: Option<&str>,
+) -> crate::rpc::Answer {
     let mut params = json!({"account_token": token, "credit": credit, "key": key,
                             "description": "job", "ttl": 4320});
     if let Some(db) = db {
@@ -68,12 +74,20 @@ pub fn trial_once_per_account_and_database(backend: &Backend) -> Result<(), Fail
     // Naming other databases gives nothing more, on any route.
     for n in 1..=5 {
         let db = format!("farm-{n}");
-        assert_eq!(balance(&s, "tok-a", "sms", &db).result(), &json!(4.0), "{db}");
+        let left = 4.0 - 0.5 * f64::from(n - 1);
+        assert_eq!(
+            balance(&s, "tok-a", "sms", &db).result(),
+            &json!(left),
+            "{db}"
+        );
         authorize(&s, "sms-key", "tok-a", 0.5, Some(&db)).result();
     }
     assert_eq!(lots(&s, a.id), 1, "one trial lot whatever dbuuid is named");
     assert_eq!(
-        account(&s, sms.id, "tok-a").ok_or("tok-a")?.dbuuid.as_deref(),
+        account(&s, sms.id, "tok-a")
+            .ok_or("tok-a")?
+            .dbuuid
+            .as_deref(),
         Some("farm-0"),
         "another dbuuid never re-binds the account"
     );
@@ -184,28 +198,36 @@ pub fn unauthenticated_calls_are_rate_limited(backend: &Backend) -> Result<(), F
     let (name, message) = balance(&s, "tok-a", "sms", "db-1").error();
     assert!(name.ends_with("UserError"), "{name}");
     assert!(message.contains("Too many requests"), "{message}");
-    let page = Web::new(&s.base).get("/iap/1/credit?dbuuid=db-1&service_name=sms&account_token=tok-a");
+    let page =
+        Web::new(&s.base).get("/iap/1/credit?dbuuid=db-1&service_name=sms&account_token=tok-a");
     assert_eq!(page.status, 429, "{}", page.body);
     // Providers authenticate with their key: not limited with the strangers.
     authorize(&s, "sms-key", "tok-a", 1.0, Some("db-1")).result();
     Ok(())
 }
 
-/// Finding 3: a bound on the accounts one database can open.
+/// Finding 3: a bound on the accounts providers can open for one database.
 pub fn accounts_per_database_bounded(backend: &Backend) -> Result<(), Failed> {
-    let s = Sidecar::start_with(backend, |settings| settings.limits.accounts_per_database = 3)?;
-    let sms = s.service("sms", "sms-key", Some((5, 0)));
+    let s = Sidecar::start_with(backend, |settings| {
+        settings.limits.accounts_per_database = 3
+    })?;
+    let sms = s.service("sms", "sms-key", None);
+    for n in 0..4 {
+        s.grant(&sms, &format!("tok-{n}"), 10);
+    }
     for n in 0..3 {
-        authorize(&s, "sms-key", &format!("tok-{n}"), 0.0001, Some("db-1")).result();
+        authorize(&s, "sms-key", &format!("tok-{n}"), 1.0, Some("db-1")).result();
     }
     let before = all_accounts(&s);
-    let (name, message) = authorize(&s, "sms-key", "tok-3", 0.0001, Some("db-1")).error();
+    let (name, message) = authorize(&s, "sms-key", "tok-3", 1.0, Some("db-1")).error();
     assert!(name.ends_with("AccessError"), "{name}");
     assert!(message.contains("accounts"), "{message}");
-    assert_eq!(all_accounts(&s), before);
-    assert!(account(&s, sms.id, "tok-3").is_none());
+    let (name, _) = authorize(&s, "sms-key", "tok-new", 1.0, Some("db-1")).error();
+    assert!(name.ends_with("AccessError"), "{name}");
+    assert_eq!(all_accounts(&s), before, "no account opened past the bound");
+    assert_eq!(account(&s, sms.id, "tok-3").ok_or("tok-3")?.dbuuid, None);
     // Other databases are not affected.
-    authorize(&s, "sms-key", "tok-3", 0.0001, Some("db-2")).result();
+    authorize(&s, "sms-key", "tok-3", 1.0, Some("db-2")).result();
     Ok(())
 }
 
