@@ -20,6 +20,7 @@ mod portal_web;
 mod real_odoo;
 mod rpc;
 mod scenarios;
+mod security_registration;
 mod support;
 
 use std::time::Instant;
@@ -60,6 +61,22 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "portal_confirm_credits_once",
         portal_orders::confirm_credits_once,
+    ),
+    (
+        "security_registration_takeover",
+        security_registration::registration_takeover,
+    ),
+    (
+        "security_registration_probes",
+        security_registration::registration_probes,
+    ),
+    (
+        "security_no_portal_credential_stored",
+        security_registration::no_portal_credential_stored,
+    ),
+    (
+        "security_journal_export_streams",
+        security_registration::journal_export_streams,
     ),
 ];
 
