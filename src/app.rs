@@ -64,6 +64,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
     let alerts = settings.alerts.clone();
     let odoo = settings.odoo.clone();
     let smtp = settings.smtp.clone();
+    let portal = settings.portal.clone();
     let bound = listener.local_addr().map_err(|source| StartError::Bind {
         addr: addr.to_string(),
         source,
@@ -91,6 +92,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
             store.clone(),
             Duration::from_secs(odoo.refresh_interval_secs),
             Duration::from_secs(odoo.timeout_secs),
+            crate::odoo::TargetPolicy::allowing(&odoo.allowed_hosts),
         )),
     ];
     if alerts.worker {
@@ -101,6 +103,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
                     mailer,
                     settings: alerts,
                     public_url,
+                    keys: crate::portal::session::Keys::load(&portal, &store)?,
                 }
                 .run(),
             )),

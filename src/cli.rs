@@ -64,13 +64,22 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum RegistrationSecretCommand {
     /// Create a secret; prints it once.
-    Create { name: String },
+    Create {
+        name: String,
+        /// Only these databases (`database.uuid`) may register with it; repeat for
+        /// several. Without: any database.
+        #[arg(long = "dbuuid")]
+        dbuuids: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum DatabaseCommand {
     /// Registered databases, their companies and last refresh.
     List,
+    /// Forget a registration (credentials, token, copy of companies and accounts), so
+    /// that the database may register again without its current token.
+    Release { dbuuid: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -199,10 +208,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::AdminToken(cmd) => admin_token(&app::open_store(&settings)?, cmd),
         Command::Pack(cmd) => crate::payments::cli::pack(&app::open_store(&settings)?, cmd),
         Command::Order(cmd) => crate::payments::cli::order(&app::open_store(&settings)?, cmd),
-        Command::RegistrationSecret(RegistrationSecretCommand::Create { name }) => {
-            let secret = app::open_store(&settings)?.create_registration_secret(&name)?;
+        Command::RegistrationSecret(RegistrationSecretCommand::Create { name, dbuuids }) => {
+            let secret =
+                app::open_store(&settings)?.create_registration_secret_for(&name, &dbuuids)?;
             println!("registration secret {name:?} (shown once, store it now): {secret}");
+            if !dbuuids.is_empty() {
+                println!("it registers only: {}", dbuuids.join(", "));
+            }
             Ok(())
+        }
+        Command::Database(DatabaseCommand::Release { dbuuid }) => {
+            if app::open_store(&settings)?.delete_database(&dbuuid)? {
+                println!("database {dbuuid} released: it may register again");
+                Ok(())
+            } else {
+                Err(CliError::Usage(format!(
+                    "database {dbuuid} is not registered"
+                )))
+            }
         }
         Command::Database(DatabaseCommand::List) => {
             let databases = app::open_store(&settings)?.list_databases()?;

@@ -74,6 +74,10 @@ pub struct OdooSettings {
     pub timeout_secs: u64,
     /// How often registered databases are read again (companies, IAP accounts).
     pub refresh_interval_secs: u64,
+    /// Hosts (names or IP addresses, as in the registered URL) the bridge may call
+    /// although they are or resolve to loopback, private, link-local or unspecified
+    /// addresses; every other such target is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for OdooSettings {
@@ -81,6 +85,7 @@ impl Default for OdooSettings {
         OdooSettings {
             timeout_secs: 15,
             refresh_interval_secs: 3600,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -326,7 +331,9 @@ impl Settings {
             config::Environment::with_prefix("IAP_SIDECAR")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("odoo.allowed_hosts"),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;

@@ -335,6 +335,35 @@ fn operator_commands_register_grant_show_and_rotate() {
 }
 
 #[test]
+fn registration_secrets_scoped_and_databases_released() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let scoped = ok(
+        d,
+        &[
+            "registration-secret",
+            "create",
+            "branch",
+            "--dbuuid",
+            "db-1",
+            "--dbuuid",
+            "db-2",
+        ],
+    );
+    assert!(
+        scoped.contains("iapreg_") && scoped.contains("it registers only: db-1, db-2"),
+        "{scoped}"
+    );
+    let missing = run(d, &["database", "release", "db-1"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("not registered"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
 fn operator_sells_packs_and_confirms_an_order_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     ok(dir.path(), &["service", "add", "sms"]);

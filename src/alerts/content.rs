@@ -1,6 +1,10 @@
 //! What an alert says, in the recipient's language (French or English).
 
+use crate::portal::session::{AlertLink, Keys};
 use crate::store::AlertJob;
+
+/// How long an alert e-mail's link opens the portal, from the alert's creation.
+pub const LINK_DAYS: i64 = 30;
 
 /// Subject and bodies of one alert.
 #[derive(Clone, Debug)]
@@ -43,8 +47,9 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// The buy-credits page for the account, in the form Odoo 19 links to it.
-pub fn buy_link(job: &AlertJob, public_url: &str) -> String {
+/// The buy-credits page for the account: Odoo's entry route with a signed `link` (the
+/// account and an expiry) where Odoo puts the token, which the sidecar does not keep.
+pub fn buy_link(job: &AlertJob, public_url: &str, keys: &Keys) -> String {
     let mut link = format!(
         "{public_url}/iap/1/credit?service_name={}",
         encode(&job.service_name)
@@ -52,14 +57,16 @@ pub fn buy_link(job: &AlertJob, public_url: &str) -> String {
     if let Some(db) = &job.dbuuid {
         link.push_str(&format!("&dbuuid={}", encode(db)));
     }
-    if let Some(sha1) = &job.token_sha1 {
-        link.push_str(&format!("&account_token={}&hashed=1", encode(sha1)));
-    }
+    let sealed = keys.seal_alert_link(&AlertLink {
+        account: job.account_id,
+        expires: job.created_at.micros() / 1_000_000 + LINK_DAYS * 86_400,
+    });
+    link.push_str(&format!("&link={}", encode(&sealed)));
     link
 }
 
-pub fn render(job: &AlertJob, public_url: &str) -> Content {
-    let link = buy_link(job, public_url);
+pub fn render(job: &AlertJob, public_url: &str, keys: &Keys) -> Content {
+    let link = buy_link(job, public_url, keys);
     let unit = &job.unit_name;
     let available = format!("{} {unit}", job.available);
     let threshold = format!("{} {unit}", job.threshold);
@@ -138,35 +145,55 @@ mod tests {
             unit_name: "Credits".into(),
             integer_balance: false,
             dbuuid: Some("db-1".into()),
-            token_sha1: Some("a9993e364706816aba3e25717850c26c9cd0d89d".into()),
+            account_id: 3,
         }
+    }
+
+    fn keys() -> Keys {
+        Keys::new("0123456789abcdef0123456789abcdef")
     }
 
     #[test]
     fn english_by_default_french_for_fr_codes() {
         assert!(
-            render(&job(None), "http://x")
+            render(&job(None), "http://x", &keys())
                 .subject
                 .starts_with("Low credit")
         );
         assert!(
-            render(&job(Some("en_US")), "http://x")
+            render(&job(Some("en_US")), "http://x", &keys())
                 .text
                 .contains("2.5 Credits available")
         );
-        let fr = render(&job(Some("fr_BE")), "http://x");
+        let fr = render(&job(Some("fr_BE")), "http://x", &keys());
         assert!(fr.subject.starts_with("Crédits bas"), "{}", fr.subject);
         assert!(fr.text.contains("seuil d'alerte de 5 Credits"));
     }
 
     #[test]
-    fn link_is_odoo_19_style_and_html_is_escaped() {
-        let c = render(&job(None), "https://iap.example.org");
-        assert!(c.text.contains(
-            "https://iap.example.org/iap/1/credit?service_name=sms&dbuuid=db-1&account_token=a9993e364706816aba3e25717850c26c9cd0d89d&hashed=1"
-        ));
+    fn link_is_signed_and_html_is_escaped() {
+        let c = render(&job(None), "https://iap.example.org", &keys());
+        let start = "https://iap.example.org/iap/1/credit?service_name=sms&dbuuid=db-1&link=";
+        let link = c
+            .text
+            .split_whitespace()
+            .find(|w| w.starts_with(start))
+            .expect("link");
+        let opened = keys().open_alert_link(&link[start.len()..], Timestamp(0));
+        assert_eq!(
+            opened,
+            Some(AlertLink {
+                account: 3,
+                expires: LINK_DAYS * 86_400
+            })
+        );
+        assert_eq!(
+            keys().open_alert_link(&link[start.len()..], Timestamp(LINK_DAYS * 86_400_000_000)),
+            None,
+            "expired"
+        );
         assert!(c.html.contains("SMS &lt;fast&gt;"));
         assert!(!c.html.contains("<fast>"));
-        assert!(c.html.contains("&amp;hashed=1"));
+        assert!(c.html.contains("&amp;link="));
     }
 }

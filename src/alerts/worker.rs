@@ -6,6 +6,7 @@ use super::content::render;
 use super::mailer::Mailer;
 use crate::config::AlertSettings;
 use crate::ledger::{LedgerError, Timestamp};
+use crate::portal::session::Keys;
 use crate::store::{AlertJob, Store};
 
 /// What one round did.
@@ -22,6 +23,8 @@ pub struct Worker {
     pub mailer: Mailer,
     pub settings: AlertSettings,
     pub public_url: String,
+    /// The portal's keys: alert links are signed with them.
+    pub keys: Keys,
 }
 
 /// Exponential backoff with jitter: base × 2^(attempt-1), capped, then scaled by a random
@@ -60,7 +63,7 @@ impl Worker {
         let jobs = blocking(move || store.claim_alerts(batch, lease)).await?;
         let mut report = RoundReport::default();
         for job in jobs {
-            let content = render(&job, &self.public_url);
+            let content = render(&job, &self.public_url, &self.keys);
             match self.mailer.send(&job, &content).await {
                 Ok(()) => {
                     let store = self.store.clone();

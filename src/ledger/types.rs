@@ -83,9 +83,6 @@ pub struct Account {
     /// Whether a fall below the threshold sends an alert (cleared by the alert, set again
     /// by a top-up that lifts the account back over the threshold).
     pub alert_armed: bool,
-    /// `sha1(token)` hex, learnt at contact: the token form of Odoo 19's portal links.
-    #[serde(skip)]
-    pub token_sha1: Option<String>,
 }
 
 /// Who is told, and below what, when an account runs low.

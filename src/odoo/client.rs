@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::target::{RefusedTarget, TargetPolicy};
 use crate::config::Secret;
 
 /// Why a call to Odoo failed.
@@ -22,6 +23,21 @@ pub enum OdooError {
     Server { name: String, message: String },
     #[error("Odoo refused the login {login} with this API key on database {db}")]
     Authentication { login: String, db: String },
+    /// The URL's host is, or resolves to, an internal address that is not allowed.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The policy's refusal behind a failed request, if that is why it failed.
+fn refused_target(error: &reqwest::Error) -> Option<&RefusedTarget> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<RefusedTarget>() {
+            return Some(refused);
+        }
+        source = e.source();
+    }
+    None
 }
 
 impl OdooError {
@@ -51,6 +67,7 @@ pub struct OdooClient {
 const READ_ATTEMPTS: u32 = 3;
 
 impl OdooClient {
+    /// A client that reaches no internal address ([`TargetPolicy::default`]).
     pub fn new(
         url: &str,
         db: &str,
@@ -58,10 +75,32 @@ impl OdooClient {
         api_key: Secret,
         timeout: Duration,
     ) -> Result<OdooClient, OdooError> {
+        OdooClient::with_policy(url, db, login, api_key, timeout, &TargetPolicy::default())
+    }
+
+    /// A client that connects only where `policy` allows. It follows no redirect: the
+    /// URL that was checked is the only one called.
+    pub fn with_policy(
+        url: &str,
+        db: &str,
+        login: &str,
+        api_key: Secret,
+        timeout: Duration,
+        policy: &TargetPolicy,
+    ) -> Result<OdooClient, OdooError> {
         crate::tls::install_crypto_provider();
+        policy.check_url(url).map_err(|host| {
+            OdooError::Refused(format!(
+                "{host} is an internal address; list it in odoo.allowed_hosts to allow it"
+            ))
+        })?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name itself, past the check.
+            .no_proxy()
+            .dns_resolver(policy.resolver())
             .build()
             .map_err(|e| OdooError::Protocol(format!("HTTP client: {e}")))?;
         Ok(OdooClient {
@@ -93,7 +132,9 @@ impl OdooClient {
             .send()
             .await
             .map_err(|e| {
-                if e.is_timeout() {
+                if let Some(refused) = refused_target(&e) {
+                    OdooError::Refused(refused.to_string())
+                } else if e.is_timeout() {
                     OdooError::Timeout {
                         url: self.url.clone(),
                         secs: self.timeout.as_secs(),

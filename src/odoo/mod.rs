@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod sync;
+pub mod target;
 
 pub use client::{OdooClient, OdooError};
 pub use sync::{OdooAccount, Snapshot};
+pub use target::TargetPolicy;

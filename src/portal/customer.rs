@@ -432,24 +432,6 @@ pub async fn journal_csv(req: HttpRequest) -> HttpResponse {
         let session = cx.require_session()?;
         let id = id?;
         let (_, service) = session_account(&cx, &session, id).await?;
-        let entries = cx
-            .run(move |s| {
-                let mut all = Vec::new();
-                let mut before = None;
-                loop {
-                    let page = s.journal(id, before, 1000)?;
-                    let Some(last) = page.last() else { break };
-                    before = Some(last.seq);
-                    let done = page.len() < 1000;
-                    all.extend(page);
-                    if done {
-                        break;
-                    }
-                }
-                all.reverse();
-                Ok::<_, LedgerError>(all)
-            })
-            .await?;
         Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((
@@ -459,7 +441,7 @@ pub async fn journal_csv(req: HttpRequest) -> HttpResponse {
                     service.technical_name
                 ),
             ))
-            .body(csv::journal(&entries)))
+            .streaming(csv::journal_stream(cx.state.store.clone(), id)))
     })
     .await
 }

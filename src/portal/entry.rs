@@ -3,6 +3,8 @@
 //! - `GET /iap/1/credit?dbuuid&service_name&account_token&credit[&trial][&hashed=1]`:
 //!   "Buy credits" (Odoo 16-18 send the raw token; 19 sends `sha1(token)` and `hashed=1`).
 //! - `GET /iap/services?tokens=…&tokens=…`: Odoo 16's "View My Services".
+//! - `GET /iap/1/credit?service_name&dbuuid&link`: the link of a low-credit alert e-mail,
+//!   a signed account id and expiry (the sidecar keeps no token to put in it).
 //!
 //! The token is traded for a session cookie and the browser is sent, with `303`, to a
 //! URL without it, so the token stays out of history, logs and `Referer`.
@@ -73,6 +75,9 @@ pub async fn credit(req: HttpRequest) -> HttpResponse {
 
 async fn credit_page(cx: Cx) -> PageResult {
     let q = query(&cx)?;
+    if let Some(sealed) = q.get("link") {
+        return alert_link(&cx, sealed).await;
+    }
     let service_name = q
         .get("service_name")
         .ok_or(PortalError::InvalidLink)?
@@ -131,6 +136,36 @@ async fn credit_page(cx: Cx) -> PageResult {
         &[account.id],
         account.dbuuid.clone(),
         &location,
+    ))
+}
+
+/// An alert e-mail's link: opens the account it was signed for, while the link lasts and
+/// the account may use the portal (not disabled, its service still open to its database).
+async fn alert_link(cx: &Cx, sealed: &str) -> PageResult {
+    let link = cx
+        .keys
+        .open_alert_link(sealed, cx.now())
+        .ok_or(PortalError::InvalidLink)?;
+    let account: Account = cx
+        .run(move |store| {
+            let account = match store.account(link.account) {
+                Ok(a) => a,
+                Err(LedgerError::UnknownAccount) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let service = store.service(account.service_id)?;
+            Ok(store
+                .service_allows(&service, account.dbuuid.as_deref())?
+                .then_some(account))
+        })
+        .await?
+        .filter(|a| !a.disabled)
+        .ok_or(PortalError::InvalidLink)?;
+    Ok(start_session(
+        cx,
+        &[account.id],
+        account.dbuuid.clone(),
+        &format!("/portal/accounts/{}", account.id),
     ))
 }
 

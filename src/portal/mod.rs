@@ -251,14 +251,11 @@ impl Cx {
         let keys = portal
             .keys
             .get_or_try_init(|| async {
-                if let Some(secret) = &state.settings.portal.session_secret {
-                    return Ok(Keys::new(secret.expose()));
-                }
-                let store = state.store.clone();
-                let secret = web::block(move || store.portal_secret("session"))
+                let (store, state) = (state.store.clone(), state.clone());
+                let keys = web::block(move || Keys::load(&state.settings.portal, &store))
                     .await
                     .map_err(|e| PortalError::Internal(e.to_string()))??;
-                Ok::<_, PortalError>(Keys::new(&secret))
+                Ok::<_, PortalError>(keys)
             })
             .await
             .map_err(|e| (lang, e))?

@@ -68,6 +68,17 @@ pub struct ProviderSession {
     pub nonce: String,
 }
 
+/// What the link in a low-credit alert e-mail grants: the portal of one account, until
+/// `expires` (Unix seconds). Signed, so nothing stored opens the portal: the sidecar
+/// keeps only a hash of `sha1(token)`, which Odoo's own links carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertLink {
+    #[serde(rename = "a")]
+    pub account: Id,
+    #[serde(rename = "e")]
+    pub expires: i64,
+}
+
 /// Length of the key-hash prefix kept in a provider session.
 const FINGERPRINT_LEN: usize = 16;
 
@@ -128,6 +139,18 @@ impl Session {
 }
 
 impl Keys {
+    /// The portal's keys: `portal.session_secret`, or else the random key made once and
+    /// kept in the database (blocking).
+    pub fn load(
+        settings: &crate::config::PortalSettings,
+        store: &crate::store::Store,
+    ) -> Result<Keys, crate::ledger::LedgerError> {
+        match &settings.session_secret {
+            Some(secret) => Ok(Keys::new(secret.expose())),
+            None => Ok(Keys::new(&store.portal_secret("session")?)),
+        }
+    }
+
     /// Keys from a configured or stored secret.
     pub fn new(secret: &str) -> Keys {
         Keys {
@@ -183,6 +206,16 @@ impl Keys {
     pub fn open_provider(&self, cookie: &str, now: Timestamp) -> Option<ProviderSession> {
         self.open::<ProviderSession>("provider", cookie)
             .filter(|s| s.expires > now.micros() / 1_000_000)
+    }
+
+    pub fn seal_alert_link(&self, link: &AlertLink) -> String {
+        self.seal("alert-link", link)
+    }
+
+    /// The alert link in `value` if it is authentic and not expired at `now`.
+    pub fn open_alert_link(&self, value: &str, now: Timestamp) -> Option<AlertLink> {
+        self.open::<AlertLink>("alert-link", value)
+            .filter(|l| l.expires > now.micros() / 1_000_000)
     }
 
     /// The CSRF token of forms shown under a session with `nonce`.

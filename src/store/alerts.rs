@@ -25,7 +25,7 @@ pub struct AlertJob {
     pub unit_name: String,
     pub integer_balance: bool,
     pub dbuuid: Option<String>,
-    pub token_sha1: Option<String>,
+    pub account_id: Id,
 }
 
 /// Where an alert stands, for operators.
@@ -101,7 +101,7 @@ impl DueAlerts for PgConnection {
 
 type JobRow = (
     (Id, String, Option<String>, i64, i64, i64, i32),
-    (Option<String>, Option<String>),
+    (Option<String>, Id),
     (String, String, String, bool),
 );
 
@@ -139,7 +139,7 @@ impl Store {
                         alert_outbox::created_at,
                         alert_outbox::attempts,
                     ),
-                    (accounts::dbuuid, accounts::token_sha1),
+                    (accounts::dbuuid, accounts::id),
                     (
                         services::technical_name,
                         services::label,
@@ -153,7 +153,7 @@ impl Store {
             .map(
                 |(
                     (id, recipient, lang_code, available, threshold, created_at, attempts),
-                    (dbuuid, token_sha1),
+                    (dbuuid, account_id),
                     (service_name, service_label, unit_name, integer_balance),
                 )| {
                     Ok(AlertJob {
@@ -169,7 +169,7 @@ impl Store {
                         unit_name,
                         integer_balance,
                         dbuuid,
-                        token_sha1,
+                        account_id,
                     })
                 },
             )

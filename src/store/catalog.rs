@@ -72,15 +72,13 @@ fn conflict_on_unique(e: DieselError, what: String) -> LedgerError {
 }
 
 /// Whether a call with `token` (from `dbuuid`) has nothing to change on `known`: same
-/// `+disabled` state, database already learnt, sha1 of the token stored.
+/// `+disabled` state, database already learnt.
 pub(crate) fn account_is_current(
     known: &Account,
     token: &AccountToken,
     dbuuid: Option<&str>,
 ) -> bool {
-    known.disabled == token.is_disabled()
-        && (known.dbuuid.is_some() || dbuuid.is_none())
-        && known.token_sha1.is_some()
+    known.disabled == token.is_disabled() && (known.dbuuid.is_some() || dbuuid.is_none())
 }
 
 impl Store {
@@ -229,7 +227,6 @@ impl Store {
                     accounts::service_id.eq(service_id),
                     accounts::token_hash.eq(&hash),
                     accounts::token_hint.eq(token.hint()),
-                    accounts::token_sha1.eq(token.sha1_hex()),
                     accounts::dbuuid.eq(dbuuid),
                     accounts::state.eq(AccountState::Registered.as_str()),
                     accounts::disabled.eq(token.is_disabled()),
@@ -245,12 +242,11 @@ impl Store {
                 .select(AccountRow::as_select())
                 .first::<AccountRow>(c)?;
             let learn_dbuuid = row.dbuuid.is_none() && dbuuid.is_some();
-            if row.disabled != token.is_disabled() || learn_dbuuid || row.token_sha1.is_none() {
+            if row.disabled != token.is_disabled() || learn_dbuuid {
                 diesel::update(accounts::table.find(row.id))
                     .set((
                         accounts::disabled.eq(token.is_disabled()),
                         accounts::dbuuid.eq(row.dbuuid.as_deref().or(dbuuid)),
-                        accounts::token_sha1.eq(token.sha1_hex()),
                         // The ledger engine keeps accounts in memory: tell it to reload.
                         accounts::lock_version.eq(accounts::lock_version + 1),
                     ))
@@ -348,6 +344,26 @@ impl Store {
                 .filter(journal::account_id.eq(account_id))
                 .filter(journal::seq.lt(before_seq.unwrap_or(i64::MAX)))
                 .order(journal::seq.desc())
+                .limit(limit)
+                .select(JournalRow::as_select())
+                .load::<JournalRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+
+    /// Up to `limit` journal entries of an account after `after_seq` (all, when `None`),
+    /// oldest first: the keyset page an export reads at a time.
+    pub fn journal_after(
+        &self,
+        account_id: Id,
+        after_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<JournalEntry>, LedgerError> {
+        let rows: Vec<JournalRow> = read_tx!(self, |c| {
+            journal::table
+                .filter(journal::account_id.eq(account_id))
+                .filter(journal::seq.gt(after_seq.unwrap_or(i64::MIN)))
+                .order(journal::seq.asc())
                 .limit(limit)
                 .select(JournalRow::as_select())
                 .load::<JournalRow>(c)

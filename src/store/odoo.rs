@@ -60,7 +60,27 @@ type DbRow = (
 impl Store {
     /// A registration secret (printed once): it lets an Odoo addon register its database.
     pub fn create_registration_secret(&self, name: &str) -> Result<String, LedgerError> {
+        self.create_registration_secret_for(name, &[])
+    }
+
+    /// [`Store::create_registration_secret`] limited to the databases `dbuuids` (none:
+    /// any database).
+    pub fn create_registration_secret_for(
+        &self,
+        name: &str,
+        dbuuids: &[String],
+    ) -> Result<String, LedgerError> {
         let name = name.trim();
+        if dbuuids.iter().any(|d| d.trim().is_empty() || d.len() > 64) {
+            return Err(LedgerError::Invalid(
+                "each dbuuid must be 1-64 characters".into(),
+            ));
+        }
+        let scope = if dbuuids.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(dbuuids).map_err(|e| LedgerError::Store(e.to_string()))?)
+        };
         if name.is_empty() || name.len() > 100 {
             return Err(LedgerError::Invalid(
                 "secret name must be 1-100 characters".into(),
@@ -75,6 +95,7 @@ impl Store {
                     registration_secrets::name.eq(name),
                     registration_secrets::secret_hash.eq(&hash),
                     registration_secrets::created_at.eq(now),
+                    registration_secrets::dbuuids.eq(&scope),
                 ))
                 .execute(c)
                 .map_err(|e| match e {
@@ -88,35 +109,95 @@ impl Store {
         Ok(secret)
     }
 
-    pub fn verify_registration_secret(&self, secret: &str) -> Result<bool, LedgerError> {
+    /// Whether `secret` is a live registration secret that may register `dbuuid`.
+    pub fn verify_registration_secret(
+        &self,
+        secret: &str,
+        dbuuid: &str,
+    ) -> Result<bool, LedgerError> {
         let hash = sha256_hex(secret);
-        let found: Option<String> = read_tx!(self, |c| {
+        let found: Option<(String, Option<String>)> = read_tx!(self, |c| {
             registration_secrets::table
                 .filter(registration_secrets::secret_hash.eq(&hash))
                 .filter(registration_secrets::revoked_at.is_null())
-                .select(registration_secrets::secret_hash)
+                .select((
+                    registration_secrets::secret_hash,
+                    registration_secrets::dbuuids,
+                ))
+                .first::<(String, Option<String>)>(c)
+                .optional()
+        })?;
+        let Some((stored, scope)) = found else {
+            return Ok(false);
+        };
+        let in_scope = match scope {
+            None => true,
+            Some(list) => serde_json::from_str::<Vec<String>>(&list)
+                .map_err(|e| LedgerError::Store(format!("registration secret scope: {e}")))?
+                .iter()
+                .any(|d| d == dbuuid),
+        };
+        Ok(constant_time_eq(&stored, &hash) && in_scope)
+    }
+
+    /// Whether `dbuuid` may be registered by a caller presenting `database_token`: it
+    /// is not registered, or the token is its current one (constant-time); otherwise a
+    /// conflict saying how to get it released.
+    pub fn may_register_database(
+        &self,
+        dbuuid: &str,
+        database_token: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        let stored: Option<String> = read_tx!(self, |c| {
+            odoo_databases::table
+                .filter(odoo_databases::dbuuid.eq(dbuuid))
+                .select(odoo_databases::token_hash)
                 .first::<String>(c)
                 .optional()
         })?;
-        Ok(found.is_some_and(|stored| constant_time_eq(&stored, &hash)))
+        match stored {
+            Some(stored)
+                if !database_token
+                    .is_some_and(|token| constant_time_eq(&stored, &sha256_hex(token))) =>
+            {
+                Err(already_registered(dbuuid))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Stores (or replaces) a database's credentials and what was read from it; returns
     /// the token its addon uses from now on (printed once, stored hashed).
+    ///
+    /// A registered database is replaced only by a caller presenting its current token
+    /// (`current_token`): dbuuids travel in every IAP call, so they prove nothing.
     pub fn register_database(
         &self,
         credentials: &OdooCredentials,
         snapshot: &Snapshot,
+        current_token: Option<&str>,
     ) -> Result<String, LedgerError> {
         let token = format!("iapdb_{}", random_hex(24));
         let hash = sha256_hex(&token);
+        let presented = current_token.map(sha256_hex);
         let now = self.now().micros();
         write_tx!(self, |c| {
-            let existing: Option<i64> = odoo_databases::table
+            let existing: Option<(i64, String)> = odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(&credentials.dbuuid))
-                .select(odoo_databases::id)
+                .select((odoo_databases::id, odoo_databases::token_hash))
                 .first(c)
                 .optional()?;
+            let existing = match existing {
+                Some((id, stored))
+                    if presented
+                        .as_deref()
+                        .is_some_and(|p| constant_time_eq(&stored, p)) =>
+                {
+                    Some(id)
+                }
+                Some(_) => return Err(already_registered(&credentials.dbuuid)),
+                None => None,
+            };
             let values = (
                 odoo_databases::url.eq(&credentials.url),
                 odoo_databases::db_name.eq(&credentials.db_name),
@@ -379,6 +460,14 @@ impl Store {
             Ok::<_, LedgerError>(out)
         })
     }
+}
+
+/// Why a registration of an already registered database is refused.
+fn already_registered(dbuuid: &str) -> LedgerError {
+    LedgerError::Conflict(format!(
+        "database {dbuuid} is registered already: send its current database token, or ask \
+         the operator to release it (iap-sidecar database release {dbuuid})"
+    ))
 }
 
 /// Replaces the copy of a database's companies and accounts (inside the caller's

@@ -69,7 +69,6 @@ pub struct AccountRow {
     pub warn_me: bool,
     pub warning_emails: String,
     pub alert_armed: bool,
-    pub token_sha1: Option<String>,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -89,7 +88,6 @@ impl TryFrom<AccountRow> for Account {
             created_at: Timestamp(r.created_at),
             updated_at: Timestamp(r.updated_at),
             alert_armed: r.alert_armed,
-            token_sha1: r.token_sha1,
             alerts: AlertSettings {
                 threshold: credits(r.warning_threshold)?,
                 warn_me: r.warn_me,

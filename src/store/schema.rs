@@ -34,7 +34,6 @@ diesel::table! {
         warn_me -> Bool,
         warning_emails -> Text,
         alert_armed -> Bool,
-        token_sha1 -> Nullable<Text>,
     }
 }
 
@@ -180,6 +179,7 @@ diesel::table! {
         secret_hash -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        dbuuids -> Nullable<Text>,
     }
 }
 

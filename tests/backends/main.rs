@@ -21,6 +21,7 @@ mod real_odoo;
 mod rpc;
 mod scenarios;
 mod security_contact;
+mod security_registration;
 mod support;
 
 use std::time::Instant;
@@ -93,6 +94,20 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "security_contact_cancel_expired",
         security_contact::cancel_after_expiry_matches_readme,
+        "security_registration_takeover",
+        security_registration::registration_takeover,
+    ),
+    (
+        "security_registration_probes",
+        security_registration::registration_probes,
+    ),
+    (
+        "security_no_portal_credential_stored",
+        security_registration::no_portal_credential_stored,
+    ),
+    (
+        "security_journal_export_streams",
+        security_registration::journal_export_streams,
     ),
 ];
 

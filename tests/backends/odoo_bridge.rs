@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use iap_sidecar::config::Secret;
-use iap_sidecar::odoo::{OdooClient, OdooError};
+use iap_sidecar::odoo::{OdooClient, OdooError, TargetPolicy};
 use libtest_mimic::Failed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -16,12 +16,12 @@ use crate::real_odoo;
 use crate::rpc::Sidecar;
 use crate::support::Backend;
 
-const STAND_IN_UUID: &str = "5a1d0000-0000-4000-8000-00000000cafe";
+pub(crate) const STAND_IN_UUID: &str = "5a1d0000-0000-4000-8000-00000000cafe";
 const STAND_IN_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 /// Answers `/jsonrpc` like an Odoo 18 database `standin` with user admin/admin, two
 /// companies and one IAP account restricted to the second.
-async fn stand_in(body: web::Json<Value>) -> HttpResponse {
+pub(crate) async fn stand_in(body: web::Json<Value>) -> HttpResponse {
     let params = &body["params"];
     let args = &params["args"];
     let id = body["id"].clone();
@@ -79,17 +79,32 @@ struct Target {
 }
 
 fn client(t: &Target, password: &str) -> Result<OdooClient, OdooError> {
-    OdooClient::new(
+    OdooClient::with_policy(
         &t.url,
         &t.db,
         &t.login,
         Secret::new(password),
         Duration::from_secs(15),
+        &TargetPolicy::allowing(&target_hosts()),
     )
 }
 
+/// The hosts the bridge tests call: the stand-in on loopback, or the real Odoo (often
+/// on a private address); the sidecar must be told to allow them.
+pub(crate) fn target_hosts() -> Vec<String> {
+    let mut hosts = vec!["127.0.0.1".to_owned()];
+    if let Some([url, ..]) = real_odoo::configured()
+        && let Some(host) = reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        hosts.push(host);
+    }
+    hosts
+}
+
 pub fn odoo_bridge(backend: &Backend) -> Result<(), Failed> {
-    let sidecar = Sidecar::start(backend)?;
+    let sidecar = Sidecar::start_with(backend, |s| s.odoo.allowed_hosts = target_hosts())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -154,12 +169,13 @@ pub fn odoo_bridge(backend: &Backend) -> Result<(), Failed> {
         matches!(&failed, Err(OdooError::Server { name, .. }) if !name.is_empty()),
         "{failed:?}"
     );
-    let nowhere = OdooClient::new(
+    let nowhere = OdooClient::with_policy(
         "http://127.0.0.1:9",
         "x",
         "y",
         Secret::new("z"),
         Duration::from_secs(2),
+        &TargetPolicy::allowing(&["127.0.0.1"]),
     )?;
     assert!(matches!(
         rt.block_on(nowhere.version()),

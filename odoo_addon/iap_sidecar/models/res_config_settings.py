@@ -194,6 +194,9 @@ class ResConfigSettings(models.TransientModel):
         dbuuid = params.get_param("database.uuid")
         key_name = f"{API_KEY_PREFIX} {url}"
         key_id, api_key = self._iap_sidecar_new_api_key(key_name)
+        # Registering again with the same sidecar needs the current registration's token
+        # (never sent to another sidecar).
+        current = conn.current(self.env)
         try:
             answer = SidecarClient(url, timeout=REGISTER_TIMEOUT).register(
                 secret,
@@ -202,6 +205,9 @@ class ResConfigSettings(models.TransientModel):
                 db=self.env.cr.dbname,
                 login=self.env.user.login,
                 api_key=api_key,
+                database_token=current.token
+                if current is not None and current.url == url
+                else None,
             )
         except SidecarError as exc:
             self._iap_sidecar_remove_api_keys([key_id], own_transaction=True)

@@ -53,6 +53,11 @@ class LocalSidecar:
             IAP_SIDECAR__HTTP__BIND=f"127.0.0.1:{self.port}",
             IAP_SIDECAR__HTTP__PUBLIC_URL=self.url,
             IAP_SIDECAR__LOG__LEVEL="warn",
+            # The Odoo under test answers on loopback, which the sidecar refuses to call
+            # unless told (a registration could otherwise probe its network).
+            IAP_SIDECAR__ODOO__ALLOWED_HOSTS=os.environ.get(
+                "IAP_SIDECAR__ODOO__ALLOWED_HOSTS", "127.0.0.1,localhost,::1"
+            ),
         )
 
     def cli(self, *args):

@@ -109,8 +109,10 @@ class SidecarClient:
     def _db_path(dbuuid, tail=""):
         return f"/api/v1/databases/{quote(dbuuid, safe='')}{tail}"
 
-    def register(self, secret, dbuuid, url, db, login, api_key):
+    def register(self, secret, dbuuid, url, db, login, api_key, database_token=None):
         """Registers this database; answers ``{dbuuid, database_token, companies, accounts}``.
+
+        A database registered already must send its current ``database_token``.
 
         The sidecar logs in to ``url`` with ``login`` / ``api_key`` before answering, so
         the key must already be committed in Odoo's database.
@@ -125,6 +127,7 @@ class SidecarClient:
                 "db": db,
                 "login": login,
                 "api_key": api_key,
+                **({"database_token": database_token} if database_token else {}),
             },
             expect=(200, 201),
         )

@@ -14,7 +14,7 @@ use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::AccountToken;
 use crate::ledger::{EntryKind, LedgerError};
-use crate::odoo::{OdooClient, sync::read_database};
+use crate::odoo::{OdooClient, TargetPolicy, sync::read_database};
 use crate::store::{OdooCredentials, Store};
 
 /// The admin, or the addon of `dbuuid` with its database token.
@@ -51,6 +51,10 @@ pub struct RegisterBody {
     pub login: String,
     /// An Odoo API key of `login` (used for reads; scope it to a dedicated user).
     pub api_key: String,
+    /// The database token the sidecar gave this database, when it is registered
+    /// already: without it a registered dbuuid cannot be registered again.
+    #[serde(default)]
+    pub database_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -74,6 +78,22 @@ fn odoo_timeout(state: &AppState) -> Duration {
     Duration::from_secs(state.settings.odoo.timeout_secs)
 }
 
+fn target_policy(state: &AppState) -> TargetPolicy {
+    TargetPolicy::allowing(&state.settings.odoo.allowed_hosts)
+}
+
+/// What a caller hears when its database could not be verified, whatever the reason:
+/// whether the URL answered, with which status or text, would make registration a
+/// probe of the sidecar's network. The reason goes to the log.
+fn not_verified(dbuuid: &str, reason: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(%dbuuid, error = %reason, "registration refused: database not verified");
+    ApiError::Ledger(LedgerError::Invalid(
+        "could not verify the database: check the URL, the database name, the login and \
+         the API key (the sidecar's log says why)"
+            .into(),
+    ))
+}
+
 fn checked(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.len() > max {
         return Err(ApiError::BadRequest(format!(
@@ -85,10 +105,11 @@ fn checked(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
 
 /// Registers an Odoo database after checking, over its JSON-RPC, that `database.uuid`
 /// matches; reads its companies and IAP accounts. Authenticated by a registration secret
-/// (`iap-sidecar registration-secret create NAME`).
+/// (`iap-sidecar registration-secret create NAME [--dbuuid D]`); a database registered
+/// already needs its current database token too (409 without it).
 #[utoipa::path(post, path = "/api/v1/databases", tag = "databases", request_body = RegisterBody,
     responses((status = 201, body = Registered), (status = 401, body = Problem),
-        (status = 422, body = Problem)),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn register(
     req: HttpRequest,
@@ -96,14 +117,20 @@ pub async fn register(
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let secret = super::bearer(&req).ok_or(ApiError::Unauthorized)?;
+    let body = body.into_inner();
+    let dbuuid = body.dbuuid.clone();
     if !state
-        .run(move |s| s.verify_registration_secret(&secret))
+        .run(move |s| s.verify_registration_secret(&secret, &dbuuid))
         .await?
     {
         return Err(ApiError::Unauthorized);
     }
-    let body = body.into_inner();
     checked("dbuuid", &body.dbuuid, 64)?;
+    // Before Odoo is called: a registered database is not re-read for a stranger.
+    let (dbuuid, presented) = (body.dbuuid.clone(), body.database_token.clone());
+    state
+        .run(move |s| s.may_register_database(&dbuuid, presented.as_deref()))
+        .await?;
     checked("db", &body.db, 128)?;
     checked("login", &body.login, 256)?;
     checked("api_key", &body.api_key, 256)?;
@@ -111,20 +138,20 @@ pub async fn register(
     if !(body.url.starts_with("http://") || body.url.starts_with("https://")) {
         return Err(ApiError::BadRequest("url must be an http(s) URL".into()));
     }
-    let client = OdooClient::new(
+    let client = OdooClient::with_policy(
         &body.url,
         &body.db,
         &body.login,
         Secret::new(body.api_key.clone()),
         odoo_timeout(&state),
+        &target_policy(&state),
     )
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let snapshot = read_database(&client).await.map_err(|e| {
-        ApiError::Ledger(LedgerError::Invalid(format!(
-            "could not verify the database: {e}"
-        )))
-    })?;
+    .map_err(|e| not_verified(&body.dbuuid, &e))?;
+    let snapshot = read_database(&client)
+        .await
+        .map_err(|e| not_verified(&body.dbuuid, &e))?;
     if snapshot.dbuuid != body.dbuuid {
+        // Only an authenticated Odoo got this far: its uuid is no news to the caller.
         return Err(ApiError::Ledger(LedgerError::Invalid(format!(
             "database.uuid mismatch: the request says {}, Odoo at {} says {}",
             body.dbuuid, body.url, snapshot.dbuuid
@@ -146,8 +173,9 @@ pub async fn register(
         })
         .collect();
     let accounts = snapshot.accounts.len();
+    let presented = body.database_token;
     let token = state
-        .run(move |s| s.register_database(&credentials, &snapshot))
+        .run(move |s| s.register_database(&credentials, &snapshot, presented.as_deref()))
         .await?;
     tracing::info!(dbuuid = %body.dbuuid, accounts, "database registered");
     Ok(HttpResponse::Created().json(Registered {
@@ -158,12 +186,13 @@ pub async fn register(
     }))
 }
 
-/// Reads a registered database again; records the error and keeps the old copy when
-/// Odoo cannot be read.
+/// Reads a registered database again, under the same target rule as the registration
+/// (`policy`); records the error and keeps the old copy when Odoo cannot be read.
 pub async fn refresh_database(
     store: &Store,
     dbuuid: &str,
     timeout: Duration,
+    policy: &TargetPolicy,
 ) -> Result<Result<(), String>, LedgerError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
@@ -175,12 +204,13 @@ pub async fn refresh_database(
             "database {dbuuid} is not registered"
         )));
     };
-    let outcome = match OdooClient::new(
+    let outcome = match OdooClient::with_policy(
         &credentials.url,
         &credentials.db_name,
         &credentials.login,
         credentials.api_key.clone(),
         timeout,
+        policy,
     ) {
         Ok(client) => match read_database(&client).await {
             Ok(snapshot) if snapshot.dbuuid == credentials.dbuuid => Ok(snapshot),
@@ -210,7 +240,14 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let dbuuid = path.into_inner();
     admin_or_database(&req, &state, &dbuuid).await?;
-    match refresh_database(&state.store, &dbuuid, odoo_timeout(&state)).await? {
+    match refresh_database(
+        &state.store,
+        &dbuuid,
+        odoo_timeout(&state),
+        &target_policy(&state),
+    )
+    .await?
+    {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"dbuuid": dbuuid, "refreshed": true}))),
         Err(e) => Err(ApiError::Ledger(LedgerError::Invalid(format!(
             "could not read the database: {e}"
@@ -363,7 +400,12 @@ pub async fn accounts(
 }
 
 /// Re-reads every registered database every `interval` (the caller aborts it at shutdown).
-pub async fn refresh_loop(store: Store, interval: Duration, timeout: Duration) {
+pub async fn refresh_loop(
+    store: Store,
+    interval: Duration,
+    timeout: Duration,
+    policy: TargetPolicy,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -378,7 +420,7 @@ pub async fn refresh_loop(store: Store, interval: Duration, timeout: Duration) {
             continue;
         };
         for db in databases {
-            match refresh_database(&store, &db.dbuuid, timeout).await {
+            match refresh_database(&store, &db.dbuuid, timeout, &policy).await {
                 Ok(Ok(())) => tracing::debug!(dbuuid = %db.dbuuid, "database refreshed"),
                 Ok(Err(e)) => {
                     tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed")

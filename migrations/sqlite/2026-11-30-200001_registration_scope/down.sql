@@ -1,0 +1,1 @@
+ALTER TABLE registration_secrets DROP COLUMN dbuuids;
