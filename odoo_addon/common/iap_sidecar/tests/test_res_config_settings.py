@@ -7,7 +7,7 @@ from odoo.tests import tagged
 
 from ..hooks import uninstall_hook
 from ..tools import connection as conn
-from .common import SIDECAR_URL, SidecarCase, response
+from .common import SIDECAR_URL, SidecarCase, account_values, response
 
 PREVIOUS_ENDPOINT = "https://iap.example.com"
 
@@ -191,11 +191,10 @@ class TestSettingsConnection(SidecarCase):
 
     def test_buy_credits_opens_the_portal_on_this_database_accounts(self):
         self.connect_directly()
-        service = self.env.ref("iap.iap_service_reveal")
         accounts = (
             self.env["iap.account"]
             .sudo()
-            .create([{"service_id": service.id}, {"service_id": service.id}])
+            .create([account_values(self.env), account_values(self.env)])
         )
 
         action = self.settings().action_iap_sidecar_buy_credits()
@@ -218,6 +217,30 @@ class TestSettingsConnection(SidecarCase):
         self.settings().action_iap_sidecar_refresh()
         [call] = self.sidecar.made("POST", path)
         self.assertEqual(call["headers"]["Authorization"], "Bearer iapdb_test")
+
+    def test_refresh_updates_the_counts_in_the_status(self):
+        self.settings().action_iap_sidecar_connect()
+        path = f"/api/v1/databases/{self.dbuuid}/refresh"
+        self.sidecar.routes[("POST", path)] = response(
+            200,
+            {"dbuuid": self.dbuuid, "refreshed": True, "companies": 2, "accounts": 3},
+        )
+        self.settings().action_iap_sidecar_refresh()
+        self.assertIn("2 companies and 3 IAP accounts", self.settings().iap_sidecar_status)
+
+    def test_account_creation_updates_the_counts_in_the_status(self):
+        # Connect counted 2 accounts; creating one makes the sidecar read the database
+        # again once committed, and the status must show what it read then.
+        self.settings().action_iap_sidecar_connect()
+        path = f"/api/v1/databases/{self.dbuuid}/refresh"
+        self.sidecar.routes[("POST", path)] = response(
+            200,
+            {"dbuuid": self.dbuuid, "refreshed": True, "companies": 1, "accounts": 3},
+        )
+        self.env["iap.account"].sudo().create(account_values(self.env))
+        self.env["iap.account"]._sidecar_refresh_now(conn.current(self.env))
+        self.assertEqual(len(self.sidecar.made("POST", path)), 1)
+        self.assertIn("1 companies and 3 IAP accounts", self.settings().iap_sidecar_status)
 
     def test_buttons_need_a_connection(self):
         for action in ("action_iap_sidecar_refresh", "action_iap_sidecar_buy_credits"):

@@ -1,8 +1,9 @@
 """A real iap-sidecar on loopback for tests: a throwaway SQLite database and the
 binary's own CLI for services, credits, admin tokens and registration secrets.
 
-The binary is ``IAP_SIDECAR_BIN``, else ``target/debug/iap-sidecar`` of the repository
-this addon sits in; :func:`find_binary` answers None when neither exists. Needs no Odoo.
+The binary is ``IAP_SIDECAR_BIN``, else ``target/release/iap-sidecar``, else
+``target/debug/iap-sidecar`` of the repository this addon sits in; :func:`find_binary`
+answers None when none exists. Needs no Odoo.
 """
 
 import os
@@ -19,14 +20,20 @@ SHOWN_ONCE = re.compile(r"store it now\): (\S+)")
 
 
 def find_binary():
-    """The sidecar binary to run, or None."""
-    candidates = [os.environ.get("IAP_SIDECAR_BIN")]
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates.append(
-        os.path.join(here, "..", "..", "..", "target", "debug", "iap-sidecar")
-    )
-    for path in candidates:
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+    """The sidecar binary to run, or None: ``IAP_SIDECAR_BIN``, else the repository's
+    ``target/release/iap-sidecar``, else its ``target/debug/iap-sidecar`` (the README's
+    order). A set ``IAP_SIDECAR_BIN`` that is not an executable is an error, not a miss."""
+    configured = os.environ.get("IAP_SIDECAR_BIN")
+    if configured:
+        if not (os.path.isfile(configured) and os.access(configured, os.X_OK)):
+            raise RuntimeError(f"IAP_SIDECAR_BIN={configured} is not an executable file")
+        return os.path.realpath(configured)
+    # The real path: each series directory links to the one shared code tree.
+    here = os.path.dirname(os.path.realpath(__file__))
+    target = os.path.join(here, "..", "..", "..", "..", "target")
+    for profile in ("release", "debug"):
+        path = os.path.join(target, profile, "iap-sidecar")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
             return os.path.realpath(path)
     return None
 

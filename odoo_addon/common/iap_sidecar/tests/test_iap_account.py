@@ -5,7 +5,7 @@ import requests
 from odoo.tests import tagged
 
 from ..tools import connection as conn
-from .common import SidecarCase, response
+from .common import SidecarCase, account_values, response
 
 LOGGER = "odoo.addons.iap_sidecar.models.iap_account"
 
@@ -28,13 +28,10 @@ class TestAccountFigures(SidecarCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        service = cls.env.ref("iap.iap_service_reveal")
         cls.accounts = (
             cls.env["iap.account"]
             .sudo()
-            .create(
-                [{"service_id": service.id, "name": f"Reveal {n}"} for n in range(3)]
-            )
+            .create([account_values(cls.env, name=f"Reveal {n}") for n in range(3)])
         )
         cls.accounts = cls.accounts.with_env(cls.env)
         cls.tokens = cls.accounts.sudo().mapped("account_token")

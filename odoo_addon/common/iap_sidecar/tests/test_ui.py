@@ -1,9 +1,26 @@
+import shutil
 from unittest.mock import patch
 
+from odoo import release
 from odoo.tests import HttpCase, tagged
 
 from ..tools import connection as conn
-from .common import SIDECAR_URL, FakeSidecar, response
+from .common import SIDECAR_URL, FakeSidecar, account_values, require, response
+
+try:
+    import websocket  # Odoo's browser tests drive Chromium through it
+except ImportError:
+    websocket = None
+
+#: Odoo 18 gave the web client readable URLs; 17 addresses actions in the fragment.
+if release.version_info[0] >= 18:
+    SETTINGS_URL = "/odoo/action-base_setup.action_general_configuration"
+    ACCOUNTS_URL = "/odoo/iap-accounts?debug=1"
+    ACCOUNT_URL = "/odoo/iap-accounts/{id}?debug=1"
+else:
+    SETTINGS_URL = "/web#action=base_setup.action_general_configuration"
+    ACCOUNTS_URL = "/web?debug=1#action=iap.iap_account_action"
+    ACCOUNT_URL = "/web?debug=1#model=iap.account&id={id}&view_type=form"
 
 # Waits for every selector, in order, then reports success; a missing one fails the test.
 EXPECT_JS = """
@@ -15,7 +32,7 @@ const waitFor = (selector) => new Promise((resolve, reject) => {
         if (found) { clearInterval(timer); resolve(found); }
         else if (++tries > 100) {
             clearInterval(timer);
-            const context = document.querySelector(".alert, #iap_sidecar_setting");
+            const context = document.querySelector(".alert, .o_iap_sidecar_setting");
             reject(new Error("missing " + selector + (context ? "; near: " + context.innerText : "")));
         }
     }, 100);
@@ -35,6 +52,19 @@ def expect(*selectors):
 class TestScreens(HttpCase):
     """The web client renders the addon's screens (settings box, developer fields)."""
 
+    @classmethod
+    def setUpClass(cls):
+        # Odoo skips browser tests quietly without these; under CI=true that is a failure.
+        require(websocket is not None, "the websocket-client Python package is missing")
+        require(
+            any(
+                shutil.which(name)
+                for name in ("chromium", "chromium-browser", "google-chrome")
+            ),
+            "no Chromium/Chrome executable on PATH",
+        )
+        super().setUpClass()
+
     def setUp(self):
         super().setUp()
         self.sidecar = FakeSidecar()
@@ -53,9 +83,7 @@ class TestScreens(HttpCase):
         self.env.cr.cache.pop("iap_sidecar.accounts", None)
         self.params = self.env["ir.config_parameter"].sudo()
         self.dbuuid = self.params.get_param("database.uuid")
-        self.account = self.env["iap.account"].create(
-            {"service_id": self.env.ref("iap.iap_service_reveal").id}
-        )
+        self.account = self.env["iap.account"].create(account_values(self.env))
 
     def connect_directly(self):
         self.params.set_param(conn.PARAM_CONNECTED_URL, SIDECAR_URL)
@@ -66,10 +94,10 @@ class TestScreens(HttpCase):
 
     def test_settings_box(self):
         self.browser_js(
-            "/odoo/action-base_setup.action_general_configuration",
+            SETTINGS_URL,
             expect(
-                "#iap_sidecar_setting div[name='iap_sidecar_url'] input",
-                "#iap_sidecar_setting button[name='action_iap_sidecar_connect']",
+                ".o_iap_sidecar_setting div[name='iap_sidecar_url'] input",
+                ".o_iap_sidecar_setting button[name='action_iap_sidecar_connect']",
             ),
             login="admin",
         )
@@ -77,10 +105,10 @@ class TestScreens(HttpCase):
     def test_settings_box_when_connected(self):
         self.connect_directly()
         self.browser_js(
-            "/odoo/action-base_setup.action_general_configuration",
+            SETTINGS_URL,
             expect(
-                "#iap_sidecar_setting button[name='action_iap_sidecar_disconnect']",
-                "#iap_sidecar_setting button[name='action_iap_sidecar_buy_credits']",
+                ".o_iap_sidecar_setting button[name='action_iap_sidecar_disconnect']",
+                ".o_iap_sidecar_setting button[name='action_iap_sidecar_buy_credits']",
             ),
             login="admin",
         )
@@ -104,7 +132,7 @@ class TestScreens(HttpCase):
             )
         )
         self.browser_js(
-            f"/odoo/iap-accounts/{self.account.id}?debug=1",
+            ACCOUNT_URL.format(id=self.account.id),
             expect(
                 "div[name='sidecar_reserved']",
                 "div[name='sidecar_portal_url'] a",
@@ -116,14 +144,27 @@ class TestScreens(HttpCase):
         self.connect_directly()
         with self.assertLogs("odoo.addons.iap_sidecar.models.iap_account", "WARNING"):
             self.browser_js(
-                f"/odoo/iap-accounts/{self.account.id}?debug=1",
+                ACCOUNT_URL.format(id=self.account.id),
                 expect(".alert-warning div[name='sidecar_message']"),
                 login="admin",
             )
 
     def test_account_list_in_developer_mode(self):
         self.browser_js(
-            "/odoo/iap-accounts?debug=1",
+            ACCOUNTS_URL,
             expect("th[data-name='sidecar_reserved']", "td[name='sidecar_message']"),
             login="admin",
         )
+
+    def test_account_list_leaves_figures_blank_when_the_sidecar_is_down(self):
+        # No figures is not zero: the cells stay empty, the message says why.
+        self.connect_directly()
+        with self.assertLogs("odoo.addons.iap_sidecar.models.iap_account", "WARNING"):
+            self.browser_js(
+                ACCOUNTS_URL,
+                expect(
+                    "td[name='sidecar_message']",
+                    "td[name='sidecar_reserved']:empty",
+                ),
+                login="admin",
+            )

@@ -2,8 +2,9 @@ import logging
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 
+from ..tools import compat
 from ..tools import connection as conn
 from ..tools.sidecar_api import SidecarError
 
@@ -125,13 +126,9 @@ class IapAccount(models.Model):
         wanted = {}
         for account in self.sudo():
             token = account.account_token
-            if (
-                account.id
-                and token
-                and account.service_id
-                and token not in cache["answers"]
-            ):
-                wanted[token] = account.service_id.technical_name
+            service = compat.service_name(account)
+            if account.id and token and service and token not in cache["answers"]:
+                wanted[token] = service
         items = [
             {"token": token, "service": service} for token, service in wanted.items()
         ]
@@ -159,18 +156,18 @@ class IapAccount(models.Model):
             values = dict.fromkeys(SIDECAR_FIELDS, False)
             answer = answers.get(account.sudo().account_token) if account.id else None
             if not connected:
-                values["sidecar_message"] = self.env._(
+                values["sidecar_message"] = compat.gettext(self.env, 
                     "This database is not connected to an IAP sidecar "
                     "(Settings, General Settings, Odoo IAP)."
                 )
             elif answer:
                 values.update(account._sidecar_values(answer))
             elif problem:
-                values["sidecar_message"] = self.env._(
+                values["sidecar_message"] = compat.gettext(self.env, 
                     "The sidecar's figures are unavailable: %(reason)s", reason=problem
                 )
             elif account.id:
-                values["sidecar_message"] = self.env._(
+                values["sidecar_message"] = compat.gettext(self.env, 
                     "The sidecar does not know this account yet: it registers on first use."
                 )
             account.update(values)
@@ -191,13 +188,13 @@ class IapAccount(models.Model):
         lots.sort(key=lambda lot: lot[0])
         lines = [
             (
-                self.env._(
+                compat.gettext(self.env, 
                     "%(remaining)s until %(expiry)s UTC",
                     remaining=remaining,
                     expiry=fields.Datetime.to_string(expiry),
                 )
                 if expiry
-                else self.env._("%(remaining)s, no expiry", remaining=remaining)
+                else compat.gettext(self.env, "%(remaining)s, no expiry", remaining=remaining)
             )
             for _key, remaining, expiry in lots
         ]
@@ -207,14 +204,14 @@ class IapAccount(models.Model):
                 str(company.get("name") if isinstance(company, dict) else company)
                 for company in companies
             ]
-            companies = ", ".join(names) if names else self.env._("All companies")
+            companies = ", ".join(names) if names else compat.gettext(self.env, "All companies")
         else:
             companies = False
         return {
             "sidecar_balance": _amount(answer.get("balance")) or 0.0,
             "sidecar_reserved": _amount(answer.get("reserved")) or 0.0,
             "sidecar_available": _amount(answer.get("available")) or 0.0,
-            "sidecar_lots": "\n".join(lines) or self.env._("No credits"),
+            "sidecar_lots": "\n".join(lines) or compat.gettext(self.env, "No credits"),
             "sidecar_next_expiry": next_expiry or False,
             "sidecar_last_consumption": _instant(answer.get("last_consumption_at"))
             or False,
@@ -227,23 +224,35 @@ class IapAccount(models.Model):
 
     def _sidecar_refresh_after_commit(self):
         connection = conn.current(self.env)
-        if connection is None or self.env["iap.account"].is_running_test_suite():
+        if connection is None or compat.running_tests():
             return
         postcommit = self.env.cr.postcommit
         if postcommit.data.get(CACHE_KEY):
             return
         postcommit.data[CACHE_KEY] = True
+        registry = self.env.registry
+        context = dict(self.env.context)
 
         @postcommit.add
         def refresh():
-            try:
-                conn.client(connection, FETCH_TIMEOUT).refresh(
-                    connection.dbuuid, connection.token
-                )
-            except SidecarError as exc:
-                _logger.info(
-                    "IAP sidecar: refresh after an account change failed: %s", exc
-                )
+            # After the commit: a cursor of its own to record what the sidecar read.
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, context)
+                env["iap.account"]._sidecar_refresh_now(connection)
+
+    @api.model
+    def _sidecar_refresh_now(self, connection):
+        """Asks the sidecar to read this database again and records the companies and
+        accounts it read, so the status in Settings counts the account just changed.
+        Never raises: the change is already committed."""
+        try:
+            answer = conn.client(connection, FETCH_TIMEOUT).refresh(
+                connection.dbuuid, connection.token
+            )
+        except SidecarError as exc:
+            _logger.info("IAP sidecar: refresh after an account change failed: %s", exc)
+            return
+        self.env["res.config.settings"]._iap_sidecar_record_read(answer)
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -253,7 +262,7 @@ class IapAccount(models.Model):
 
     def write(self, vals):
         result = super().write(vals)
-        if {"company_ids", "account_token", "service_id"} & set(vals):
+        if {"company_ids", "account_token", *compat.SERVICE_FIELDS} & set(vals):
             self._sidecar_refresh_after_commit()
         return result
 

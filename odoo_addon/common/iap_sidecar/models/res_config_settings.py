@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from ..tools import compat
 from ..tools import connection as conn
 from ..tools.iap_provider import DEFAULT_ENDPOINT
 from ..tools.sidecar_api import SidecarClient, SidecarError, normalize_origin
@@ -70,17 +71,17 @@ class ResConfigSettings(models.TransientModel):
         endpoint = params.get_param(conn.PARAM_IAP_ENDPOINT) or DEFAULT_ENDPOINT
         stored = conn.stored(self.env)
         if stored is None:
-            return False, self.env._(
+            return False, compat.gettext(self.env, 
                 "Not connected: Odoo's IAP calls go to %(endpoint)s.", endpoint=endpoint
             )
         if stored.dbuuid != params.get_param("database.uuid"):
-            return True, self.env._(
+            return True, compat.gettext(self.env, 
                 "This database is a copy of the one connected to %(url)s (its database "
                 "UUID changed): disconnect, then connect this copy on its own.",
                 url=stored.url,
             )
         if endpoint.rstrip("/") != stored.url:
-            return True, self.env._(
+            return True, compat.gettext(self.env, 
                 "Connected to %(url)s, but iap.endpoint was changed to %(endpoint)s: "
                 "Odoo's IAP calls do not reach the sidecar. Disconnect and connect again.",
                 url=stored.url,
@@ -89,13 +90,13 @@ class ResConfigSettings(models.TransientModel):
         try:
             conn.client(stored, HEALTH_TIMEOUT).health()
         except SidecarError as exc:
-            return True, self.env._(
+            return True, compat.gettext(self.env, 
                 "Connected to %(url)s, but the sidecar does not answer now: %(reason)s",
                 url=stored.url,
                 reason=str(exc),
             )
         summary = self._iap_sidecar_summary()
-        return True, self.env._(
+        return True, compat.gettext(self.env, 
             "Connected to %(url)s since %(since)s UTC; %(companies)s companies and "
             "%(accounts)s IAP accounts read by the sidecar at %(read_at)s UTC.",
             url=stored.url,
@@ -113,10 +114,24 @@ class ResConfigSettings(models.TransientModel):
             return {}
         return summary if isinstance(summary, dict) else {}
 
+    @api.model
+    def _iap_sidecar_record_read(self, answer):
+        """Records when the sidecar read this database and, when its answer says (a
+        sidecar that counts), how many companies and IAP accounts it read."""
+        summary = self._iap_sidecar_summary()
+        if isinstance(answer, dict):
+            for key in ("companies", "accounts"):
+                if isinstance(answer.get(key), int):
+                    summary[key] = answer[key]
+        summary["read_at"] = fields.Datetime.to_string(fields.Datetime.now())
+        self.env["ir.config_parameter"].sudo().set_param(
+            conn.PARAM_SUMMARY, json.dumps(summary)
+        )
+
     def _iap_sidecar_check_admin(self):
         if not self.env.is_system():
             raise AccessError(
-                self.env._("Only administrators can manage the IAP sidecar.")
+                compat.gettext(self.env, "Only administrators can manage the IAP sidecar.")
             )
 
     def _iap_sidecar_notify(self, message, kind="success"):
@@ -124,7 +139,7 @@ class ResConfigSettings(models.TransientModel):
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "title": self.env._("IAP sidecar"),
+                "title": compat.gettext(self.env, "IAP sidecar"),
                 "message": message,
                 "type": kind,
                 "sticky": kind != "success",
@@ -137,7 +152,7 @@ class ResConfigSettings(models.TransientModel):
     @api.model
     def _iap_sidecar_generate_api_key(self, env, name):
         """(id, key) of a new persistent RPC-only API key of ``env``'s user."""
-        key = env["res.users.apikeys"]._generate(API_KEY_SCOPE, name, None)
+        key = compat.generate_api_key(env, API_KEY_SCOPE, name)
         key_id = (
             env["res.users.apikeys"]
             .sudo()
@@ -153,7 +168,7 @@ class ResConfigSettings(models.TransientModel):
     def _iap_sidecar_new_api_key(self, name):
         """Creates the key in a transaction of its own, committed at once: the sidecar
         logs in with it while this request is still running."""
-        if self.env["iap.account"].is_running_test_suite():
+        if compat.running_tests():
             return self._iap_sidecar_generate_api_key(self.env, name)
         with self.pool.cursor() as cr:
             return self._iap_sidecar_generate_api_key(self.env(cr=cr), name)
@@ -163,7 +178,7 @@ class ResConfigSettings(models.TransientModel):
         key_ids = [key_id for key_id in key_ids if key_id]
         if not key_ids:
             return
-        if own_transaction and not self.env["iap.account"].is_running_test_suite():
+        if own_transaction and not compat.running_tests():
             with self.pool.cursor() as cr:
                 self.env(cr=cr)["res.users.apikeys"].browse(key_ids).exists()._remove()
         else:
@@ -183,7 +198,7 @@ class ResConfigSettings(models.TransientModel):
         secret = (self.iap_sidecar_registration_secret or "").strip()
         if not secret:
             raise UserError(
-                self.env._(
+                compat.gettext(self.env, 
                     "Enter the registration secret given by the sidecar's operator."
                 )
             )
@@ -206,7 +221,7 @@ class ResConfigSettings(models.TransientModel):
         except SidecarError as exc:
             self._iap_sidecar_remove_api_keys([key_id], own_transaction=True)
             raise UserError(
-                self.env._(
+                compat.gettext(self.env, 
                     "Could not connect to the IAP sidecar: %(reason)s", reason=str(exc)
                 )
             ) from exc
@@ -255,7 +270,7 @@ class ResConfigSettings(models.TransientModel):
         )
         _logger.info("IAP sidecar: database %s connected to %s", dbuuid, url)
         return self._iap_sidecar_notify(
-            self.env._("Connected: Odoo's IAP calls now go to %(url)s.", url=url)
+            compat.gettext(self.env, "Connected: Odoo's IAP calls now go to %(url)s.", url=url)
         )
 
     def action_iap_sidecar_disconnect(self):
@@ -292,7 +307,7 @@ class ResConfigSettings(models.TransientModel):
         restored = params.get_param(conn.PARAM_IAP_ENDPOINT) or DEFAULT_ENDPOINT
         if problem:
             return self._iap_sidecar_notify(
-                self.env._(
+                compat.gettext(self.env, 
                     "Disconnected here (IAP calls go to %(endpoint)s, the API key is "
                     "revoked), but the sidecar was not told: %(reason)s",
                     endpoint=restored,
@@ -301,7 +316,7 @@ class ResConfigSettings(models.TransientModel):
                 kind="warning",
             )
         return self._iap_sidecar_notify(
-            self.env._(
+            compat.gettext(self.env, 
                 "Disconnected: Odoo's IAP calls go to %(endpoint)s again.",
                 endpoint=restored,
             )
@@ -311,7 +326,7 @@ class ResConfigSettings(models.TransientModel):
         connection = conn.current(self.env)
         if connection is None:
             raise UserError(
-                self.env._("This database is not connected to an IAP sidecar.")
+                compat.gettext(self.env, "This database is not connected to an IAP sidecar.")
             )
         return connection
 
@@ -321,23 +336,19 @@ class ResConfigSettings(models.TransientModel):
         self._iap_sidecar_check_admin()
         connection = self._iap_sidecar_require_connection()
         try:
-            conn.client(connection, REGISTER_TIMEOUT).refresh(
+            answer = conn.client(connection, REGISTER_TIMEOUT).refresh(
                 connection.dbuuid, connection.token
             )
         except SidecarError as exc:
             raise UserError(
-                self.env._(
+                compat.gettext(self.env, 
                     "The sidecar could not read this database: %(reason)s",
                     reason=str(exc),
                 )
             ) from exc
-        summary = self._iap_sidecar_summary()
-        summary["read_at"] = fields.Datetime.to_string(fields.Datetime.now())
-        self.env["ir.config_parameter"].sudo().set_param(
-            conn.PARAM_SUMMARY, json.dumps(summary)
-        )
+        self._iap_sidecar_record_read(answer)
         return self._iap_sidecar_notify(
-            self.env._("The sidecar read this database again.")
+            compat.gettext(self.env, "The sidecar read this database again.")
         )
 
     def action_iap_sidecar_buy_credits(self):
