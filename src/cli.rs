@@ -234,11 +234,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             for d in databases {
                 println!(
-                    "{} · {} at {} as {} · {} account(s) · refreshed {}{}",
+                    "{} · {} at {} as {} · over {} · {} account(s) · refreshed {}{}",
                     d.dbuuid,
                     d.db_name,
                     d.url,
                     d.login,
+                    d.protocol,
                     d.accounts,
                     d.refreshed_at
                         .map(|t| t.to_string())

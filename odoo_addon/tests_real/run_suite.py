@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The iap_sidecar addon against a real, normally running Odoo 18, driven over JSON-RPC.
+"""The iap_sidecar addon against a real, normally running Odoo 17, 18 or 19, driven over
+JSON-RPC.
 
 Odoo blocks IAP calls inside its own test runner, so the stock flows (account views,
 balance, alert settings, buy links) are exercised here on a running server, with the
@@ -7,12 +8,14 @@ addon connected to a real sidecar.
 
 Environment:
   ODOO_URL, ODOO_DB, ODOO_USER, ODOO_PASSWORD
-      an Odoo 18 administrator; the addon directory (odoo_addon/) must be on the server's
-      addons path (the suite installs the module when it is not installed yet).
+      an Odoo administrator; the addon's directory for the server's series
+      (odoo_addon/17.0, 18.0 or 19.0) must be on its addons path (the suite installs the
+      module when it is not installed yet).
   SIDECAR_URL, REGISTRATION_SECRET, SIDECAR_ADMIN_TOKEN
       a running sidecar (all three), or none: the suite then runs the binary
-      IAP_SIDECAR_BIN (default: target/debug/iap-sidecar of this repository) on loopback
-      with a throwaway SQLite database.
+      IAP_SIDECAR_BIN, else target/release/iap-sidecar, else target/debug/iap-sidecar of
+      this repository, on loopback with a throwaway SQLite database (none of them: the
+      suite fails).
   SIDECAR_ODOO_URL
       where the sidecar reaches Odoo (default: ODOO_URL).
 
@@ -22,6 +25,7 @@ it (but for the addon, which stays installed): disconnects, restores iap.endpoin
 removes the accounts and the service it made.
 """
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -34,7 +38,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ADDON = os.path.join(HERE, "..", "iap_sidecar")
+#: The addon's one code tree (odoo_addon/<series>/iap_sidecar link to it).
+ADDON = os.path.join(HERE, "..", "common", "iap_sidecar")
 SERVICE = "sidecar_suite"
 #: What the administrator types in Settings; put back as found.
 SETTINGS_PARAMS = (
@@ -233,6 +238,7 @@ class Suite:
         self.account_id = None
         self.token = None
         self.settings_id = None
+        self.major = None
 
     # Running steps ------------------------------------------------------------------
 
@@ -283,9 +289,10 @@ class Suite:
 
     def odoo_login(self):
         version = self.odoo.rpc("common", "version")
+        self.major = (version.get("server_version_info") or [0])[0]
         check(
-            str(version.get("server_serie", "")).startswith("18."),
-            f"expected Odoo 18, found {version.get('server_version')}",
+            self.major in (17, 18, 19),
+            f"expected Odoo 17, 18 or 19, found {version.get('server_version')}",
         )
         self.odoo.authenticate()
         self.dbuuid = self.odoo.param("database.uuid")
@@ -374,9 +381,17 @@ class Suite:
             any(d.get("dbuuid") == self.dbuuid for d in databases),
             "the sidecar does not list this database",
         )
-        return status["iap_sidecar_status"]
+        # Odoo 19 has JSON-2 (the addon's API key is a bearer token there); older series
+        # only /jsonrpc.
+        detail = self.sidecar.api("GET", f"/api/v1/databases/{self.dbuuid}")
+        protocol = detail["database"].get("protocol")
+        expected = "json2" if self.major >= 19 else "jsonrpc"
+        check(protocol == expected, f"the sidecar reads Odoo over {protocol}, not {expected}")
+        return f"{status['iap_sidecar_status']} (read over {protocol})"
 
     def account_creation(self):
+        if self.major < 18:
+            return self._account_creation_17()
         services = self.odoo.call(
             "iap.service", "search", [("technical_name", "=", SERVICE)]
         )
@@ -413,6 +428,30 @@ class Suite:
         )
         return f"iap.account {self.account_id} registered on the sidecar (id {accounts[0]['id']})"
 
+    def _account_creation_17(self):
+        """Odoo 17 names the service on the account and registers it on first contact
+        (the balance call); it has no iap.service, get_account_id or state."""
+        old = self.odoo.call("iap.account", "search", [("service_name", "=", SERVICE)])
+        if old:
+            self.odoo.call("iap.account", "unlink", old)
+        self.account_id = self.odoo.call("iap.account", "create", {"service_name": SERVICE})
+        [row] = self.odoo.call(
+            "iap.account", "read", [self.account_id], ["account_token"]
+        )
+        self.token = row["account_token"]
+        check(self.credits() == 0, f"first contact: get_credits {self.credits()}")
+        accounts = self.sidecar.account(SERVICE, self.dbuuid)
+        check(
+            len(accounts) == 1,
+            f"the sidecar has {len(accounts)} accounts of {SERVICE} here",
+        )
+        return f"iap.account {self.account_id} registered on the sidecar (id {accounts[0]['id']})"
+
+    def open_account_list(self):
+        """Odoo 17 reads the figures of every account when the account list opens."""
+        if self.major < 18:
+            self.odoo.call("iap.account", "get_view", view_type="tree")
+
     def balance_in_form(self):
         self.sidecar.api(
             "POST",
@@ -435,6 +474,7 @@ class Suite:
             },
             expect=(200, 201),
         )
+        self.open_account_list()
         row = self.read_account({"balance": {}})
         check(row["balance"] == "12.5 Credits", f"form balance {row['balance']!r}")
         check(self.credits() == 12.5, f"get_credits {self.credits()}")
@@ -443,17 +483,26 @@ class Suite:
     def threshold_write(self):
         [admin] = self.odoo.call("res.users", "read", [self.odoo.uid], ["email"])
         values = {"warning_threshold": 5.0}
-        if admin["email"]:
-            values["warning_user_ids"] = [(6, 0, [self.odoo.uid])]
-        self.odoo.call("iap.account", "write", [self.account_id], values)
-        # Zero it locally only; the next read takes the sidecar's value back.
-        self.odoo.call(
-            "iap.account",
-            "write",
-            [self.account_id],
-            {"warning_threshold": 0},
-            context={"disable_iap_update": True},
-        )
+        if self.major < 18:
+            # 17: one recipient address; the value lives on the figures read from the
+            # sidecar, so reading them again reads the sidecar's value back.
+            self.open_account_list()
+            if admin["email"]:
+                values.update(warn_me=True, warning_email=admin["email"])
+            self.odoo.call("iap.account", "write", [self.account_id], values)
+            self.open_account_list()
+        else:
+            if admin["email"]:
+                values["warning_user_ids"] = [(6, 0, [self.odoo.uid])]
+            self.odoo.call("iap.account", "write", [self.account_id], values)
+            # Zero it locally only; the next read takes the sidecar's value back.
+            self.odoo.call(
+                "iap.account",
+                "write",
+                [self.account_id],
+                {"warning_threshold": 0},
+                context={"disable_iap_update": True},
+            )
         row = self.read_account({"warning_threshold": {}})
         check(
             row["warning_threshold"] == 5.0,
@@ -508,16 +557,22 @@ class Suite:
             payload.get("service_name") == SERVICE and payload.get("credit") == 100,
             f"payload {payload}",
         )
-        link = self.odoo.call(
-            "iap.account",
-            "get_credits_url",
-            SERVICE,
-            base_url=payload["base_url"],
-            credit=payload["credit"],
-        )
+        if self.major >= 19:
+            # 19 builds the link from iap.endpoint alone, with the token hashed.
+            link = self.odoo.call("iap.account", "get_credits_url", SERVICE)
+            token = hashlib.sha1(self.token.split("+")[0].encode()).hexdigest()
+        else:
+            link = self.odoo.call(
+                "iap.account",
+                "get_credits_url",
+                SERVICE,
+                base_url=payload["base_url"],
+                credit=payload["credit"],
+            )
+            token = self.token
         check(link.startswith(expected + "?"), f"Odoo's buy link {link}")
         query = parse_qs(urlsplit(link).query)
-        check(query.get("account_token") == [self.token], f"buy link token {query}")
+        check(query.get("account_token") == [token], f"buy link token {query}")
         stock = self.odoo.call("iap.account", "get_credits_url", SERVICE)
         check(stock.startswith(expected + "?"), f"stock Buy Credit link {stock}")
         page = requests.get(link, timeout=30, allow_redirects=False)
@@ -700,6 +755,13 @@ class Suite:
                 self.odoo.set_param("iap.endpoint", self.initial_endpoint or False)
             for key, value in self.initial_settings.items():
                 self.odoo.set_param(key, value or False)
+            if self.major is not None and self.major < 18:
+                accounts = self.odoo.call(
+                    "iap.account", "search", [("service_name", "=", SERVICE)]
+                )
+                if accounts:
+                    self.odoo.call("iap.account", "unlink", accounts)
+                return
             services = self.odoo.call(
                 "iap.service", "search", [("technical_name", "=", SERVICE)]
             )

@@ -1,4 +1,6 @@
-//! JSON-RPC client for Odoo's `/jsonrpc` endpoint (`common` and `object` services).
+//! Client for Odoo's external API: `/jsonrpc` (`common` and `object` services, every
+//! series) and Odoo 19's JSON-2 (`/json/2/<model>/<method>`), chosen per server by
+//! [`OdooClient::login`].
 
 use std::time::Duration;
 
@@ -49,6 +51,58 @@ impl OdooError {
                 | OdooError::Timeout { .. }
                 | OdooError::Http { status: 502..=504 }
         )
+    }
+}
+
+/// How the sidecar calls a database's models; stored per registered database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OdooProtocol {
+    /// Odoo 19's `POST /json/2/<model>/<method>`: named arguments, the API key as a
+    /// bearer token, the database in `X-Odoo-Database`.
+    Json2,
+    /// `POST /jsonrpc`: every series; Odoo 19 logs a deprecation warning for each call
+    /// and announced its removal.
+    JsonRpc,
+}
+
+impl OdooProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OdooProtocol::Json2 => "json2",
+            OdooProtocol::JsonRpc => "jsonrpc",
+        }
+    }
+
+    /// The stored name back; None for anything else.
+    pub fn parse(name: &str) -> Option<OdooProtocol> {
+        match name {
+            "json2" => Some(OdooProtocol::Json2),
+            "jsonrpc" => Some(OdooProtocol::JsonRpc),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for OdooProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A logged-in session: JSON-2 carries the key on every call, `/jsonrpc` needs the uid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OdooSession {
+    Json2,
+    JsonRpc { uid: i64 },
+}
+
+impl OdooSession {
+    pub fn protocol(self) -> OdooProtocol {
+        match self {
+            OdooSession::Json2 => OdooProtocol::Json2,
+            OdooSession::JsonRpc { .. } => OdooProtocol::JsonRpc,
+        }
     }
 }
 
@@ -230,5 +284,123 @@ impl OdooClient {
             ]),
         )
         .await
+    }
+
+    /// One JSON-2 call, `POST /json/2/<model>/<method>` with `body` as the named
+    /// arguments. A server without JSON-2 (before 19) answers 404, kept as
+    /// [`OdooError::Http`] so [`OdooClient::login`] can fall back to `/jsonrpc`.
+    pub async fn call_json2(
+        &self,
+        model: &str,
+        method: &str,
+        body: &Value,
+    ) -> Result<Value, OdooError> {
+        let response = self
+            .http
+            .post(format!("{}/json/2/{model}/{method}", self.url))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("bearer {}", self.api_key.expose()),
+            )
+            .header("X-Odoo-Database", &self.db)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    OdooError::Timeout {
+                        url: self.url.clone(),
+                        secs: self.timeout.as_secs(),
+                    }
+                } else {
+                    OdooError::Unreachable {
+                        url: self.url.clone(),
+                        reason: e.to_string(),
+                    }
+                }
+            })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(OdooError::Authentication {
+                login: self.login.clone(),
+                db: self.db.clone(),
+            });
+        }
+        if status.is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|e| OdooError::Protocol(e.to_string()));
+        }
+        // JSON-2 errors are Odoo's serialised exception (`name`, `message`); anything
+        // else (an HTML 404 of a server without JSON-2, a proxy's page) is its status.
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<Value>(&text) {
+            Ok(error) if status != reqwest::StatusCode::NOT_FOUND && error["name"].is_string() => {
+                Err(OdooError::Server {
+                    name: error["name"].as_str().unwrap_or("unknown").to_owned(),
+                    message: error["message"].as_str().unwrap_or("no message").to_owned(),
+                })
+            }
+            _ => Err(OdooError::Http {
+                status: status.as_u16(),
+            }),
+        }
+    }
+
+    /// A JSON-2 read: retried with a short backoff when the network failed.
+    async fn read_json2(
+        &self,
+        model: &str,
+        method: &str,
+        body: &Value,
+    ) -> Result<Value, OdooError> {
+        let mut attempt = 1;
+        loop {
+            match self.call_json2(model, method, body).await {
+                Err(e) if e.transient() && attempt < READ_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Logs in with the protocol the server has: JSON-2 where it answers (Odoo 19 and
+    /// later; the call checks the API key too), `/jsonrpc` where it does not exist.
+    /// JSON-2 takes API keys only: a 401 there is tried on `/jsonrpc`, which also takes
+    /// the user's password, and refused only when that refuses it too.
+    pub async fn login(&self) -> Result<OdooSession, OdooError> {
+        match self
+            .read_json2("res.users", "context_get", &json!({}))
+            .await
+        {
+            Ok(_) => Ok(OdooSession::Json2),
+            Err(OdooError::Http { status: 404 } | OdooError::Authentication { .. }) => {
+                Ok(OdooSession::JsonRpc {
+                    uid: self.authenticate().await?,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A read-only model method called with named arguments, over the session's protocol
+    /// (retried on network failures).
+    pub async fn read_model(
+        &self,
+        session: OdooSession,
+        model: &str,
+        method: &str,
+        kwargs: Value,
+    ) -> Result<Value, OdooError> {
+        match session {
+            OdooSession::Json2 => self.read_json2(model, method, &kwargs).await,
+            OdooSession::JsonRpc { uid } => {
+                self.execute_read(uid, model, method, json!([]), kwargs)
+                    .await
+            }
+        }
     }
 }

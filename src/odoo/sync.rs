@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::client::{OdooClient, OdooError};
+use super::client::{OdooClient, OdooError, OdooProtocol};
 use crate::ledger::token::AccountToken;
 
 /// An `iap.account` as the sidecar keeps it: no token, only its lookup hash.
@@ -21,6 +21,8 @@ pub struct Snapshot {
     pub dbuuid: String,
     pub companies: Vec<(i64, String)>,
     pub accounts: Vec<OdooAccount>,
+    /// How the database was read (kept: `iap-sidecar database list` shows it).
+    pub protocol: OdooProtocol,
 }
 
 fn ids(value: &Value) -> Vec<i64> {
@@ -30,37 +32,35 @@ fn ids(value: &Value) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-/// Logs in, then reads `database.uuid`, the companies and the IAP accounts.
+/// Logs in (JSON-2 where the server has it, else `/jsonrpc`), then reads
+/// `database.uuid`, the companies and the IAP accounts.
 pub async fn read_database(client: &OdooClient) -> Result<Snapshot, OdooError> {
-    let uid = client.authenticate().await?;
+    let session = client.login().await?;
     let dbuuid = client
-        .execute_read(
-            uid,
+        .read_model(
+            session,
             "ir.config_parameter",
             "get_param",
-            json!(["database.uuid"]),
-            json!({}),
+            json!({"key": "database.uuid"}),
         )
         .await?
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| OdooError::Protocol("database.uuid is not readable by this user".into()))?;
     let companies = client
-        .execute_read(
-            uid,
+        .read_model(
+            session,
             "res.company",
             "search_read",
-            json!([[]]),
-            json!({"fields": ["name"]}),
+            json!({"domain": [], "fields": ["name"]}),
         )
         .await?;
     let accounts = client
-        .execute_read(
-            uid,
+        .read_model(
+            session,
             "iap.account",
             "search_read",
-            json!([[]]),
-            json!({"fields": ["service_name", "account_token", "company_ids"]}),
+            json!({"domain": [], "fields": ["service_name", "account_token", "company_ids"]}),
         )
         .await?;
     let companies = companies
@@ -91,5 +91,6 @@ pub async fn read_database(client: &OdooClient) -> Result<Snapshot, OdooError> {
         dbuuid,
         companies,
         accounts,
+        protocol: session.protocol(),
     })
 }

@@ -11,7 +11,7 @@ use super::{Store, read_tx, write_tx};
 use crate::config::Secret;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
 use crate::ledger::{Account, Credits, EntryKind, LedgerError, Timestamp};
-use crate::odoo::Snapshot;
+use crate::odoo::{OdooProtocol, Snapshot};
 
 /// How the sidecar reaches a registered database.
 #[derive(Clone, Debug)]
@@ -33,6 +33,8 @@ pub struct DatabaseInfo {
     pub registered_at: Timestamp,
     pub refreshed_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// How the sidecar reads it: JSON-2 (Odoo 19 and later) or `/jsonrpc`.
+    pub protocol: OdooProtocol,
     pub companies: Vec<(i64, String)>,
     pub accounts: usize,
 }
@@ -55,6 +57,7 @@ type DbRow = (
     i64,
     Option<i64>,
     Option<String>,
+    String,
 );
 
 impl Store {
@@ -206,6 +209,7 @@ impl Store {
                 odoo_databases::token_hash.eq(&hash),
                 odoo_databases::refreshed_at.eq(Some(now)),
                 odoo_databases::last_error.eq(None::<String>),
+                odoo_databases::protocol.eq(snapshot.protocol.as_str()),
             );
             let id = match existing {
                 Some(id) => {
@@ -223,7 +227,7 @@ impl Store {
                     .returning(odoo_databases::id)
                     .get_result(c)?,
             };
-            replace_snapshot!(c, id, snapshot)
+            replace_snapshot!(c, id, snapshot, now)
         })?;
         Ok(token)
     }
@@ -250,9 +254,10 @@ impl Store {
                         .set((
                             odoo_databases::refreshed_at.eq(Some(now)),
                             odoo_databases::last_error.eq(None::<String>),
+                            odoo_databases::protocol.eq(snapshot.protocol.as_str()),
                         ))
                         .execute(c)?;
-                    replace_snapshot!(c, id, snapshot)
+                    replace_snapshot!(c, id, snapshot, now)
                 }
                 Err(error) => {
                     diesel::update(odoo_databases::table.find(id))
@@ -335,10 +340,25 @@ impl Store {
                     odoo_databases::registered_at,
                     odoo_databases::refreshed_at,
                     odoo_databases::last_error,
+                    odoo_databases::protocol,
                 ))
                 .load(c)?;
             let mut out = Vec::new();
-            for (id, dbuuid, url, db_name, login, registered_at, refreshed_at, last_error) in rows {
+            for (
+                id,
+                dbuuid,
+                url,
+                db_name,
+                login,
+                registered_at,
+                refreshed_at,
+                last_error,
+                protocol,
+            ) in rows
+            {
+                let protocol = OdooProtocol::parse(&protocol).ok_or_else(|| {
+                    LedgerError::Store(format!("database {dbuuid}: unknown protocol {protocol:?}"))
+                })?;
                 let companies: Vec<(i64, String)> = odoo_companies::table
                     .filter(odoo_companies::database_id.eq(id))
                     .order(odoo_companies::company_id)
@@ -356,6 +376,7 @@ impl Store {
                     registered_at: Timestamp(registered_at),
                     refreshed_at: refreshed_at.map(Timestamp),
                     last_error,
+                    protocol,
                     companies,
                     accounts: usize::try_from(accounts).unwrap_or(0),
                 });
@@ -394,7 +415,9 @@ impl Store {
     }
 
     /// Credits captured on accounts restricted to each company of `dbuuid` (an account
-    /// restricted to several companies counts for each of them).
+    /// restricted to several companies counts for each of them), counting only captures
+    /// recorded since the sidecar first saw the account's current restriction: what the
+    /// account consumed while shared belongs to no company.
     pub fn company_consumption(
         &self,
         dbuuid: &str,
@@ -412,23 +435,28 @@ impl Store {
                 .filter(odoo_companies::database_id.eq(id))
                 .select((odoo_companies::company_id, odoo_companies::name))
                 .load(c)?;
-            let restricted: Vec<(String, String, String)> = odoo_accounts::table
+            let restricted: Vec<(String, String, String, Option<i64>)> = odoo_accounts::table
                 .filter(odoo_accounts::database_id.eq(id))
                 .filter(odoo_accounts::company_ids.ne("[]"))
                 .select((
                     odoo_accounts::service_name,
                     odoo_accounts::token_hash,
                     odoo_accounts::company_ids,
+                    odoo_accounts::restricted_since,
                 ))
                 .load(c)?;
             let mut out: Vec<CompanyConsumption> = Vec::new();
-            for (service, token_hash, company_ids) in restricted {
+            for (service, token_hash, company_ids, restricted_since) in restricted {
+                // Every restricted row gets a time when it is stored; none means the
+                // sidecar cannot vouch for any moment, so nothing is attributed.
+                let since = restricted_since.unwrap_or(i64::MAX);
                 // Summed here: SUM(BIGINT) is NUMERIC on PostgreSQL.
                 let captured: i64 = journal::table
                     .inner_join(accounts::table.inner_join(services::table))
                     .filter(accounts::token_hash.eq(&token_hash))
                     .filter(services::technical_name.eq(&service))
                     .filter(journal::kind.eq(EntryKind::Capture.as_str()))
+                    .filter(journal::recorded_at.ge(since))
                     .select(journal::amount)
                     .load::<i64>(c)?
                     .iter()
@@ -473,9 +501,20 @@ fn already_registered(dbuuid: &str) -> LedgerError {
 /// Replaces the copy of a database's companies and accounts (inside the caller's
 /// transaction; a macro so one body serves both backends).
 macro_rules! replace_snapshot {
-    ($c:ident, $database_id:expr, $snapshot:expr) => {{
+    ($c:ident, $database_id:expr, $snapshot:expr, $now:expr) => {{
         let database_id: i64 = $database_id;
         let snapshot: &Snapshot = $snapshot;
+        let now: i64 = $now;
+        // An account keeps the time its restriction was first seen while its companies
+        // stay the same; a new or changed restriction starts now.
+        let seen: Vec<(i64, String, Option<i64>)> = odoo_accounts::table
+            .filter(odoo_accounts::database_id.eq(database_id))
+            .select((
+                odoo_accounts::iap_account_id,
+                odoo_accounts::company_ids,
+                odoo_accounts::restricted_since,
+            ))
+            .load($c)?;
         diesel::delete(odoo_companies::table.filter(odoo_companies::database_id.eq(database_id)))
             .execute($c)?;
         diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(database_id)))
@@ -492,6 +531,14 @@ macro_rules! replace_snapshot {
         for account in &snapshot.accounts {
             let company_ids = serde_json::to_string(&account.company_ids)
                 .map_err(|e| LedgerError::Store(e.to_string()))?;
+            let restricted_since = if account.company_ids.is_empty() {
+                None
+            } else {
+                seen.iter()
+                    .find(|(id, ids, _)| *id == account.id && *ids == company_ids)
+                    .and_then(|(_, _, since)| *since)
+                    .or(Some(now))
+            };
             diesel::insert_into(odoo_accounts::table)
                 .values((
                     odoo_accounts::database_id.eq(database_id),
@@ -499,6 +546,7 @@ macro_rules! replace_snapshot {
                     odoo_accounts::service_name.eq(&account.service_name),
                     odoo_accounts::token_hash.eq(&account.token_hash),
                     odoo_accounts::company_ids.eq(company_ids),
+                    odoo_accounts::restricted_since.eq(restricted_since),
                 ))
                 .execute($c)?;
         }

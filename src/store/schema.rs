@@ -195,6 +195,7 @@ diesel::table! {
         registered_at -> BigInt,
         refreshed_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
+        protocol -> Text,
     }
 }
 
@@ -213,6 +214,7 @@ diesel::table! {
         service_name -> Text,
         token_hash -> Text,
         company_ids -> Text,
+        restricted_since -> Nullable<BigInt>,
     }
 }
 

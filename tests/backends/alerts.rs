@@ -456,7 +456,7 @@ pub fn alerts_from_odoo_settings(backend: &Backend) -> Result<(), Failed> {
     // The exact request Odoo 18 sent when a user set the threshold and a recipient.
     let fixtures = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/odoo18-iap-requests.jsonl"
+        "/tests/fixtures/odoo18-iap-requests.jsonl"
     );
     let text = std::fs::read_to_string(fixtures).map_err(|e| format!("{fixtures}: {e}"))?;
     let request: Value = text

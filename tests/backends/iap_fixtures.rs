@@ -1,5 +1,5 @@
 //! Replays the requests real Odoo 17, 18 and 19 servers sent to `iap.endpoint`
-//! (`shared/fixtures/odoo{17,18,19}-iap-requests.jsonl`) byte for byte against a sidecar,
+//! (`tests/fixtures/odoo{17,18,19}-iap-requests.jsonl`) byte for byte against a sidecar,
 //! and checks each answer has the shape that version's client code reads.
 //!
 //! Only the transaction token of a capture or cancel is rewritten: the recorded one came
@@ -50,15 +50,16 @@ const INFO_KEYS: [&str; 9] = [
 
 const REGISTRATION_STATES: [&str; 3] = ["registered", "unregistered", "banned"];
 
-/// `<crate>/../shared/fixtures`, which CI always provides.
+/// `tests/fixtures` of the crate: the captured requests are test data the repository
+/// carries, so a clone with nothing beside it runs this test.
 fn fixtures_dir() -> Result<PathBuf, String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     if dir.is_dir() {
         Ok(dir)
     } else {
         Err(format!(
-            "the Odoo IAP fixtures are missing: expected the directory {} (shared/fixtures \
-             next to the crate root) with odoo17/18/19-iap-requests.jsonl",
+            "the Odoo IAP fixtures are missing: expected the directory {} \
+             with odoo17/18/19-iap-requests.jsonl",
             dir.display()
         ))
     }

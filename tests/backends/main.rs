@@ -51,6 +51,10 @@ const TESTS: &[(&str, TestFn)] = &[
     ("iap_service_rules", iap_rules::iap_service_rules),
     ("alerts_crossing_rules", alerts::alerts_crossing_rules),
     ("odoo_bridge", odoo_bridge::odoo_bridge),
+    (
+        "odoo_restriction_consumption",
+        odoo_bridge::odoo_restriction_consumption,
+    ),
     ("iap_fixture_replay", iap_fixtures::iap_fixture_replay),
     (
         "iap_bad_input_changes_nothing",
@@ -243,12 +247,12 @@ fn main() {
     ));
 
     // Odoo's iap.endpoint is one global setting: a single trial, on SQLite.
-    let odoo_trial = "odoo::real_odoo_18_flows".to_owned();
+    let odoo_trial = "odoo::real_odoo_flows".to_owned();
     trials.push(if real_odoo::configured().is_some() {
         trial(odoo_trial, Backend::Sqlite, real_odoo::real_odoo_flows)
     } else {
         eprintln!(
-            "real Odoo test ignored: set {} to run it against a running Odoo 18",
+            "real Odoo test ignored: set {} to run it against a running Odoo 17, 18 or 19",
             real_odoo::ENV.join(", ")
         );
         Trial::test(odoo_trial, || Err("no Odoo configured".into())).with_ignored_flag(true)

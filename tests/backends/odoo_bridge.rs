@@ -145,10 +145,15 @@ pub fn odoo_bridge(backend: &Backend) -> Result<(), Failed> {
 
     // The client: version, authenticate, typed errors, missing `result`.
     let version = rt.block_on(odoo.version())?;
+    let major = version["server_version_info"][0].as_i64().unwrap_or(0);
     assert!(
-        version["server_version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("18")),
+        if target.real {
+            (17..=19).contains(&major)
+        } else {
+            version["server_version"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("18"))
+        },
         "{version}"
     );
     let uid = rt.block_on(odoo.authenticate())?;
@@ -210,11 +215,21 @@ pub fn odoo_bridge(backend: &Backend) -> Result<(), Failed> {
         ))?;
         let company_id = company[0]["id"].as_i64().ok_or("no company")?;
         let token = iap_sidecar::ledger::token::random_hex(16);
+        let (service_key, service) = service_field(&rt, &odoo, uid, major)?;
+        let mut values = json!({"account_token": token, "company_ids": [[6, 0, [company_id]]]});
+        values[service_key] = service;
         let created = rt.block_on(odoo.call(
             "object",
             "execute_kw",
-            json!([target.db, uid, target.password, "iap.account", "create",
-                   [{"service_id": service_id(&rt, &odoo, uid)?, "account_token": token, "company_ids": [[6, 0, [company_id]]]}], {}]),
+            json!([
+                target.db,
+                uid,
+                target.password,
+                "iap.account",
+                "create",
+                [values],
+                {}
+            ]),
         ))?;
         (
             dbuuid.as_str().ok_or("uuid")?.to_owned(),
@@ -249,8 +264,17 @@ pub fn odoo_bridge(backend: &Backend) -> Result<(), Failed> {
     result
 }
 
-/// The id of the `reveal` service in a real Odoo (shipped with `iap`).
-fn service_id(rt: &tokio::runtime::Runtime, odoo: &OdooClient, uid: i64) -> Result<i64, Failed> {
+/// The field naming the `reveal` service on a new `iap.account` of a real Odoo: its
+/// `iap.service` record from 18 on (shipped with `iap`), its name on 17.
+fn service_field(
+    rt: &tokio::runtime::Runtime,
+    odoo: &OdooClient,
+    uid: i64,
+    major: i64,
+) -> Result<(String, Value), Failed> {
+    if major < 18 {
+        return Ok(("service_name".to_owned(), json!("reveal")));
+    }
     let found = rt.block_on(odoo.execute_read(
         uid,
         "iap.service",
@@ -258,7 +282,8 @@ fn service_id(rt: &tokio::runtime::Runtime, odoo: &OdooClient, uid: i64) -> Resu
         json!([[["technical_name", "=", "reveal"]]]),
         json!({"fields": ["id"]}),
     ))?;
-    Ok(found[0]["id"].as_i64().ok_or("no reveal service")?)
+    let id = found[0]["id"].as_i64().ok_or("no reveal service")?;
+    Ok(("service_id".to_owned(), json!(id)))
 }
 
 fn registration(
@@ -460,6 +485,100 @@ fn registration(
         } else {
             "the stand-in"
         }
+    );
+    Ok(())
+}
+
+/// Per-company consumption counts only what an account consumed while restricted to the
+/// company: a capture made while it was shared belongs to no company, and one made after
+/// the sidecar saw the restriction does. (Two reads of a database, given as snapshots:
+/// the stand-in always answers the same accounts.)
+pub fn odoo_restriction_consumption(backend: &Backend) -> Result<(), Failed> {
+    use iap_sidecar::odoo::{OdooAccount, OdooProtocol, Snapshot};
+    use iap_sidecar::store::OdooCredentials;
+
+    let sidecar = Sidecar::start(backend)?;
+    let store = &sidecar.db.store;
+    let token = "fedcba9876543210fedcba9876543210";
+    let reveal = sidecar.service("reveal", "restriction-provider-key", None);
+    sidecar.grant(&reveal, token, 10);
+    let snapshot = |company_ids: Vec<i64>| Snapshot {
+        dbuuid: STAND_IN_UUID.to_owned(),
+        companies: vec![(1, "Main Company".to_owned()), (2, "Branch SA".to_owned())],
+        accounts: vec![OdooAccount {
+            id: 7,
+            service_name: "reveal".to_owned(),
+            token_hash: iap_sidecar::ledger::token::AccountToken::from_raw(token)
+                .expect("token")
+                .storage_hash(),
+            company_ids,
+        }],
+        protocol: OdooProtocol::JsonRpc,
+    };
+    let credentials = OdooCredentials {
+        dbuuid: STAND_IN_UUID.to_owned(),
+        url: "http://127.0.0.1:9".to_owned(),
+        db_name: "standin".to_owned(),
+        login: "admin".to_owned(),
+        api_key: Secret::new("admin"),
+    };
+    let charge = |credit: i64| -> Result<(), Failed> {
+        let tx = sidecar
+            .call(
+                "/iap/1/authorize",
+                json!({"account_token": token, "credit": credit,
+                       "key": "restriction-provider-key", "description": "job", "ttl": 1}),
+            )
+            .result()
+            .as_str()
+            .ok_or("transaction")?
+            .to_owned();
+        sidecar
+            .call(
+                "/iap/1/capture",
+                json!({"token": tx, "key": "restriction-provider-key", "credit_to_capture": credit}),
+            )
+            .result();
+        Ok(())
+    };
+
+    // Shared when registered: 3 consumed then belong to no company.
+    // (The test clock moves only when told: a minute between the steps.)
+    store.register_database(&credentials, &snapshot(vec![]))?;
+    charge(3)?;
+    sidecar.db.advance(60_000_000);
+    // Restricted to Branch SA from the next read on: only the 2 consumed after count.
+    store.save_refresh(STAND_IN_UUID, Ok(&snapshot(vec![2])))?;
+    sidecar.db.advance(60_000_000);
+    charge(2)?;
+    let consumption = store.company_consumption(STAND_IN_UUID)?;
+    assert_eq!(consumption.len(), 1, "{consumption:?}");
+    assert_eq!(consumption[0].company, "Branch SA");
+    assert_eq!(consumption[0].consumed.to_string(), "2", "{consumption:?}");
+
+    // Another read with the same restriction keeps its start.
+    sidecar.db.advance(60_000_000);
+    store.save_refresh(STAND_IN_UUID, Ok(&snapshot(vec![2])))?;
+    let consumption = store.company_consumption(STAND_IN_UUID)?;
+    assert_eq!(consumption[0].consumed.to_string(), "2", "{consumption:?}");
+
+    // The database list says how it was read, to operators too.
+    let listed = store.list_databases()?;
+    assert_eq!(listed[0].protocol, OdooProtocol::JsonRpc);
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_iap-sidecar"))
+        .args(["database", "list"])
+        .env("IAP_SIDECAR__DATABASE__URL", sidecar.db.url())
+        .env("IAP_SIDECAR__LOG__LEVEL", "warn")
+        .output()?;
+    let out = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(
+        out.contains(STAND_IN_UUID) && out.contains("over jsonrpc"),
+        "database list: {out}"
     );
     Ok(())
 }

@@ -186,6 +186,19 @@ pub async fn register(
     }))
 }
 
+/// What a refresh read: the addon shows these counts in its status line.
+#[derive(Serialize, ToSchema)]
+pub struct Refreshed {
+    pub dbuuid: String,
+    pub refreshed: bool,
+    /// Companies read from the database.
+    pub companies: usize,
+    /// IAP accounts read from the database.
+    pub accounts: usize,
+    /// How the database was read: `json2` (Odoo 19 and later) or `jsonrpc`.
+    pub protocol: String,
+}
+
 /// Reads a registered database again, under the same target rule as the registration
 /// (`policy`); records the error and keeps the old copy when Odoo cannot be read.
 pub async fn refresh_database(
@@ -193,7 +206,7 @@ pub async fn refresh_database(
     dbuuid: &str,
     timeout: Duration,
     policy: &TargetPolicy,
-) -> Result<Result<(), String>, LedgerError> {
+) -> Result<Result<Refreshed, String>, LedgerError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
         web::block(move || store.database_credentials(&dbuuid))
@@ -220,7 +233,16 @@ pub async fn refresh_database(
         Err(e) => Err(e.to_string()),
     };
     let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
-    let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+    let result = outcome
+        .as_ref()
+        .map(|snapshot| Refreshed {
+            dbuuid: dbuuid.clone(),
+            refreshed: true,
+            companies: snapshot.companies.len(),
+            accounts: snapshot.accounts.len(),
+            protocol: snapshot.protocol.to_string(),
+        })
+        .map_err(Clone::clone);
     web::block(move || store.save_refresh(&dbuuid, outcome.as_ref().map_err(Clone::clone)))
         .await
         .map_err(|e| LedgerError::Store(e.to_string()))??;
@@ -230,7 +252,7 @@ pub async fn refresh_database(
 /// Reads the database's companies and IAP accounts again.
 #[utoipa::path(post, path = "/api/v1/databases/{dbuuid}/refresh", tag = "databases",
     params(("dbuuid" = String, Path)),
-    responses((status = 200, description = "refreshed"), (status = 401, body = Problem),
+    responses((status = 200, body = Refreshed), (status = 401, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn refresh(
@@ -248,7 +270,7 @@ pub async fn refresh(
     )
     .await?
     {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"dbuuid": dbuuid, "refreshed": true}))),
+        Ok(refreshed) => Ok(HttpResponse::Ok().json(refreshed)),
         Err(e) => Err(ApiError::Ledger(LedgerError::Invalid(format!(
             "could not read the database: {e}"
         )))),
@@ -421,7 +443,7 @@ pub async fn refresh_loop(
         };
         for db in databases {
             match refresh_database(&store, &db.dbuuid, timeout, &policy).await {
-                Ok(Ok(())) => tracing::debug!(dbuuid = %db.dbuuid, "database refreshed"),
+                Ok(Ok(_)) => tracing::debug!(dbuuid = %db.dbuuid, "database refreshed"),
                 Ok(Err(e)) => {
                     tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed")
                 }

@@ -1,0 +1,1 @@
+../../common/iap_sidecar/hooks.py

@@ -1,0 +1,1 @@
+../../common/iap_sidecar/__init__.py

@@ -1,3 +1,0 @@
-from . import sidecar_api
-from . import connection
-from . import iap_provider
