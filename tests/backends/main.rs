@@ -74,6 +74,7 @@ const PYTHON_TESTS: &[(&str, TestFn)] = &[
         "alerts_from_odoo_settings",
         alerts::alerts_from_odoo_settings,
     ),
+    ("alerts_rearm_after_off", alerts::alerts_rearm_after_off),
 ];
 
 const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";
