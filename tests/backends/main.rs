@@ -13,6 +13,7 @@ mod iap_fixtures;
 mod iap_rules;
 mod model;
 mod odoo_bridge;
+mod outage;
 mod portal;
 mod portal_browser;
 mod portal_orders;
@@ -60,6 +61,11 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "portal_confirm_credits_once",
         portal_orders::confirm_credits_once,
+    ),
+    ("outage_under_load", outage::outage_under_load),
+    (
+        "health_reports_failing_writes",
+        outage::health_reports_failing_writes,
     ),
 ];
 
