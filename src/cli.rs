@@ -448,6 +448,30 @@ fn account(store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
             b.available,
             unit = svc.unit_name
         );
+        let alerts = &account.alerts;
+        println!(
+            "  alert below {} · warn me {} · {} · recipients {}",
+            alerts.threshold,
+            if alerts.warn_me { "on" } else { "off" },
+            if account.alert_armed {
+                "armed"
+            } else {
+                "not armed"
+            },
+            if alerts.recipients.is_empty() {
+                "-".to_owned()
+            } else {
+                alerts
+                    .recipients
+                    .iter()
+                    .map(|r| match &r.lang_code {
+                        Some(lang) => format!("{} ({lang})", r.email),
+                        None => r.email.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
         let now = store.now();
         for lot in store
             .lots(account.id)?

@@ -172,6 +172,12 @@ pub struct DatabaseSettings {
     /// lookup, in milliseconds (0: never). Changes made through this process apply at
     /// once; changes made by another process on the same database within this time.
     pub lookup_cache_ms: u64,
+    /// How long an authorize, capture or cancel may wait for the ledger, in milliseconds:
+    /// a call not written by then is refused and never applied afterwards. Below Odoo's
+    /// 15 s client timeout, so Odoo hears the refusal instead of timing out.
+    pub call_deadline_ms: u64,
+    /// How long `/health` waits for the database before answering 503, in milliseconds.
+    pub health_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -246,6 +252,8 @@ impl Default for DatabaseSettings {
             sqlite_wal_autocheckpoint: 10_000,
             migrate_on_start: true,
             lookup_cache_ms: 2_000,
+            call_deadline_ms: 10_000,
+            health_timeout_ms: 2_000,
         }
     }
 }
@@ -388,6 +396,12 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if self.database.call_deadline_ms == 0 {
+            return Err(invalid("database.call_deadline_ms", "must be at least 1"));
+        }
+        if self.database.health_timeout_ms == 0 {
+            return Err(invalid("database.health_timeout_ms", "must be at least 1"));
         }
         if !(100..=1_000_000).contains(&self.database.sqlite_wal_autocheckpoint) {
             return Err(invalid(

@@ -83,11 +83,14 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
     })
 }
 
-/// Liveness and readiness: 200 when the database answers, 503 otherwise.
+/// Liveness and readiness: 200 when the database takes writes, 503 otherwise, within
+/// about `database.health_timeout_ms` (the probe bounds its own waits; the timeout here
+/// only guards against a probe stuck in the network).
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let backend = state.store.backend();
     let store = state.store.clone();
-    let ping = tokio::time::timeout(Duration::from_secs(5), web::block(move || store.ping())).await;
+    let bound = store.health_timeout() + Duration::from_millis(500);
+    let ping = tokio::time::timeout(bound, web::block(move || store.check_writable())).await;
     match ping {
         Ok(Ok(Ok(()))) => HttpResponse::Ok().json(serde_json::json!({
             "status": "ok",

@@ -45,9 +45,19 @@ impl From<diesel::result::Error> for LedgerError {
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 LedgerError::Unavailable(e.to_string())
             }
+            // A lost connection (PostgreSQL stopped or the backend terminated): the
+            // database is away, not broken.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => LedgerError::Unavailable(e.to_string()),
             Error::DatabaseError(_, info)
                 if info.message().contains("database is locked")
-                    || info.message().contains("database table is locked") =>
+                    || info.message().contains("database table is locked")
+                    || info.message().contains("database or disk is full")
+                    || info.message().contains("terminating connection")
+                    || info.message().contains("server closed the connection")
+                    || info.message().contains("no connection to the server") =>
             {
                 LedgerError::Unavailable(e.to_string())
             }

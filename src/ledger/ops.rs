@@ -130,20 +130,21 @@ impl Locked {
     }
 
     /// Edge-triggered low-credit alert: one per fall from at-or-over the threshold to
-    /// under it while armed; a top-up that lifts the account back over re-arms it.
+    /// under it while armed; a top-up that lifts the account back over re-arms it, also
+    /// while alerts are off (threshold 0 or "warn me" unset), so turning them back on
+    /// later finds the alert armed.
     fn watch_threshold<R: LedgerRepo>(&mut self, repo: &mut R) -> Result<(), LedgerError> {
         let settings = &self.account.alerts;
         let threshold = settings.threshold;
-        if threshold.is_zero() || !settings.warn_me {
-            return Ok(());
-        }
         let after = self.available();
         if self.topped_up && after >= threshold {
             self.account.alert_armed = true;
-        } else if self.account.alert_armed
-            && self.available_before >= threshold
-            && after < threshold
-        {
+            return Ok(());
+        }
+        if threshold.is_zero() || !settings.warn_me {
+            return Ok(());
+        }
+        if self.account.alert_armed && self.available_before >= threshold && after < threshold {
             for recipient in &settings.recipients {
                 repo.insert_alert(NewAlert {
                     account_id: self.account.id,

@@ -66,6 +66,19 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     }
 }
 
+/// A pooled connection within `wait` (and never longer than the pool's own timeout):
+/// a caller with a deadline must not queue for a connection past it.
+pub(crate) fn checkout<M: r2d2::ManageConnection>(
+    pool: &r2d2::Pool<M>,
+    wait: Duration,
+) -> Result<r2d2::PooledConnection<M>, LedgerError> {
+    pool.get_timeout(
+        wait.min(pool.connection_timeout())
+            .max(Duration::from_millis(1)),
+    )
+    .map_err(super::unavailable)
+}
+
 fn store_error(context: &str, e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Store(format!("{context}: {e}"))
 }

@@ -44,6 +44,10 @@ pub struct Store {
     lookups: Arc<lookups::Lookups>,
     clock: Clock,
     max_hold_ttl_hours: i64,
+    /// `database.health_timeout_ms`.
+    health_timeout: std::time::Duration,
+    /// `database.sqlite_busy_timeout_ms`, restored after the health probe.
+    sqlite_busy_timeout_ms: u32,
 }
 
 /// Runs `$body` with `$c` bound to a connection inside a write transaction:
@@ -122,13 +126,18 @@ impl Store {
     pub fn connect(settings: &DatabaseSettings) -> Result<Store, LedgerError> {
         let pool = Pool::open(settings)?;
         Ok(Store {
-            engine: engine::Engine::start(pool.clone())?,
+            engine: engine::Engine::start(
+                pool.clone(),
+                std::time::Duration::from_millis(settings.call_deadline_ms),
+            )?,
             lookups: Arc::new(lookups::Lookups::new(std::time::Duration::from_millis(
                 settings.lookup_cache_ms,
             ))),
             pool,
             clock: Arc::new(Timestamp::now),
             max_hold_ttl_hours: crate::config::LedgerSettings::default().max_hold_ttl_hours,
+            health_timeout: std::time::Duration::from_millis(settings.health_timeout_ms.max(1)),
+            sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
         })
     }
 
@@ -165,9 +174,60 @@ impl Store {
         })
     }
 
+    /// Whether writes can go through now, within `database.health_timeout_ms`: the ledger
+    /// engine's last batch did not fail for want of the database, a connection comes
+    /// within the bound and, on SQLite, the write lock can be had within it (an outside
+    /// writer holding it stalls every write). Blocks for at most about the bound.
+    pub fn check_writable(&self) -> Result<(), LedgerError> {
+        if self.engine.failing() {
+            return Err(LedgerError::Unavailable(
+                "the ledger's last write failed".into(),
+            ));
+        }
+        let bound = self.health_timeout;
+        match &self.pool {
+            Pool::Sqlite(p, _) => {
+                let mut conn = connection::checkout(p, bound)?;
+                // A short busy wait of this connection's own; the pool's is restored after.
+                let probe = diesel::sql_query(format!(
+                    "PRAGMA busy_timeout = {}",
+                    bound.as_millis().min(u32::MAX as u128)
+                ))
+                .execute(&mut *conn)
+                .map_err(LedgerError::from)
+                .and_then(|_| conn.immediate_transaction(|_| Ok::<_, LedgerError>(())));
+                let restored = diesel::sql_query(format!(
+                    "PRAGMA busy_timeout = {}",
+                    self.sqlite_busy_timeout_ms
+                ))
+                .execute(&mut *conn);
+                probe?;
+                restored?;
+                Ok(())
+            }
+            Pool::Pg(p) => {
+                let mut conn = connection::checkout(p, bound)?;
+                diesel::sql_query(format!(
+                    "SET statement_timeout = {}",
+                    bound.as_millis().min(i32::MAX as u128)
+                ))
+                .execute(&mut *conn)?;
+                let probe = diesel::sql_query("SELECT 1").execute(&mut *conn);
+                diesel::sql_query("RESET statement_timeout").execute(&mut *conn)?;
+                probe?;
+                Ok(())
+            }
+        }
+    }
+
     /// How the ledger engine of this store has batched operations so far.
     pub fn engine_stats(&self) -> EngineStats {
         self.engine.stats()
+    }
+
+    /// `database.health_timeout_ms`.
+    pub fn health_timeout(&self) -> std::time::Duration {
+        self.health_timeout
     }
 
     pub fn pool_state(&self) -> PoolState {

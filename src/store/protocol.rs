@@ -56,11 +56,21 @@ impl Store {
             let current = c
                 .lock_account(account_id)
                 .map_err(LedgerError::from_account_lookup)?;
+            let threshold = update.threshold.unwrap_or(current.alerts.threshold);
+            let warn_me = update.warn_me.unwrap_or(current.alerts.warn_me);
+            // Alerts turned on or moved: whatever happened while they were off, an account
+            // at or over its threshold now is armed, so its next fall under it is told.
+            // (Saving the same settings again changes nothing: a cancel that lifted the
+            // account back over stays silent, as it does without a save.)
+            let changed =
+                threshold != current.alerts.threshold || warn_me != current.alerts.warn_me;
+            let available = current.balance.saturating_sub(current.reserved);
+            let armed = current.alert_armed || (changed && available >= threshold);
             diesel::update(accounts::table.find(account_id))
                 .set((
-                    accounts::warning_threshold
-                        .eq(update.threshold.unwrap_or(current.alerts.threshold).units()),
-                    accounts::warn_me.eq(update.warn_me.unwrap_or(current.alerts.warn_me)),
+                    accounts::warning_threshold.eq(threshold.units()),
+                    accounts::warn_me.eq(warn_me),
+                    accounts::alert_armed.eq(armed),
                 ))
                 .execute(c)?;
             if let Some(emails) = &emails {

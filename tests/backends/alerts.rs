@@ -555,3 +555,153 @@ pub fn alerts_from_odoo_settings(backend: &Backend) -> Result<(), Failed> {
     );
     Ok(())
 }
+
+/// Waits (bounded) until the mailbox holds `n` messages, then returns them.
+fn wait_for_mail(smtp: &SmtpServer, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let messages = smtp.messages();
+        if messages.len() >= n || Instant::now() > deadline {
+            return messages;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Authorizes and captures `credit` through the protocol, as a provider would.
+fn charge(s: &Sidecar, token: &str, credit: i64) -> Result<(), Failed> {
+    let tx = s
+        .call(
+            "/iap/1/authorize",
+            json!({"account_token": token, "credit": credit, "key": "sms-key", "description": "job", "ttl": 1}),
+        )
+        .result()
+        .as_str()
+        .ok_or("transaction")?
+        .to_owned();
+    s.call(
+        "/iap/1/capture",
+        json!({"token": tx, "key": "sms-key", "credit_to_capture": credit}),
+    )
+    .result();
+    Ok(())
+}
+
+/// Finding 9: an alert turned off (threshold 0 from Odoo 18/19, "warn me" off from Odoo
+/// 17) while credits come in, then on again, alerts at the next crossing; so does one
+/// whose threshold was moved under the balance. The admin API and `account show` tell
+/// the settings and whether the alert is armed.
+pub fn alerts_rearm_after_off(backend: &Backend) -> Result<(), Failed> {
+    let mut smtp = SmtpServer::stopped();
+    smtp.start();
+    let smtp_settings = smtp.settings();
+    let s = Sidecar::start_with(backend, |settings: &mut Settings| {
+        settings.smtp = smtp_settings;
+        settings.alerts.poll_interval_secs = 1;
+    })?;
+    let service = s.service("sms", "sms-key", None);
+    let token = "rearm-token-0001";
+    let set_threshold = |threshold: i64| {
+        s.call(
+            "/iap/1/update-warning-email-alerts",
+            json!({"account_token": token, "warning_threshold": threshold,
+                   "warning_emails": [{"email": "owner@example.com", "lang_code": "en_US"}]}),
+        )
+        .result()
+        .clone()
+    };
+    let warn_me = |on: bool| {
+        s.call(
+            "/iap/update-warning-odoo",
+            json!({"account_token": token, "warn_me": on}),
+        )
+        .result()
+        .clone()
+    };
+
+    s.grant(&service, token, 10);
+    set_threshold(5);
+    charge(&s, token, 6)?;
+    assert_eq!(
+        wait_for_mail(&smtp, 1).len(),
+        1,
+        "10 → 4 under 5: one alert"
+    );
+
+    // Odoo 18/19: threshold 0 is off; credits come in; alerts back on; a crossing.
+    set_threshold(0);
+    s.grant(&service, token, 10);
+    set_threshold(5);
+    charge(&s, token, 10)?;
+    assert_eq!(
+        wait_for_mail(&smtp, 2).len(),
+        2,
+        "turned off, topped up, turned on: 14 → 4 must alert"
+    );
+
+    // Odoo 17: "warn me" off, credits, on again, a crossing.
+    warn_me(false);
+    s.grant(&service, token, 10);
+    warn_me(true);
+    charge(&s, token, 10)?;
+    assert_eq!(
+        wait_for_mail(&smtp, 3).len(),
+        3,
+        "warn me off, topped up, on again: 14 → 4 must alert"
+    );
+
+    // The threshold moved under the balance: armed again, the next crossing alerts.
+    set_threshold(3);
+    let account =
+        s.db.store
+            .accounts_by_token(&AccountToken::from_raw(token).ok_or("token")?)?
+            .into_iter()
+            .next()
+            .ok_or("account")?
+            .0;
+    assert!(account.alert_armed, "4 is over the new threshold 3");
+
+    // What the operator sees: the admin API and `account show`.
+    let admin = s.db.store.create_admin_token("rearm-test")?;
+    let detail: Value = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}/api/v1/accounts/{}", s.base, account.id))
+                .bearer_auth(&admin)
+                .send()
+                .await?
+                .json::<Value>()
+                .await
+        })?;
+    assert_eq!(
+        detail["account"]["alerts"],
+        json!({"threshold": "3", "warn_me": true, "armed": true,
+               "recipients": [{"email": "owner@example.com", "lang_code": "en_US"}]}),
+        "{detail}"
+    );
+    let shown = Command::new(env!("CARGO_BIN_EXE_iap-sidecar"))
+        .args(["account", "show", token])
+        .env("IAP_SIDECAR__DATABASE__URL", s.db.url())
+        .env("IAP_SIDECAR__LOG__LEVEL", "warn")
+        .output()?;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(
+        text.contains("alert below 3 · warn me on · armed · recipients owner@example.com (en_US)"),
+        "{text}"
+    );
+
+    charge(&s, token, 2)?;
+    assert_eq!(
+        wait_for_mail(&smtp, 4).len(),
+        4,
+        "threshold moved to 3 under a balance of 4: 4 → 2 must alert"
+    );
+    Ok(())
+}

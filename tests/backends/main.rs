@@ -13,6 +13,7 @@ mod iap_fixtures;
 mod iap_rules;
 mod model;
 mod odoo_bridge;
+mod outage;
 mod portal;
 mod portal_browser;
 mod portal_orders;
@@ -112,6 +113,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "security_journal_export_streams",
         security_registration::journal_export_streams,
+    ("outage_under_load", outage::outage_under_load),
+    (
+        "health_reports_failing_writes",
+        outage::health_reports_failing_writes,
     ),
 ];
 
@@ -126,6 +131,7 @@ const PYTHON_TESTS: &[(&str, TestFn)] = &[
         "alerts_from_odoo_settings",
         alerts::alerts_from_odoo_settings,
     ),
+    ("alerts_rearm_after_off", alerts::alerts_rearm_after_off),
 ];
 
 const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";

@@ -116,12 +116,49 @@ pub struct AccountDto {
     /// Companies the account is restricted to in its Odoo database (empty: shared, or
     /// the database is not registered).
     pub companies: Vec<String>,
+    pub alerts: AlertsDto,
     pub created_at: String,
     pub updated_at: String,
 }
 
+/// An account's low-credit alert: its settings and whether it will fire.
+#[derive(Serialize, ToSchema)]
+pub struct AlertsDto {
+    /// Alerts fire when available credits fall below this; 0 turns them off.
+    #[schema(value_type = String, example = "10")]
+    pub threshold: Credits,
+    /// Odoo 17's "Warn me" switch (always on for 18 and later).
+    pub warn_me: bool,
+    pub recipients: Vec<AlertRecipientDto>,
+    /// The next fall under the threshold sends an alert (cleared by that alert, set
+    /// again once the account is back at or over the threshold).
+    pub armed: bool,
+}
+
+/// Who is told, in which language.
+#[derive(Serialize, ToSchema)]
+pub struct AlertRecipientDto {
+    pub email: String,
+    #[schema(example = "fr_FR")]
+    pub lang_code: Option<String>,
+}
+
 impl AccountDto {
     pub fn new(a: Account, service: String, figures: Balance, companies: Vec<String>) -> Self {
+        let alerts = AlertsDto {
+            threshold: a.alerts.threshold,
+            warn_me: a.alerts.warn_me,
+            recipients: a
+                .alerts
+                .recipients
+                .into_iter()
+                .map(|r| AlertRecipientDto {
+                    email: r.email,
+                    lang_code: r.lang_code,
+                })
+                .collect(),
+            armed: a.alert_armed,
+        };
         AccountDto {
             id: a.id,
             service,
@@ -131,6 +168,7 @@ impl AccountDto {
             disabled: a.disabled,
             figures: figures.into(),
             companies,
+            alerts,
             created_at: a.created_at.to_string(),
             updated_at: a.updated_at.to_string(),
         }

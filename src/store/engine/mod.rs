@@ -14,6 +14,14 @@
 //! a transaction that locks and reloads first.
 //! Grants, settlement and settings still run in their own transactions; they bump the
 //! account's `lock_version`, which is how the engine learns of them.
+//!
+//! Every call has a deadline (`database.call_deadline_ms`). A caller still waiting in the
+//! queue at its deadline gives up and is answered "unavailable"; the batch, once it holds
+//! its locks and before it runs the operations, takes each call it will write (a compare
+//! and swap on the call's [`Ticket`], one clock read per batch) and refuses those whose
+//! deadline has passed or whose caller gave up. A taken call's caller waits for the
+//! batch's outcome, so no caller hears an error for an operation that was applied. An
+//! unavailable or locked database fails a whole batch at once.
 
 mod checkpoint;
 mod overlay;
@@ -23,8 +31,9 @@ mod state;
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
 
 use diesel::Connection;
 
@@ -92,9 +101,54 @@ impl ReplyTo {
     }
 }
 
+/// Who decides a queued call's fate: its caller, giving up at the deadline, or the
+/// engine, taking it into a batch it is about to write. Whoever comes first wins.
+struct Ticket(AtomicU8);
+
+const WAITING: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Ticket {
+    fn new() -> Arc<Ticket> {
+        Arc::new(Ticket(AtomicU8::new(WAITING)))
+    }
+
+    /// The caller's side: true when the engine had not taken the call, which it now never
+    /// will; false when it has, and its outcome is on the way.
+    fn give_up(&self) -> bool {
+        matches!(
+            self.0
+                .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire),
+            Ok(_) | Err(ABANDONED)
+        )
+    }
+
+    /// The engine's side, just before a batch runs its operations: true when the call may
+    /// be written. A call past its deadline is refused, even one taken by an earlier try
+    /// of the same batch (its caller is still waiting for this answer).
+    fn take(&self, deadline: Instant, now: Instant) -> bool {
+        if now >= deadline {
+            self.0.store(ABANDONED, Ordering::Release);
+            return false;
+        }
+        matches!(
+            self.0
+                .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire),
+            Ok(_) | Err(TAKEN)
+        )
+    }
+
+    fn abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
+    }
+}
+
 struct Job {
     op: Op,
     now: Timestamp,
+    deadline: Instant,
+    ticket: Arc<Ticket>,
     reply: ReplyTo,
 }
 
@@ -120,6 +174,10 @@ struct Counters {
     largest: AtomicU64,
     checkpoints: AtomicU64,
     checkpoints_short: AtomicU64,
+    /// The last batch failed for want of the database (what `/health` reports).
+    failing: AtomicBool,
+    /// When it did, in milliseconds since the engine started.
+    failed_at_ms: AtomicU64,
 }
 
 /// The callers' side: cheap to clone, one per [`super::Store`] clone.
@@ -127,19 +185,43 @@ struct Counters {
 pub(crate) struct Engine {
     queue: Sender<Job>,
     counters: Arc<Counters>,
+    /// `database.call_deadline_ms`.
+    deadline: Duration,
+    started: Instant,
 }
+
+/// How long `/health` keeps reporting a failed batch when no batch has run since: the
+/// sidecar is taken out of rotation, so no traffic may come to prove the database back.
+const FAILURE_REPORTED_FOR: Duration = Duration::from_secs(30);
 
 impl Engine {
     /// Starts the engine thread; it ends when the last handle is dropped.
-    pub fn start(pool: Pool) -> Result<Engine, LedgerError> {
+    pub fn start(pool: Pool, deadline: Duration) -> Result<Engine, LedgerError> {
         let (queue, jobs) = std::sync::mpsc::channel();
         let counters = Arc::new(Counters::default());
-        let worker = Worker::new(pool, Arc::clone(&counters));
+        let started = Instant::now();
+        let worker = Worker::new(pool, Arc::clone(&counters), started);
         std::thread::Builder::new()
             .name("ledger-engine".into())
             .spawn(move || worker.run(&jobs))
             .map_err(|e| LedgerError::Store(format!("starting the ledger engine: {e}")))?;
-        Ok(Engine { queue, counters })
+        Ok(Engine {
+            queue,
+            counters,
+            deadline: deadline.max(Duration::from_millis(1)),
+            started,
+        })
+    }
+
+    /// Whether the engine's writes fail now: its last batch could not reach or write the
+    /// database, and that was less than [`FAILURE_REPORTED_FOR`] ago.
+    pub fn failing(&self) -> bool {
+        if !self.counters.failing.load(Ordering::Acquire) {
+            return false;
+        }
+        let since_start = self.started.elapsed().as_millis() as u64;
+        let failed_at = self.counters.failed_at_ms.load(Ordering::Acquire);
+        since_start.saturating_sub(failed_at) < FAILURE_REPORTED_FOR.as_millis() as u64
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -152,29 +234,53 @@ impl Engine {
         }
     }
 
-    /// Runs `op` in the next batch and waits for its committed outcome.
+    /// Runs `op` in the next batch and waits for its committed outcome, or for the
+    /// deadline if the engine has not taken it by then.
     pub fn run(&self, op: Op, now: Timestamp) -> Reply {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.submit(op, now, ReplyTo::Blocking(reply))?;
-        answer.recv().map_err(|_| stopped())?
+        let ticket = self.submit(op, now, ReplyTo::Blocking(reply))?;
+        match answer.recv_timeout(self.deadline) {
+            Ok(reply) => reply,
+            Err(RecvTimeoutError::Timeout) if ticket.give_up() => Err(too_late()),
+            // Taken: the batch is writing it; its outcome, whatever it is, is the answer.
+            Err(RecvTimeoutError::Timeout) => answer.recv().map_err(|_| stopped())?,
+            Err(RecvTimeoutError::Disconnected) => Err(stopped()),
+        }
     }
 
     /// [`Engine::run`] for async callers: no thread waits for the batch.
     pub async fn run_async(&self, op: Op, now: Timestamp) -> Reply {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.submit(op, now, ReplyTo::Async(reply))?;
-        answer.await.map_err(|_| stopped())?
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let ticket = self.submit(op, now, ReplyTo::Async(reply))?;
+        match tokio::time::timeout(self.deadline, &mut answer).await {
+            Ok(reply) => reply.map_err(|_| stopped())?,
+            Err(_) if ticket.give_up() => Err(too_late()),
+            Err(_) => answer.await.map_err(|_| stopped())?,
+        }
     }
 
-    fn submit(&self, op: Op, now: Timestamp, reply: ReplyTo) -> Result<(), LedgerError> {
+    fn submit(&self, op: Op, now: Timestamp, reply: ReplyTo) -> Result<Arc<Ticket>, LedgerError> {
+        let ticket = Ticket::new();
         self.queue
-            .send(Job { op, now, reply })
-            .map_err(|_| stopped())
+            .send(Job {
+                op,
+                now,
+                deadline: Instant::now() + self.deadline,
+                ticket: Arc::clone(&ticket),
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        Ok(ticket)
     }
 }
 
 fn stopped() -> LedgerError {
     LedgerError::Unavailable("the ledger engine has stopped".into())
+}
+
+/// The answer to a call the database could not take before its deadline.
+fn too_late() -> LedgerError {
+    LedgerError::Unavailable("the database did not take the call before its deadline".into())
 }
 
 /// The same failure for every operation of a batch that could not commit.
@@ -197,6 +303,7 @@ enum Locking {
 struct Worker {
     pool: Pool,
     counters: Arc<Counters>,
+    started: Instant,
     cache: Cache,
     /// PostgreSQL hold ids reserved and not yet used.
     spare_ids: Vec<Id>,
@@ -205,10 +312,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(pool: Pool, counters: Arc<Counters>) -> Worker {
+    fn new(pool: Pool, counters: Arc<Counters>, started: Instant) -> Worker {
         Worker {
             pool,
             counters,
+            started,
             cache: Cache::new(CACHE_ACCOUNTS),
             spare_ids: Vec::new(),
             since_checkpoint: 0,
@@ -259,12 +367,28 @@ impl Worker {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
+            // Calls whose callers gave up while the database was away cost nothing more.
+            if jobs.iter().any(|j| j.ticket.abandoned()) {
+                let (gone, live): (Vec<Job>, Vec<Job>) =
+                    jobs.into_iter().partition(|j| j.ticket.abandoned());
+                answer(
+                    gone.into_iter()
+                        .map(|j| (j.reply, Err(too_late())))
+                        .collect(),
+                );
+                jobs = live;
+                if jobs.is_empty() {
+                    continue;
+                }
+            }
             METRICS.ledger_batch(jobs.len());
             let size = jobs.len() as u64;
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters.operations.fetch_add(size, Ordering::Relaxed);
             self.counters.largest.fetch_max(size, Ordering::Relaxed);
-            match self.commit(&jobs) {
+            let outcome = self.commit(&jobs);
+            self.note_outcome(&outcome);
+            match outcome {
                 Ok(replies) => {
                     let done = replies.len();
                     answer(jobs.into_iter().map(|j| j.reply).zip(replies).collect());
@@ -277,16 +401,30 @@ impl Worker {
                         self.since_checkpoint = 0;
                     }
                 }
-                Err(e) if jobs.len() > 1 => {
+                Err(e) if jobs.len() > 1 && !matches!(e, LedgerError::Unavailable(_)) => {
                     // One operation may be what broke the batch: run each alone, so it
-                    // cannot fail its neighbours.
+                    // cannot fail its neighbours. (Not when the database itself is away or
+                    // locked: each would wait for it again while new calls queue behind.)
                     tracing::warn!(error = %e, size = jobs.len(), "ledger batch failed; retrying its operations one by one");
+                    // The database going away meanwhile fails the rest at once.
+                    let mut away: Option<LedgerError> = None;
                     for job in jobs {
-                        let reply = match self.commit(std::slice::from_ref(&job)) {
-                            Ok(mut replies) => replies
-                                .pop()
-                                .unwrap_or_else(|| Err(LedgerError::Store("no outcome".into()))),
-                            Err(e) => Err(e),
+                        let reply = match &away {
+                            Some(e) => Err(shared_failure(e)),
+                            None => {
+                                let outcome = self.commit(std::slice::from_ref(&job));
+                                self.note_outcome(&outcome);
+                                match outcome {
+                                    Ok(mut replies) => replies.pop().unwrap_or_else(|| {
+                                        Err(LedgerError::Store("no outcome".into()))
+                                    }),
+                                    Err(e @ LedgerError::Unavailable(_)) => {
+                                        away = Some(shared_failure(&e));
+                                        Err(e)
+                                    }
+                                    Err(e) => Err(e),
+                                }
+                            }
                         };
                         answer(vec![(job.reply, reply)]);
                     }
@@ -302,15 +440,33 @@ impl Worker {
         }
     }
 
+    /// Remembers for `/health` whether the database took the last batch.
+    fn note_outcome(&self, outcome: &Result<Vec<Reply>, LedgerError>) {
+        match outcome {
+            Ok(_) => self.counters.failing.store(false, Ordering::Release),
+            Err(LedgerError::Unavailable(_) | LedgerError::Store(_)) => {
+                let at = self.started.elapsed().as_millis() as u64;
+                self.counters.failed_at_ms.store(at, Ordering::Release);
+                self.counters.failing.store(true, Ordering::Release);
+            }
+            Err(_) => {}
+        }
+    }
+
     /// One transaction for `jobs`; on failure memory is dropped for every account it
     /// touched, since it may be ahead of the database.
     fn commit(&mut self, jobs: &[Job]) -> Result<Vec<Reply>, LedgerError> {
         let mut touched = BTreeSet::new();
+        // No connection is worth waiting for past the last caller's deadline.
+        let latest = jobs.iter().map(|j| j.deadline).max();
+        let wait = latest.map_or(Duration::ZERO, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let pool = self.pool.clone();
             match &pool {
                 Pool::Sqlite(p, writer) => {
-                    let mut pooled = p.get().map_err(super::unavailable)?;
+                    let mut pooled = super::connection::checkout(p, wait)?;
                     let conn: &mut diesel::SqliteConnection = &mut pooled;
                     let _writer = writer
                         .lock()
@@ -320,7 +476,7 @@ impl Worker {
                     })
                 }
                 Pool::Pg(p) => {
-                    let mut pooled = p.get().map_err(super::unavailable)?;
+                    let mut pooled = super::connection::checkout(p, wait)?;
                     let conn: &mut diesel::PgConnection = &mut pooled;
                     // First without locks, in one statement that checks the versions it
                     // relied on; if an account moved, reload and run again under locks.
@@ -408,6 +564,15 @@ impl Worker {
             .iter()
             .filter_map(|&id| Some((id, self.cache.version(id)?)))
             .collect();
+
+        // The last moment to refuse a call: from here on, what runs is written and each
+        // caller taken waits for this batch's outcome.
+        let now = Instant::now();
+        for (job, reply) in jobs.iter().zip(replies.iter_mut()) {
+            if reply.is_none() && !job.ticket.take(job.deadline, now) {
+                *reply = Some(Err(too_late()));
+            }
+        }
 
         let authorizes = jobs
             .iter()
