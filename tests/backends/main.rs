@@ -20,6 +20,7 @@ mod portal_web;
 mod real_odoo;
 mod rpc;
 mod scenarios;
+mod security_web;
 mod support;
 
 use std::time::Instant;
@@ -60,6 +61,23 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "portal_confirm_credits_once",
         portal_orders::confirm_credits_once,
+    ),
+    // Issue 12, finding 10.
+    (
+        "security_logout_ends_session",
+        security_web::logout_ends_the_session,
+    ),
+    (
+        "security_cross_site_entry_link",
+        security_web::cross_site_entry_link_starts_its_own_session,
+    ),
+    (
+        "security_lang_next_refused",
+        security_web::language_switch_refuses_a_bad_next,
+    ),
+    (
+        "security_admin_auth_first",
+        security_web::admin_authenticates_before_parsing,
     ),
 ];
 
