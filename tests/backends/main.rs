@@ -19,9 +19,11 @@ mod portal_orders;
 mod portal_web;
 mod real_odoo;
 mod rpc;
+mod rpc_fuzz;
 mod scenarios;
 mod security_web;
 mod support;
+mod upgrade;
 
 use std::time::Instant;
 
@@ -61,6 +63,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "portal_confirm_credits_once",
         portal_orders::confirm_credits_once,
+    ),
+    (
+        "rpc_random_params",
+        rpc_fuzz::random_params_never_break_the_protocol,
+    ),
+    (
+        "upgrade_from_0_1_0",
+        upgrade::upgrade_from_0_1_0_keeps_everything,
     ),
     // Issue 12, finding 10.
     (

@@ -172,6 +172,71 @@ async fn check(req: &ServiceRequest) -> Result<(), ApiError> {
     }
 }
 
+/// Makes the document say what the server really answers, for every operation at once:
+/// errors are `application/problem+json` (not the `application/json` utoipa assumes), and
+/// the statuses any operation can give are declared: 400 (a query, path or body that does
+/// not parse), 401 (no valid credential: checked first, see [`authenticate`]), 404 (an
+/// operation on a resource named in the path), 413 (a body over `http.max_body_bytes`),
+/// 503 (the database is unavailable).
+struct Conformance;
+
+impl Modify for Conformance {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        const PROBLEM: &str = "application/problem+json";
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    PROBLEM,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if status.starts_with('2') {
+                        continue;
+                    }
+                    if let utoipa::openapi::RefOr::T(r) = response
+                        && let Some(content) = r.content.shift_remove("application/json")
+                    {
+                        r.content.insert(PROBLEM.to_owned(), content);
+                    }
+                }
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                add("400", "Malformed query, path or body");
+                add("401", "No valid credential");
+                if path.contains('{') {
+                    add("404", "Not found");
+                }
+                if has_body {
+                    add("413", "Body larger than the configured limit");
+                }
+                add("503", "Database unavailable; retry later");
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -220,7 +285,7 @@ impl Modify for BearerAuth {
         orders::payment_webhook,
     ),
     components(schemas(Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Conformance),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
