@@ -195,11 +195,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate => {
             let store = Store::connect(&settings.database)?;
             let applied = store.migrate()?;
-            println!(
+            say!(
                 "{} migration(s) applied to {}",
                 applied.len(),
                 redact_url(settings.database.url.expose())
-            );
+            )?;
             Ok(())
         }
         Command::Service(cmd) => service(&app::open_store(&settings)?, cmd),
@@ -211,15 +211,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::RegistrationSecret(RegistrationSecretCommand::Create { name, dbuuids }) => {
             let secret =
                 app::open_store(&settings)?.create_registration_secret_for(&name, &dbuuids)?;
-            println!("registration secret {name:?} (shown once, store it now): {secret}");
+            say!("registration secret {name:?} (shown once, store it now): {secret}")?;
             if !dbuuids.is_empty() {
-                println!("it registers only: {}", dbuuids.join(", "));
+                say!("it registers only: {}", dbuuids.join(", "))?;
             }
             Ok(())
         }
         Command::Database(DatabaseCommand::Release { dbuuid }) => {
             if app::open_store(&settings)?.delete_database(&dbuuid)? {
-                println!("database {dbuuid} released: it may register again");
+                say!("database {dbuuid} released: it may register again")?;
                 Ok(())
             } else {
                 Err(CliError::Usage(format!(
@@ -230,10 +230,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Database(DatabaseCommand::List) => {
             let databases = app::open_store(&settings)?.list_databases()?;
             if databases.is_empty() {
-                println!("no registered databases");
+                say!("no registered databases")?;
             }
             for d in databases {
-                println!(
+                say!(
                     "{} · {} at {} as {} · over {} · {} account(s) · refreshed {}{}",
                     d.dbuuid,
                     d.db_name,
@@ -247,9 +247,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     d.last_error
                         .map(|e| format!(" · last error: {e}"))
                         .unwrap_or_default()
-                );
+                )?;
                 for (id, name) in d.companies {
-                    println!("  company {id}: {name}");
+                    say!("  company {id}: {name}")?;
                 }
             }
             Ok(())
@@ -261,7 +261,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let store = app::open_store(&settings)?;
             let alerts = store.list_alerts(filter, limit.clamp(1, 10_000))?;
             if alerts.is_empty() {
-                println!("no alerts");
+                say!("no alerts")?;
             }
             for a in alerts {
                 let when = match (a.sent_at, a.next_attempt_at) {
@@ -269,7 +269,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     (None, Some(t)) => format!("next attempt {t}"),
                     (None, None) => String::new(),
                 };
-                println!(
+                say!(
                     "#{} {:<7} account {} to {} · {} attempt(s) · {when}{}",
                     a.id,
                     a.state,
@@ -279,7 +279,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     a.last_error
                         .map(|e| format!(" · last error: {e}"))
                         .unwrap_or_default()
-                );
+                )?;
             }
             Ok(())
         }
@@ -296,10 +296,10 @@ fn serve(settings: Settings) -> Result<(), CliError> {
     runtime.block_on(async move {
         let started = app::start(settings)?;
         // Tests and scripts read this line to learn the port when binding port 0.
-        println!(
+        say!(
             "iap-sidecar listening on http://{} (database {db})",
             started.addr
-        );
+        )?;
         std::io::stdout().flush()?;
         started.wait().await?;
         tracing::info!("stopped");
@@ -319,16 +319,16 @@ fn service(store: &Store, cmd: ServiceCommand) -> Result<(), CliError> {
                 trial_days: add.trial_days,
             };
             let (service, key) = service_keys::create(store, &new)?;
-            println!("service {} registered", service.technical_name);
-            println!("provider key (shown once, store it now): {key}");
+            say!("service {} registered", service.technical_name)?;
+            say!("provider key (shown once, store it now): {key}")?;
         }
         ServiceCommand::List => {
             let services = store.list_services()?;
             if services.is_empty() {
-                println!("no services");
+                say!("no services")?;
             }
             for s in services {
-                println!(
+                say!(
                     "{}\t{}\tunit={}\tinteger={}\ttrial={} ({} days)",
                     s.technical_name,
                     s.label,
@@ -336,7 +336,7 @@ fn service(store: &Store, cmd: ServiceCommand) -> Result<(), CliError> {
                     s.integer_balance,
                     s.trial_credits,
                     s.trial_days
-                );
+                )?;
             }
         }
         ServiceCommand::Databases { name, open, only } => {
@@ -348,25 +348,25 @@ fn service(store: &Store, cmd: ServiceCommand) -> Result<(), CliError> {
                 (service, dbs)
             };
             if service.open_to_all {
-                println!("service {}: open to every database", service.technical_name);
+                say!("service {}: open to every database", service.technical_name)?;
             } else {
-                println!(
+                say!(
                     "service {}: limited to {} database(s)",
                     service.technical_name,
                     dbs.len()
-                );
+                )?;
                 for db in dbs {
-                    println!("  {db}");
+                    say!("  {db}")?;
                 }
             }
         }
         ServiceCommand::RotateKey { name } => {
             let (service, key) = service_keys::rotate(store, &name)?;
-            println!(
+            say!(
                 "service {}: new provider key (shown once): {key}",
                 service.technical_name
-            );
-            println!("the previous key no longer works");
+            )?;
+            say!("the previous key no longer works")?;
         }
     }
     Ok(())
@@ -404,14 +404,14 @@ fn credit(store: &Store, cmd: CreditCommand) -> Result<(), CliError> {
         reference: None,
         description: description.as_deref(),
     })?;
-    println!(
+    say!(
         "granted {amount} {} to account {} ({}): balance {}, available {}",
         service.unit_name,
         account.id,
         service.technical_name,
         outcome.balance.balance,
         outcome.balance.available
-    );
+    )?;
     Ok(())
 }
 
@@ -432,7 +432,7 @@ fn account(store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
         };
         found = true;
         let b = store.balance(account.id)?;
-        println!(
+        say!(
             "account {} · service {} · token {}… · database {} · {}{}",
             account.id,
             svc.technical_name,
@@ -440,16 +440,16 @@ fn account(store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
             account.dbuuid.as_deref().unwrap_or("-"),
             account.state,
             if account.disabled { " · disabled" } else { "" }
-        );
-        println!(
+        )?;
+        say!(
             "  balance {} {unit} · reserved {} · available {}",
             b.balance,
             b.reserved,
             b.available,
             unit = svc.unit_name
-        );
+        )?;
         let alerts = &account.alerts;
-        println!(
+        say!(
             "  alert below {} · warn me {} · {} · recipients {}",
             alerts.threshold,
             if alerts.warn_me { "on" } else { "off" },
@@ -471,24 +471,28 @@ fn account(store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
                     .collect::<Vec<_>>()
                     .join(", ")
             }
-        );
+        )?;
         let now = store.now();
         for lot in store
             .lots(account.id)?
             .into_iter()
             .filter(|l| l.expires_at > now)
         {
-            println!(
+            say!(
                 "  lot {}: {} of {} left, {}, expires {}",
-                lot.id, lot.remaining, lot.amount, lot.origin, lot.expires_at
-            );
+                lot.id,
+                lot.remaining,
+                lot.amount,
+                lot.origin,
+                lot.expires_at
+            )?;
         }
         for hold in store
             .open_holds(account.id)?
             .into_iter()
             .filter(|h| h.expires_at > now)
         {
-            println!(
+            say!(
                 "  hold {}: {} reserved until {}{}",
                 hold.id,
                 hold.amount,
@@ -496,17 +500,17 @@ fn account(store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
                 hold.description
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default()
-            );
+            )?;
         }
         for e in store.journal(account.id, None, 10)? {
-            println!(
+            say!(
                 "  #{} {} {:>12} → {}  {}",
                 e.seq,
                 e.effective_at,
                 e.signed_amount(),
                 e.balance_after,
                 e.kind
-            );
+            )?;
         }
     }
     if !found {
@@ -519,7 +523,7 @@ fn admin_token(store: &Store, cmd: AdminTokenCommand) -> Result<(), CliError> {
     match cmd {
         AdminTokenCommand::Create { name } => {
             let secret = store.create_admin_token(&name)?;
-            println!("admin token {name:?} (shown once, store it now): {secret}");
+            say!("admin token {name:?} (shown once, store it now): {secret}")?;
         }
         AdminTokenCommand::Revoke { name } => {
             if !store.revoke_admin_token(&name)? {
@@ -527,7 +531,7 @@ fn admin_token(store: &Store, cmd: AdminTokenCommand) -> Result<(), CliError> {
                     "no active admin token named {name:?}"
                 )));
             }
-            println!("admin token {name:?} revoked");
+            say!("admin token {name:?} revoked")?;
         }
     }
     Ok(())

@@ -2,6 +2,16 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+/// `println!` for the operator CLI that returns the write's error instead of panicking:
+/// `iap-sidecar account show … | head` closes the pipe early, and the command then ends
+/// quietly (see `main.rs`) instead of with a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 pub mod alerts;
 pub mod app;
 pub mod cli;

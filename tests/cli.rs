@@ -421,3 +421,34 @@ fn operator_sells_packs_and_confirms_an_order_once() {
     let out = ok(dir.path(), &["pack", "disable", "sms", "1"]);
     assert!(out.contains("off sale"), "{out}");
 }
+
+/// `iap-sidecar account show … | head` (issue 12, finding 10): a reader that goes away
+/// ends the command quietly instead of a panic on the broken pipe.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(d, &["migrate"]);
+    ok(d, &["service", "add", "sms", "--label", "SMS"]);
+    ok(d, &["credit", "grant", "tok-pipe", "sms", "5"]);
+    for args in [
+        &["account", "show", "tok-pipe"][..],
+        &["service", "list"][..],
+    ] {
+        // The pipe's reading end is closed before the command writes anything.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = cmd(d)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("binary runs");
+        let err = stderr(&out);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+}

@@ -58,8 +58,8 @@ impl From<PaymentError> for CliError {
     }
 }
 
-fn print_order(o: &super::Order) {
-    println!(
+fn print_order(o: &super::Order) -> std::io::Result<()> {
+    say!(
         "#{} {:<9} account {} · {} · {} credits · {} · ordered {}{}",
         o.id,
         o.status,
@@ -69,7 +69,7 @@ fn print_order(o: &super::Order) {
         o.price,
         o.created_at,
         o.lot_id.map(|l| format!(" · lot {l}")).unwrap_or_default()
-    );
+    )
 }
 
 pub fn order(store: &Store, cmd: OrderCommand) -> Result<(), CliError> {
@@ -92,9 +92,11 @@ pub fn order(store: &Store, cmd: OrderCommand) -> Result<(), CliError> {
                 offset: 0,
             })?;
             if orders.is_empty() {
-                println!("no orders");
+                say!("no orders")?;
             }
-            orders.iter().for_each(print_order);
+            for o in &orders {
+                print_order(o)?;
+            }
         }
         OrderCommand::Confirm { id, reference } => {
             let outcome = store.confirm_order(
@@ -104,20 +106,20 @@ pub fn order(store: &Store, cmd: OrderCommand) -> Result<(), CliError> {
                     reference,
                 },
             )?;
-            print_order(&outcome.order);
+            print_order(&outcome.order)?;
             match (outcome.credited_now, outcome.credit_error) {
-                (true, _) => println!("credited"),
+                (true, _) => say!("credited")?,
                 (false, Some(e)) => {
                     return Err(CliError::Usage(format!(
                         "order {id} is recorded as paid but could not be credited: {e}"
                     )));
                 }
-                (false, None) => println!("already credited: nothing changed"),
+                (false, None) => say!("already credited: nothing changed")?,
             }
         }
         OrderCommand::Cancel { id } => {
             let order = store.cancel_order(id, None)?;
-            print_order(&order);
+            print_order(&order)?;
         }
     }
     Ok(())
@@ -144,26 +146,30 @@ pub fn pack(store: &Store, cmd: PackCommand) -> Result<(), CliError> {
                     active: true,
                 },
             )?;
-            println!(
+            say!(
                 "pack {} of {}: {} · {} credits · {}",
-                pack.id, service.technical_name, pack.name, pack.credits, pack.price
-            );
+                pack.id,
+                service.technical_name,
+                pack.name,
+                pack.credits,
+                pack.price
+            )?;
         }
         PackCommand::List { service } => {
             let service = store.service_by_name(&service)?;
             let packs = store.packs(service.id, false)?;
             if packs.is_empty() {
-                println!("no packs");
+                say!("no packs")?;
             }
             for p in packs {
-                println!(
+                say!(
                     "{}\t{}\t{} credits\t{}\t{}",
                     p.id,
                     p.name,
                     p.credits,
                     p.price,
                     if p.active { "on sale" } else { "off sale" }
-                );
+                )?;
             }
         }
         PackCommand::Disable { service, id } => set_active(store, &service, id, false)?,
@@ -189,11 +195,11 @@ fn set_active(store: &Store, service: &str, id: Id, active: bool) -> Result<(), 
             active,
         },
     )?;
-    println!(
+    say!(
         "pack {} ({}) is {}",
         pack.id,
         pack.name,
         if pack.active { "on sale" } else { "off sale" }
-    );
+    )?;
     Ok(())
 }

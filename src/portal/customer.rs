@@ -659,6 +659,11 @@ pub async fn logout(req: HttpRequest, body: web::Bytes) -> HttpResponse {
     respond(req, |cx| async move {
         if let Some(session) = cx.session() {
             post_form(&cx, &session, &body)?;
+            // Clearing the browser's cookie is not enough: a copy of it (a shared
+            // computer, a proxy's log) must stop working too.
+            let (nonce, expires) = (session.nonce.clone(), session.expires);
+            cx.run(move |s| s.revoke_portal_session(&nonce, expires))
+                .await?;
         }
         let t = cx.lang.t();
         let page = cx.page(

@@ -30,11 +30,17 @@ fn truthy(value: Option<&str>) -> bool {
     matches!(value, Some("1" | "true" | "True" | "yes"))
 }
 
-/// Sets the session cookie (widening a current session from the same database) and
-/// sends the browser on to `location`.
+/// Sets the session cookie and sends the browser on to `location`.
+///
+/// A link that arrives from another site (Odoo's "Buy credits", but also any page that
+/// makes the browser open a link for *its* account: login CSRF) starts a new session
+/// holding only the link's accounts, so an account planted that way never sits beside the
+/// victim's own. Only a link opened from the portal itself or by the user
+/// (`Sec-Fetch-Site: same-origin` or `none`) widens a current session of the same database.
 fn start_session(cx: &Cx, accounts: &[Id], dbuuid: Option<String>, location: &str) -> HttpResponse {
     let expires = cx.now().micros() / 1_000_000 + cx.session_ttl_secs();
-    let session = Session::merged(cx.session(), accounts, dbuuid, expires);
+    let current = cx.session().filter(|_| cx.same_origin);
+    let session = Session::merged(current, accounts, dbuuid, expires);
     let cookie = session::set_cookie(
         SESSION_COOKIE,
         &cx.keys.seal_session(&session),

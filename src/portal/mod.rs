@@ -219,7 +219,13 @@ pub(crate) struct Cx {
     pub secure: bool,
     /// Path and query of this request (where the language switch comes back to).
     pub here: String,
+    /// The browser says the request comes from a page of this site, or from the user
+    /// (typed, bookmark): `Sec-Fetch-Site: same-origin` or `none`. Entry links widen a
+    /// session only then (see `entry::start_session`).
+    pub same_origin: bool,
     cookies: String,
+    /// The customer session: authentic, current, and not logged out.
+    session: Option<Session>,
 }
 
 impl Cx {
@@ -264,13 +270,36 @@ impl Cx {
             "" => req.path().to_owned(),
             q => format!("{}?{q}", req.path()),
         };
+        let same_origin = req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == "same-origin" || v == "none");
+        // A signed cookie proves what it grants, not that its session is still open: a
+        // logout lists the session's nonce, and a listed cookie opens nothing.
+        let session = match session::cookie_value(&cookies, SESSION_COOKIE)
+            .and_then(|c| keys.open_session(c, state.store.now()))
+        {
+            Some(s) => {
+                let store = state.store.clone();
+                let nonce = s.nonce.clone();
+                let revoked = web::block(move || store.portal_session_revoked(&nonce))
+                    .await
+                    .map_err(|e| (lang, PortalError::Internal(e.to_string())))?
+                    .map_err(|e| (lang, e.into()))?;
+                (!revoked).then_some(s)
+            }
+            None => None,
+        };
         Ok(Cx {
             secure: state.public_url.starts_with("https://"),
             state,
             keys,
             lang,
             here,
+            same_origin,
             cookies,
+            session,
         })
     }
 
@@ -282,10 +311,9 @@ impl Cx {
         session::cookie_value(&self.cookies, name)
     }
 
-    /// The customer session, if the cookie is authentic and current.
+    /// The customer session, if the cookie is authentic, current and not logged out.
     pub fn session(&self) -> Option<Session> {
-        self.cookie(SESSION_COOKIE)
-            .and_then(|c| self.keys.open_session(c, self.now()))
+        self.session.clone()
     }
 
     pub fn require_session(&self) -> Result<Session, PortalError> {
@@ -454,12 +482,14 @@ async fn switch_language(req: HttpRequest) -> HttpResponse {
             .get("to")
             .and_then(Lang::parse)
             .ok_or_else(|| PortalError::BadRequest("unknown language".into()))?;
-        // Only back into the portal: never an open redirect.
+        // Only back into the portal: never an open redirect. The value becomes a
+        // `Location` header, so it must be visible ASCII (a decoded `%7F`, `%00` or `é`
+        // cannot be sent and would make the answer fail).
         let next = query
             .get("next")
             .filter(|n| {
                 (*n == "/portal" || n.starts_with("/portal/") || n.starts_with("/portal?"))
-                    && !n.contains(['\\', '\r', '\n'])
+                    && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
             })
             .unwrap_or("/portal");
         let mut response = see_other(next);

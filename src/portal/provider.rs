@@ -36,6 +36,11 @@ async fn provider(cx: &Cx) -> Result<(ProviderSession, Service), PortalError> {
     if !session.matches_key(&service.key_hash) {
         return Err(PortalError::NoProviderSession);
     }
+    // Logged out: a copy of the cookie opens nothing (as for customer sessions).
+    let nonce = session.nonce.clone();
+    if cx.run(move |s| s.portal_session_revoked(&nonce)).await? {
+        return Err(PortalError::NoProviderSession);
+    }
     Ok((session, service))
 }
 
@@ -162,6 +167,9 @@ pub async fn logout(req: HttpRequest, body: web::Bytes) -> HttpResponse {
     respond(req, |cx| async move {
         if let Ok((session, _)) = provider(&cx).await {
             cx.check_csrf(&session.nonce, &Form::parse(&body)?)?;
+            let (nonce, expires) = (session.nonce.clone(), session.expires);
+            cx.run(move |s| s.revoke_portal_session(&nonce, expires))
+                .await?;
         }
         Ok(with_cookie(
             see_other("/portal/provider/login"),

@@ -9,8 +9,11 @@ use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
 use super::rows::{AccountRow, ServiceRow, credits};
-use super::schema::{accounts, journal, orders, packs, payment_events, portal_secrets, services};
-use super::{Store, read_tx, write_tx};
+use super::schema::{
+    accounts, journal, orders, packs, payment_events, portal_revoked_sessions, portal_secrets,
+    services,
+};
+use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::ops::{self, Grant};
 use crate::ledger::repo::LedgerRepo;
 use crate::ledger::token::random_hex;
@@ -298,6 +301,40 @@ impl Store {
                 .find(name)
                 .select(portal_secrets::value)
                 .first::<String>(c)
+        })
+        .map_err(LedgerError::from)
+    }
+
+    /// Ends the portal session with `nonce` (a logout): its cookie opens nothing any more.
+    /// `expires_at` (Unix seconds) is the cookie's own expiry, after which the row is
+    /// dropped again; the rows of sessions already expired go at the same time.
+    pub fn revoke_portal_session(&self, nonce: &str, expires_at: i64) -> Result<(), LedgerError> {
+        let now_secs = self.now().micros() / 1_000_000;
+        write_tx!(self, |c| {
+            diesel::delete(
+                portal_revoked_sessions::table
+                    .filter(portal_revoked_sessions::expires_at.le(now_secs)),
+            )
+            .execute(c)?;
+            diesel::insert_into(portal_revoked_sessions::table)
+                .values((
+                    portal_revoked_sessions::nonce.eq(nonce),
+                    portal_revoked_sessions::expires_at.eq(expires_at),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+        })
+        .map(|_| ())
+        .map_err(LedgerError::from)
+    }
+
+    /// Whether the portal session with `nonce` logged out.
+    pub fn portal_session_revoked(&self, nonce: &str) -> Result<bool, LedgerError> {
+        read_one!(self, |c| {
+            diesel::select(diesel::dsl::exists(
+                portal_revoked_sessions::table.filter(portal_revoked_sessions::nonce.eq(nonce)),
+            ))
+            .get_result::<bool>(c)
         })
         .map_err(LedgerError::from)
     }

@@ -170,6 +170,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     payment_events,
     portal_secrets,
+    portal_revoked_sessions,
 );
 
 diesel::table! {
@@ -264,6 +265,13 @@ diesel::table! {
         kind -> Text,
         order_id -> BigInt,
         received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    portal_revoked_sessions (nonce) {
+        nonce -> Text,
+        expires_at -> BigInt,
     }
 }
 

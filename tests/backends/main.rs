@@ -20,10 +20,13 @@ mod portal_orders;
 mod portal_web;
 mod real_odoo;
 mod rpc;
+mod rpc_fuzz;
 mod scenarios;
 mod security_contact;
 mod security_registration;
+mod security_web;
 mod support;
+mod upgrade;
 
 use std::time::Instant;
 
@@ -117,6 +120,29 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "health_reports_failing_writes",
         outage::health_reports_failing_writes,
+        "rpc_random_params",
+        rpc_fuzz::random_params_never_break_the_protocol,
+    ),
+    (
+        "upgrade_from_0_1_0",
+        upgrade::upgrade_from_0_1_0_keeps_everything,
+    ),
+    // Issue 12, finding 10.
+    (
+        "security_logout_ends_session",
+        security_web::logout_ends_the_session,
+    ),
+    (
+        "security_cross_site_entry_link",
+        security_web::cross_site_entry_link_starts_its_own_session,
+    ),
+    (
+        "security_lang_next_refused",
+        security_web::language_switch_refuses_a_bad_next,
+    ),
+    (
+        "security_admin_auth_first",
+        security_web::admin_authenticates_before_parsing,
     ),
 ];
 

@@ -126,6 +126,15 @@ impl Web {
         self.send(self.client.get(format!("{}{path}", self.base)))
     }
 
+    /// A GET with extra headers (e.g. the `Sec-Fetch-Site` a browser sends).
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        self.send(request)
+    }
+
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let body = serde_urlencoded::to_string(fields).expect("form");
         self.send(

@@ -250,7 +250,7 @@ impl TestDb {
 }
 
 /// `url` with its database name replaced by `name` (query string kept).
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),

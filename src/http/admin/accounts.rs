@@ -26,7 +26,9 @@ pub struct ListQuery {
     /// Only accounts of this Odoo database.
     dbuuid: Option<String>,
     /// At most this many (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -136,6 +138,7 @@ pub struct JournalQuery {
     /// Only entries older than this sequence number (for paging).
     before_seq: Option<i64>,
     /// At most this many (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

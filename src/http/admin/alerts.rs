@@ -13,8 +13,10 @@ use crate::store::AlertFilter;
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     /// `all` (default), `pending`, `failing` or `sent`.
+    #[param(pattern = "^(all|pending|failing|sent)$")]
     status: Option<String>,
     /// At most this many (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

@@ -10,8 +10,11 @@ mod services;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -27,6 +30,10 @@ impl FromRequest for Admin {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Already checked by `authenticate` for this request.
+        if let Some(token) = req.extensions().get::<AdminToken>().cloned() {
+            return Box::pin(async move { Ok(Admin(token)) });
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let secret = bearer(req);
         Box::pin(async move {
@@ -57,6 +64,177 @@ pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
 pub(super) async fn is_admin(req: &HttpRequest) -> bool {
     let mut payload = Payload::None;
     Admin::from_request(req, &mut payload).await.is_ok()
+}
+
+/// Who may call a route. Decided from the method and path alone, so that the caller is
+/// known before anything of the request (body, query, path parameters) is parsed: a bad
+/// credential gets 401 whatever else is wrong with the request.
+#[derive(Debug, PartialEq, Eq)]
+enum Gate {
+    /// The OpenAPI document; the payment webhook (signed by the payment provider: its
+    /// signature covers the body, so the handler checks it).
+    Open,
+    Admin,
+    /// `/services/{name}/databases`: the admin or the service's provider key.
+    AdminOrProvider(String),
+    /// `/databases/{dbuuid}/…`: the admin or that database's token.
+    AdminOrDatabase(String),
+    /// `POST /databases`: a registration secret, checked by the handler (which decides
+    /// what a secret may register); here only its presence.
+    Registration,
+}
+
+fn gate(method: &Method, path: &str) -> Gate {
+    let rest = path.strip_prefix("/api/v1").unwrap_or(path);
+    let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["openapi.json"] | ["payments", "webhook"] => Gate::Open,
+        ["databases"] if method == Method::POST => Gate::Registration,
+        ["databases", dbuuid, ..] => Gate::AdminOrDatabase(percent_decode(dbuuid)),
+        ["services", name, "databases"] => Gate::AdminOrProvider(percent_decode(name)),
+        _ => Gate::Admin,
+    }
+}
+
+/// A path segment as the router gives it to handlers (`%2F` → `/`); invalid escapes and
+/// non-UTF-8 bytes are kept as they are, and then match no credential.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push(((hex(h).unwrap_or(0) << 4) | hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
+}
+
+/// Middleware of the `/api/v1` scope: checks the caller's credential against the route's
+/// [`Gate`] before the handler's extractors read anything.
+async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match check(&req).await {
+        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Err(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
+    }
+}
+
+async fn check(req: &ServiceRequest) -> Result<(), ApiError> {
+    let gate = gate(req.method(), req.path());
+    if gate == Gate::Open {
+        return Ok(());
+    }
+    let Some(secret) = bearer(req.request()) else {
+        return Err(ApiError::Unauthorized);
+    };
+    if gate == Gate::Registration {
+        return Ok(());
+    }
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+    let candidate = secret.clone();
+    if let Some(token) = state
+        .run(move |store| store.verify_admin_token(&candidate))
+        .await?
+    {
+        req.extensions_mut().insert(token);
+        return Ok(());
+    }
+    let allowed = match gate {
+        Gate::AdminOrProvider(name) => state
+            .run(move |store| store.service_by_key(&secret))
+            .await?
+            .is_some_and(|s| s.technical_name == name),
+        Gate::AdminOrDatabase(dbuuid) => {
+            state
+                .run(move |store| store.verify_database_token(&dbuuid, &secret))
+                .await?
+        }
+        Gate::Open | Gate::Registration | Gate::Admin => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Makes the document say what the server really answers, for every operation at once:
+/// errors are `application/problem+json` (not the `application/json` utoipa assumes), and
+/// the statuses any operation can give are declared: 400 (a query, path or body that does
+/// not parse), 401 (no valid credential: checked first, see [`authenticate`]), 404 (an
+/// operation on a resource named in the path), 413 (a body over `http.max_body_bytes`),
+/// 503 (the database is unavailable).
+struct Conformance;
+
+impl Modify for Conformance {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        const PROBLEM: &str = "application/problem+json";
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    PROBLEM,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if status.starts_with('2') {
+                        continue;
+                    }
+                    if let utoipa::openapi::RefOr::T(r) = response
+                        && let Some(content) = r.content.shift_remove("application/json")
+                    {
+                        r.content.insert(PROBLEM.to_owned(), content);
+                    }
+                }
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                add("400", "Malformed query, path or body");
+                add("401", "No valid credential");
+                if path.contains('{') {
+                    add("404", "Not found");
+                }
+                if has_body {
+                    add("413", "Body larger than the configured limit");
+                }
+                add("503", "Database unavailable; retry later");
+            }
+        }
+    }
 }
 
 struct BearerAuth;
@@ -107,7 +285,7 @@ impl Modify for BearerAuth {
         orders::payment_webhook,
     ),
     components(schemas(Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Conformance),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -116,8 +294,9 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
-pub fn scope() -> actix_web::Scope {
+pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
     web::scope("/api/v1")
+        .wrap(actix_web::middleware::from_fn(authenticate))
         .route("/openapi.json", web::get().to(openapi))
         .route("/services", web::get().to(services::list))
         .route("/services", web::post().to(services::create))
@@ -155,4 +334,31 @@ pub fn scope() -> actix_web::Scope {
             "/databases/{dbuuid}/accounts",
             web::post().to(databases::accounts),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_follow_the_routes() {
+        assert_eq!(gate(&Method::GET, "/api/v1/openapi.json"), Gate::Open);
+        assert_eq!(gate(&Method::POST, "/api/v1/payments/webhook"), Gate::Open);
+        assert_eq!(gate(&Method::POST, "/api/v1/databases"), Gate::Registration);
+        assert_eq!(gate(&Method::GET, "/api/v1/databases"), Gate::Admin);
+        assert_eq!(
+            gate(&Method::POST, "/api/v1/databases/a%2Db/refresh"),
+            Gate::AdminOrDatabase("a-b".into())
+        );
+        assert_eq!(
+            gate(&Method::PUT, "/api/v1/services/sms/databases"),
+            Gate::AdminOrProvider("sms".into())
+        );
+        assert_eq!(gate(&Method::POST, "/api/v1/grants"), Gate::Admin);
+        assert_eq!(
+            gate(&Method::GET, "/api/v1/services/sms/packs"),
+            Gate::Admin
+        );
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
 }

@@ -95,10 +95,13 @@ pub struct ConfirmResponse {
 #[serde(deny_unknown_fields)]
 pub struct OrderQuery {
     /// `pending`, `paid`, `credited` or `cancelled`.
+    #[param(pattern = "^(pending|paid|credited|cancelled)$")]
     status: Option<String>,
     account_id: Option<i64>,
     /// At most this many (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
