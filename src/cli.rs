@@ -59,6 +59,21 @@ pub enum Command {
     /// Portal orders: list, confirm a payment (credits the account), cancel.
     #[command(subcommand)]
     Order(crate::payments::cli::OrderCommand),
+    /// SQLite: write a consistent copy of the database to PATH while the service runs,
+    /// then check it (PostgreSQL: use pg_dump).
+    Backup {
+        /// A new file.
+        path: PathBuf,
+    },
+    /// SQLite: put a checked backup in place of `database.url`'s file. Stop the service
+    /// first (PostgreSQL: use pg_restore).
+    Restore {
+        /// The backup file.
+        path: PathBuf,
+        /// Replace an existing database file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,6 +223,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::AdminToken(cmd) => admin_token(&app::open_store(&settings)?, cmd),
         Command::Pack(cmd) => crate::payments::cli::pack(&app::open_store(&settings)?, cmd),
         Command::Order(cmd) => crate::payments::cli::order(&app::open_store(&settings)?, cmd),
+        Command::Backup { path } => backup(&settings, &path),
+        Command::Restore { path, force } => restore(&settings, &path, force),
         Command::RegistrationSecret(RegistrationSecretCommand::Create { name, dbuuids }) => {
             let secret =
                 app::open_store(&settings)?.create_registration_secret_for(&name, &dbuuids)?;
@@ -284,6 +301,46 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `backup PATH`: no migration first, so a backup can be taken before an upgrade.
+fn backup(settings: &Settings, path: &std::path::Path) -> Result<(), CliError> {
+    let store = Store::connect(&settings.database)?;
+    let bytes = store.backup_to(path)?;
+    let check = crate::store::backup::check_sqlite_backup(path)?;
+    say!(
+        "backup written to {} ({bytes} bytes): integrity ok, ledger audit ok ({} accounts, {} journal lines)",
+        path.display(),
+        check.accounts,
+        check.journal_lines
+    )?;
+    Ok(())
+}
+
+/// `restore PATH [--force]`.
+fn restore(settings: &Settings, path: &std::path::Path, force: bool) -> Result<(), CliError> {
+    let url = settings.database.url.expose();
+    let Some(database) = url.strip_prefix("sqlite://") else {
+        return Err(crate::store::backup::restore_refused_on_postgres().into());
+    };
+    let database = std::path::Path::new(database);
+    if database.exists() && !force {
+        return Err(CliError::Usage(format!(
+            "{} exists: stop the service, then run restore again with --force to replace it",
+            database.display()
+        )));
+    }
+    let check = crate::store::backup::restore_sqlite_backup(path, database)?;
+    let store = app::open_store(settings)?;
+    store.ping()?;
+    say!(
+        "restored {} into {} ({} accounts, {} journal lines); migrations applied when database.migrate_on_start is set",
+        path.display(),
+        database.display(),
+        check.accounts,
+        check.journal_lines
+    )?;
+    Ok(())
 }
 
 fn serve(settings: Settings) -> Result<(), CliError> {

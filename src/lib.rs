@@ -16,6 +16,7 @@ pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod iap_rpc;
 pub mod ledger;

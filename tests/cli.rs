@@ -452,3 +452,46 @@ fn a_closed_stdout_ends_a_command_quietly() {
         assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
     }
 }
+
+#[test]
+fn backup_and_restore_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(dir.path(), &["service", "add", "sms"]);
+    ok(dir.path(), &["credit", "grant", "tok-backup", "sms", "42"]);
+    let backup = dir.path().join("copy.db");
+    let backup = backup.to_str().expect("utf-8");
+    let out = ok(dir.path(), &["backup", backup]);
+    assert!(
+        out.contains("integrity ok, ledger audit ok (1 accounts"),
+        "{out}"
+    );
+    // Never over an existing file.
+    let again = run(dir.path(), &["backup", backup]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+
+    // Credits given after the backup are gone once it is restored.
+    ok(dir.path(), &["credit", "grant", "tok-backup", "sms", "8"]);
+    let refused = run(dir.path(), &["restore", backup]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    assert!(ok(dir.path(), &["account", "show", "tok-backup"]).contains("balance 50 "));
+    let out = ok(dir.path(), &["restore", backup, "--force"]);
+    assert!(out.contains("1 accounts"), "{out}");
+    let shown = ok(dir.path(), &["account", "show", "tok-backup"]);
+    assert!(shown.contains("balance 42 "), "{shown}");
+
+    // A file that is not a database changes nothing.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").expect("write");
+    let bad = run(
+        dir.path(),
+        &["restore", junk.to_str().expect("utf-8"), "--force"],
+    );
+    assert!(!bad.status.success());
+    assert!(ok(dir.path(), &["account", "show", "tok-backup"]).contains("balance 42 "));
+}

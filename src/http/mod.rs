@@ -70,6 +70,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
             .service(admin::scope())
             .configure(crate::iap_rpc::routes)
             .configure(crate::portal::routes)
+            .configure(crate::console::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

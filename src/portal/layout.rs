@@ -17,7 +17,7 @@ pub struct Chrome<'a> {
 }
 
 /// Small, phone-first style sheet; inline so the page needs nothing else.
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root{--ink:#1d2433;--muted:#5b6478;--line:#e3e6ec;--bg:#f5f6f8;--card:#fff;--accent:#3b50d6;--accent-ink:#fff;--good:#17784b;--bad:#b42318;--warn:#8a5a00}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--ink);background:var(--bg)}

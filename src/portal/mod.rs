@@ -13,7 +13,7 @@ pub mod csv;
 mod customer;
 mod entry;
 pub mod i18n;
-mod layout;
+pub(crate) mod layout;
 mod provider;
 pub mod session;
 
@@ -230,7 +230,7 @@ pub(crate) struct Cx {
 
 impl Cx {
     /// Builds the context, loading the signing key on the worker's first request.
-    async fn new(req: &HttpRequest) -> Result<Cx, (Lang, PortalError)> {
+    pub(crate) async fn new(req: &HttpRequest) -> Result<Cx, (Lang, PortalError)> {
         let cookies = req
             .headers()
             .get_all(header::COOKIE)
@@ -372,7 +372,7 @@ impl Cx {
     }
 }
 
-fn html_response(status: StatusCode, markup: Markup) -> HttpResponse {
+pub(crate) fn html_response(status: StatusCode, markup: Markup) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(markup.into_string())
@@ -387,7 +387,7 @@ pub(crate) fn see_other(location: &str) -> HttpResponse {
 
 /// Headers every portal answer carries: no caching of account data, no framing, no
 /// script or third-party content, no token in `Referer`.
-fn harden(mut response: HttpResponse) -> HttpResponse {
+pub(crate) fn harden(mut response: HttpResponse) -> HttpResponse {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),

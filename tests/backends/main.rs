@@ -8,6 +8,8 @@
 mod admin_api;
 mod alerts;
 mod concurrency;
+mod console;
+mod console_browser;
 mod iap_bad_input;
 mod iap_fixtures;
 mod iap_rules;
@@ -144,6 +146,8 @@ const TESTS: &[(&str, TestFn)] = &[
         "security_admin_auth_first",
         security_web::admin_authenticates_before_parsing,
     ),
+    ("console_root_page", console::console_root_page),
+    ("console_access_rules", console::console_access_rules),
 ];
 
 /// Need `python3` with `requests` and `aiosmtpd` (installed by `.ci/run`).
@@ -269,6 +273,14 @@ fn main() {
             }
             _ => trial(full, backend.clone(), portal_browser::portal_browser_flow),
         });
+        let full = format!("{}::console_browser_flow", backend.name());
+        trials.push(match &browser {
+            Err(missing) if !ci => {
+                let missing = missing.clone();
+                Trial::test(full, move || Err(missing.into())).with_ignored_flag(true)
+            }
+            _ => trial(full, backend.clone(), console_browser::console_browser_flow),
+        });
     }
 
     // How the engine keeps SQLite's WAL short: nothing of it applies to PostgreSQL.
@@ -276,6 +288,13 @@ fn main() {
         "sqlite::wal_copied_to_end".to_owned(),
         Backend::Sqlite,
         concurrency::wal_copied_to_end,
+    ));
+
+    // Online backups are SQLite's (PostgreSQL uses pg_dump): one trial.
+    trials.push(trial(
+        "sqlite::console_backup_under_load".to_owned(),
+        Backend::Sqlite,
+        console::console_backup_under_load,
     ));
 
     // Odoo's iap.endpoint is one global setting: a single trial, on SQLite.

@@ -29,8 +29,8 @@ const DAY: i64 = 24 * HOUR;
 
 /// Where the browser and its driver are.
 pub struct Tools {
-    chromium: PathBuf,
-    chromedriver: PathBuf,
+    pub(crate) chromium: PathBuf,
+    pub(crate) chromedriver: PathBuf,
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -63,13 +63,13 @@ pub fn tools() -> Result<Tools, String> {
 }
 
 /// chromedriver on a free loopback port, stopped (by its own pid) on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Driver {
-    fn start(path: &Path) -> Result<Driver, String> {
+    pub(crate) fn start(path: &Path) -> Result<Driver, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
@@ -211,7 +211,7 @@ pub fn portal_browser_flow(backend: &Backend) -> Result<(), Failed> {
     Ok(())
 }
 
-async fn text(client: &Client, css: &str) -> Result<String, String> {
+pub(crate) async fn text(client: &Client, css: &str) -> Result<String, String> {
     client
         .find(Locator::Css(css))
         .await
@@ -221,7 +221,7 @@ async fn text(client: &Client, css: &str) -> Result<String, String> {
         .map_err(|e| format!("{css}: {e}"))
 }
 
-async fn click(client: &Client, css: &str) -> Result<(), String> {
+pub(crate) async fn click(client: &Client, css: &str) -> Result<(), String> {
     client
         .find(Locator::Css(css))
         .await
@@ -241,7 +241,12 @@ async fn url(client: &Client) -> Result<(String, Option<String>, String), String
     ))
 }
 
-async fn screenshot(client: &Client, width: u32, height: u32, file: &str) -> Result<(), String> {
+pub(crate) async fn screenshot(
+    client: &Client,
+    width: u32,
+    height: u32,
+    file: &str,
+) -> Result<(), String> {
     client
         .set_window_size(width, height)
         .await
@@ -256,7 +261,7 @@ async fn screenshot(client: &Client, width: u32, height: u32, file: &str) -> Res
 /// Waits for the navigation a click started: until the path starts with `prefix` (is
 /// `prefix` exactly, when it does not end with `/`) and, when given, the query is
 /// `query` (a click returns before the next page is loaded).
-async fn arrive(
+pub(crate) async fn arrive(
     client: &Client,
     prefix: &str,
     query: Option<&str>,
@@ -286,7 +291,7 @@ async fn arrive(
     }
 }
 
-fn check(ok: bool, what: impl Into<String>) -> Result<(), String> {
+pub(crate) fn check(ok: bool, what: impl Into<String>) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what.into()) }
 }
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod alerts;
+mod audit;
 pub mod databases;
 pub mod dto;
 mod orders;
@@ -269,6 +270,7 @@ impl Modify for BearerAuth {
         accounts::balance_at,
         accounts::grant,
         alerts::list,
+        audit::list,
         databases::register,
         databases::list,
         databases::detail,
@@ -284,7 +286,7 @@ impl Modify for BearerAuth {
         orders::update_pack,
         orders::payment_webhook,
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, crate::store::AuditLine, audit::AuditPage)),
     modifiers(&BearerAuth, &Conformance),
     security(("bearer" = []))
 )]
@@ -321,6 +323,7 @@ pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
         )
         .route("/grants", web::post().to(accounts::grant))
         .route("/alerts", web::get().to(alerts::list))
+        .route("/audit", web::get().to(audit::list))
         .configure(orders::routes)
         .route("/databases", web::post().to(databases::register))
         .route("/databases", web::get().to(databases::list))

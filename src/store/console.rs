@@ -1,0 +1,474 @@
+//! The operator's console: server-side sessions opened with an admin token, the audit
+//! log, and the overview's figures.
+//!
+//! The two tables are declared here rather than in `schema.rs`: only this file reads or
+//! writes them.
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::rows::{AccountRow, ServiceRow, credits};
+use super::schema::{accounts, admin_tokens, alert_outbox, holds, journal, services};
+use super::{Store, read_tx, write_tx};
+use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
+use crate::ledger::{Account, Credits, EntryKind, Id, LedgerError, Service, Timestamp};
+
+diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Text,
+        token_id -> BigInt,
+        csrf_nonce -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        ended_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(console_sessions -> admin_tokens (token_id));
+diesel::allow_tables_to_appear_in_same_query!(console_sessions, admin_tokens);
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A current console session.
+#[derive(Clone, Debug)]
+pub struct ConsoleSession {
+    /// The admin token's name: the "who" of the audit lines.
+    pub token_name: String,
+    /// CSRF tokens of the session's forms derive from it.
+    pub csrf_nonce: String,
+    pub expires_at: Timestamp,
+}
+
+impl ConsoleSession {
+    /// How audit lines name the operator.
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.token_name)
+    }
+}
+
+/// One operator action.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditLine {
+    pub id: Id,
+    /// RFC 3339, UTC.
+    #[schema(value_type = String)]
+    pub at: Timestamp,
+    /// `token:<admin token name>`.
+    pub actor: String,
+    /// e.g. `grant`, `order.confirm`, `service.rotate_key`.
+    pub action: String,
+    /// What it acted on (`account:7`, `service:sms`, …).
+    pub target: String,
+    pub detail: String,
+}
+
+/// An admin token as the console lists it (never its secret or hash).
+#[derive(Clone, Debug)]
+pub struct AdminTokenInfo {
+    pub name: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Credits sold (grants, top-ups, trials), consumed (captures) and put on hold over a
+/// period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub sold: Credits,
+    pub consumed: Credits,
+    pub held: Credits,
+}
+
+/// What the console's overview shows.
+#[derive(Clone, Debug)]
+pub struct Overview {
+    pub today: Totals,
+    pub days_30: Totals,
+    pub all_time: Totals,
+    /// Per service: (days since the epoch, credits captured) over the last 30 days.
+    pub daily: Vec<(Service, Vec<(i64, Credits)>)>,
+    /// Accounts with a threshold whose available credits are under 120 % of it.
+    pub near_threshold: Vec<(Account, Service)>,
+}
+
+impl Store {
+    /// Opens a console session for the admin token `secret`: answers the session's own
+    /// secret (for the cookie) and the session, or `None` when the token is unknown or
+    /// revoked. The sign-in is audited in the same transaction.
+    pub fn open_console_session(
+        &self,
+        secret: &str,
+        ttl_secs: i64,
+    ) -> Result<Option<(String, ConsoleSession)>, LedgerError> {
+        let hash = sha256_hex(secret);
+        let now = self.now().micros();
+        let session_secret = random_hex(32);
+        let session_hash = sha256_hex(&session_secret);
+        let nonce = random_hex(16);
+        let expires_at = now.saturating_add(ttl_secs.saturating_mul(1_000_000));
+        let opened = write_tx!(self, |c| {
+            let token: Option<(Id, String, String)> = admin_tokens::table
+                .filter(admin_tokens::token_hash.eq(&hash))
+                .filter(admin_tokens::revoked_at.is_null())
+                .select((
+                    admin_tokens::id,
+                    admin_tokens::name,
+                    admin_tokens::token_hash,
+                ))
+                .first(c)
+                .optional()?;
+            let Some((id, name, _)) = token.filter(|(_, _, h)| constant_time_eq(h, &hash)) else {
+                return Ok::<_, LedgerError>(None);
+            };
+            diesel::insert_into(console_sessions::table)
+                .values((
+                    console_sessions::id_hash.eq(&session_hash),
+                    console_sessions::token_id.eq(id),
+                    console_sessions::csrf_nonce.eq(&nonce),
+                    console_sessions::created_at.eq(now),
+                    console_sessions::expires_at.eq(expires_at),
+                ))
+                .execute(c)?;
+            insert_audit(c, now, &format!("token:{name}"), "sign_in", "console", "")?;
+            Ok(Some(name))
+        })?;
+        Ok(opened.map(|token_name| {
+            (
+                session_secret,
+                ConsoleSession {
+                    token_name,
+                    csrf_nonce: nonce,
+                    expires_at: Timestamp(expires_at),
+                },
+            )
+        }))
+    }
+
+    /// The session behind a cookie's secret, if it has not ended, has not expired and
+    /// its admin token is not revoked.
+    pub fn console_session(&self, secret: &str) -> Result<Option<ConsoleSession>, LedgerError> {
+        let hash = sha256_hex(secret);
+        let now = self.now().micros();
+        let row: Option<(String, String, i64)> = read_tx!(self, |c| {
+            console_sessions::table
+                .inner_join(admin_tokens::table)
+                .filter(console_sessions::id_hash.eq(&hash))
+                .filter(console_sessions::ended_at.is_null())
+                .filter(console_sessions::expires_at.gt(now))
+                .filter(admin_tokens::revoked_at.is_null())
+                .select((
+                    admin_tokens::name,
+                    console_sessions::csrf_nonce,
+                    console_sessions::expires_at,
+                ))
+                .first(c)
+                .optional()
+        })?;
+        Ok(
+            row.map(|(token_name, csrf_nonce, expires_at)| ConsoleSession {
+                token_name,
+                csrf_nonce,
+                expires_at: Timestamp(expires_at),
+            }),
+        )
+    }
+
+    /// Ends the session behind `secret` (sign-out); audited.
+    pub fn end_console_session(&self, secret: &str, actor: &str) -> Result<(), LedgerError> {
+        let hash = sha256_hex(secret);
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            let n = diesel::update(
+                console_sessions::table
+                    .filter(console_sessions::id_hash.eq(&hash))
+                    .filter(console_sessions::ended_at.is_null()),
+            )
+            .set(console_sessions::ended_at.eq(now))
+            .execute(c)?;
+            if n > 0 {
+                insert_audit(c, now, actor, "sign_out", "console", "")?;
+            }
+            Ok::<_, LedgerError>(())
+        })
+    }
+
+    /// Revokes the admin token `name` and ends its console sessions; false when there
+    /// is no such active token.
+    pub fn revoke_admin_token_and_sessions(&self, name: &str) -> Result<bool, LedgerError> {
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            let ids: Vec<Id> = admin_tokens::table
+                .filter(admin_tokens::name.eq(name))
+                .filter(admin_tokens::revoked_at.is_null())
+                .select(admin_tokens::id)
+                .load(c)?;
+            if ids.is_empty() {
+                return Ok::<_, LedgerError>(false);
+            }
+            diesel::update(admin_tokens::table.filter(admin_tokens::id.eq_any(&ids)))
+                .set(admin_tokens::revoked_at.eq(now))
+                .execute(c)?;
+            diesel::update(
+                console_sessions::table
+                    .filter(console_sessions::token_id.eq_any(&ids))
+                    .filter(console_sessions::ended_at.is_null()),
+            )
+            .set(console_sessions::ended_at.eq(now))
+            .execute(c)?;
+            Ok(true)
+        })
+    }
+
+    /// Admin tokens, oldest first.
+    pub fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>, LedgerError> {
+        let rows: Vec<(String, i64, Option<i64>)> = read_tx!(self, |c| {
+            admin_tokens::table
+                .order(admin_tokens::id)
+                .select((
+                    admin_tokens::name,
+                    admin_tokens::created_at,
+                    admin_tokens::revoked_at,
+                ))
+                .load(c)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, created, revoked)| AdminTokenInfo {
+                name,
+                created_at: Timestamp(created),
+                revoked_at: revoked.map(Timestamp),
+            })
+            .collect())
+    }
+
+    /// Writes one audit line.
+    pub fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), LedgerError> {
+        let now = self.now().micros();
+        write_tx!(self, |c| insert_audit(
+            c, now, actor, action, target, detail
+        ))
+    }
+
+    /// Audit lines, newest first; `before` pages back from an id.
+    pub fn audit_log(&self, limit: i64, before: Option<Id>) -> Result<Vec<AuditLine>, LedgerError> {
+        let rows: Vec<(Id, i64, String, String, String, String)> = read_tx!(self, |c| {
+            let mut query = audit_log::table
+                .order(audit_log::id.desc())
+                .limit(limit.clamp(1, 1000))
+                .select((
+                    audit_log::id,
+                    audit_log::at,
+                    audit_log::actor,
+                    audit_log::action,
+                    audit_log::target,
+                    audit_log::detail,
+                ))
+                .into_boxed();
+            if let Some(before) = before {
+                query = query.filter(audit_log::id.lt(before));
+            }
+            query.load(c)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, actor, action, target, detail)| AuditLine {
+                id,
+                at: Timestamp(at),
+                actor,
+                action,
+                target,
+                detail,
+            })
+            .collect())
+    }
+
+    /// Sends a failing alert again at the worker's next round; false when the alert is
+    /// not waiting to be sent.
+    pub fn retry_alert(&self, id: Id) -> Result<bool, LedgerError> {
+        let now = self.now().micros();
+        let n = write_tx!(self, |c| {
+            diesel::update(
+                alert_outbox::table
+                    .filter(alert_outbox::id.eq(id))
+                    .filter(alert_outbox::status.eq("pending")),
+            )
+            .set(alert_outbox::next_attempt_at.eq(now))
+            .execute(c)
+        })?;
+        Ok(n > 0)
+    }
+
+    /// The overview's figures at `now`, in one consistent snapshot.
+    pub fn console_overview(&self) -> Result<Overview, LedgerError> {
+        let now = self.now().micros();
+        let today = now - now.rem_euclid(MICROS_PER_DAY);
+        let month = today - 29 * MICROS_PER_DAY;
+        let sold_kinds = [
+            EntryKind::Grant.as_str(),
+            EntryKind::Topup.as_str(),
+            EntryKind::Trial.as_str(),
+        ];
+        let day = format!("journal.effective_at / {MICROS_PER_DAY}");
+        type Raw = (
+            Vec<(i64, i64, i64)>,
+            Vec<(i64, i64, i64)>,
+            Vec<(AccountRow, ServiceRow)>,
+            Vec<ServiceRow>,
+        );
+        let (totals, daily, near, services): Raw = read_tx!(self, |c| {
+            let mut totals = Vec::new();
+            for since in [today, month, i64::MIN] {
+                let sold: i64 = journal::table
+                    .filter(journal::kind.eq_any(sold_kinds))
+                    .filter(journal::effective_at.ge(since))
+                    .select(sql::<BigInt>(
+                        "CAST(COALESCE(SUM(journal.amount), 0) AS BIGINT)",
+                    ))
+                    .first(c)?;
+                let consumed: i64 = journal::table
+                    .filter(journal::kind.eq(EntryKind::Capture.as_str()))
+                    .filter(journal::effective_at.ge(since))
+                    .select(sql::<BigInt>(
+                        "CAST(COALESCE(SUM(-journal.amount), 0) AS BIGINT)",
+                    ))
+                    .first(c)?;
+                let held: i64 = holds::table
+                    .filter(holds::created_at.ge(since))
+                    .select(sql::<BigInt>(
+                        "CAST(COALESCE(SUM(holds.amount), 0) AS BIGINT)",
+                    ))
+                    .first(c)?;
+                totals.push((sold, consumed, held));
+            }
+            let daily = journal::table
+                .inner_join(accounts::table)
+                .filter(journal::kind.eq(EntryKind::Capture.as_str()))
+                .filter(journal::effective_at.ge(month))
+                .group_by(sql::<BigInt>(&format!("accounts.service_id, {day}")))
+                .select((
+                    sql::<BigInt>("accounts.service_id"),
+                    sql::<BigInt>(&day),
+                    sql::<BigInt>("CAST(SUM(-journal.amount) AS BIGINT)"),
+                ))
+                .load::<(i64, i64, i64)>(c)?;
+            let near = accounts::table
+                .inner_join(services::table)
+                .filter(accounts::warning_threshold.gt(0))
+                .filter(sql::<diesel::sql_types::Bool>(
+                    "(accounts.balance - accounts.reserved) * 5 < accounts.warning_threshold * 6",
+                ))
+                .order((accounts::balance - accounts::reserved).asc())
+                .limit(20)
+                .select((AccountRow::as_select(), ServiceRow::as_select()))
+                .load::<(AccountRow, ServiceRow)>(c)?;
+            let services = services::table
+                .order(services::technical_name)
+                .select(ServiceRow::as_select())
+                .load::<ServiceRow>(c)?;
+            Ok::<_, LedgerError>((totals, daily, near, services))
+        })?;
+        let totals: Vec<Totals> = totals
+            .into_iter()
+            .map(|(sold, consumed, held)| {
+                Ok(Totals {
+                    sold: credits(sold)?,
+                    consumed: credits(consumed)?,
+                    held: credits(held)?,
+                })
+            })
+            .collect::<Result<_, diesel::result::Error>>()?;
+        let mut per_service = Vec::new();
+        for row in services {
+            let service = Service::try_from(row)?;
+            let values = daily
+                .iter()
+                .filter(|(s, _, _)| *s == service.id)
+                .map(|(_, d, units)| Ok((*d, credits(*units)?)))
+                .collect::<Result<Vec<_>, diesel::result::Error>>()?;
+            if !values.is_empty() {
+                per_service.push((service, values));
+            }
+        }
+        let near_threshold = near
+            .into_iter()
+            .map(|(a, s)| Ok((Account::try_from(a)?, Service::try_from(s)?)))
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Ok(Overview {
+            today: totals[0],
+            days_30: totals[1],
+            all_time: totals[2],
+            daily: per_service,
+            near_threshold,
+        })
+    }
+}
+
+/// Writes an audit line on either backend's connection, inside the caller's transaction.
+trait WriteAudit {
+    fn write_audit(
+        &mut self,
+        at: i64,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> QueryResult<usize>;
+}
+
+macro_rules! write_audit_for {
+    ($conn:ty) => {
+        impl WriteAudit for $conn {
+            fn write_audit(
+                &mut self,
+                at: i64,
+                actor: &str,
+                action: &str,
+                target: &str,
+                detail: &str,
+            ) -> QueryResult<usize> {
+                diesel::insert_into(audit_log::table)
+                    .values((
+                        audit_log::at.eq(at),
+                        audit_log::actor.eq(actor),
+                        audit_log::action.eq(action),
+                        audit_log::target.eq(target),
+                        audit_log::detail.eq(detail),
+                    ))
+                    .execute(self)
+            }
+        }
+    };
+}
+
+write_audit_for!(diesel::SqliteConnection);
+write_audit_for!(diesel::PgConnection);
+
+fn insert_audit(
+    c: &mut impl WriteAudit,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), LedgerError> {
+    c.write_audit(at, actor, action, target, detail)?;
+    Ok(())
+}

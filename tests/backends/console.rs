@@ -1,0 +1,486 @@
+//! The operator's console over real HTTP: the landing page at `/`, sign-in with an admin
+//! token, and the access rules (no session, a signed-out, expired or revoked-token
+//! session, a form without its CSRF token: refused, and nothing changes).
+
+use iap_sidecar::ledger::Credits;
+use iap_sidecar::store::{AccountFilter, AlertFilter, OrderFilter};
+use libtest_mimic::Failed;
+
+use crate::portal_web::{Web, csrf, service_with_packs, sidecar};
+use crate::rpc::Sidecar;
+use crate::support::Backend;
+
+/// `/` is a page for people, not a JSON 404.
+pub fn console_root_page(backend: &Backend) -> Result<(), Failed> {
+    let sidecar = Sidecar::start(backend)?;
+    let web = Web::new(&sidecar.base);
+    let page = web.get("/");
+    let body = page.expect(200, "GET /");
+    let kind = page
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(kind.starts_with("text/html"), "content type {kind}");
+    for link in [
+        "href=\"/console\"",
+        "href=\"/portal/provider/login\"",
+        "href=\"/api/v1/openapi.json\"",
+        "href=\"/health\"",
+    ] {
+        assert!(body.contains(link), "no {link} on /: {body}");
+    }
+    Ok(())
+}
+
+fn all_accounts() -> AccountFilter {
+    AccountFilter {
+        service: None,
+        dbuuid: None,
+        limit: 1000,
+        offset: 0,
+    }
+}
+
+/// Everything a refused request could have changed, as one comparable text.
+fn snapshot(sidecar: &Sidecar, tokens: &[&str]) -> String {
+    let store = &sidecar.db.store;
+    let services = store.list_services().expect("services");
+    let mut out = String::new();
+    for s in &services {
+        let packs = store.packs(s.id, false).expect("packs");
+        let dbs = store.service_databases(s.id).expect("databases");
+        out += &format!(
+            "service {} {} {} {} {} {:?} {:?}\n",
+            s.technical_name,
+            s.key_hash,
+            s.trial_credits,
+            s.trial_days,
+            s.open_to_all,
+            dbs,
+            packs
+                .iter()
+                .map(|p| (&p.name, p.active, p.credits))
+                .collect::<Vec<_>>()
+        );
+    }
+    for a in store.list_accounts(&all_accounts()).expect("accounts") {
+        let b = store.balance(a.id).expect("balance");
+        out += &format!("account {} {:?}\n", a.id, b);
+    }
+    for o in store
+        .orders(&OrderFilter {
+            account_id: None,
+            status: None,
+            limit: 1000,
+            offset: 0,
+        })
+        .expect("orders")
+    {
+        out += &format!("order {} {:?}\n", o.id, o.status);
+    }
+    for alert in store.list_alerts(AlertFilter::All, 1000).expect("alerts") {
+        out += &format!("alert {} {:?}\n", alert.id, alert.state);
+    }
+    for token in tokens {
+        let valid = store.verify_admin_token(token).expect("verify").is_some();
+        out += &format!("token valid={valid}\n");
+    }
+    out += &format!(
+        "databases {}\n",
+        store.list_databases().expect("databases").len()
+    );
+    out
+}
+
+/// What the refusal checks work on.
+struct Fixture<'a> {
+    sidecar: &'a Sidecar,
+    account: i64,
+    order: i64,
+    tokens: Vec<String>,
+}
+
+impl Fixture<'_> {
+    fn snapshot(&self) -> String {
+        let tokens: Vec<&str> = self.tokens.iter().map(String::as_str).collect();
+        snapshot(self.sidecar, &tokens)
+    }
+}
+
+/// Every console form, as (path, fields besides `csrf`).
+fn forms(account: i64, order: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
+    vec![
+        (
+            "/console/services".into(),
+            vec![("name", "fresh".into()), ("label", "Fresh".into())],
+        ),
+        ("/console/services/sms/rotate-key".into(), vec![]),
+        (
+            "/console/services/sms/trial".into(),
+            vec![("credits", "5".into()), ("days", "30".into())],
+        ),
+        (
+            "/console/services/sms/databases".into(),
+            vec![("mode", "only".into()), ("dbuuids", "db-x".into())],
+        ),
+        (
+            "/console/services/sms/packs".into(),
+            vec![
+                ("name", "Big".into()),
+                ("credits", "1000".into()),
+                ("price", "300".into()),
+                ("currency", "EUR".into()),
+            ],
+        ),
+        (
+            "/console/grants".into(),
+            vec![
+                ("token", "tok-console".into()),
+                ("service", "sms".into()),
+                ("amount", "100".into()),
+                ("key", "grant-1".into()),
+            ],
+        ),
+        (
+            format!("/console/accounts/{account}/grant"),
+            vec![("amount", "7".into()), ("key", "grant-2".into())],
+        ),
+        (format!("/console/orders/{order}/confirm"), vec![]),
+        (format!("/console/orders/{order}/cancel"), vec![]),
+        ("/console/alerts/1/retry".into(), vec![]),
+        ("/console/databases/db-x/refresh".into(), vec![]),
+        ("/console/databases/db-x/release".into(), vec![]),
+        ("/console/tokens".into(), vec![("name", "third".into())]),
+        ("/console/tokens/other/revoke".into(), vec![]),
+    ]
+}
+
+fn pages(account: i64) -> Vec<String> {
+    vec![
+        "/console".into(),
+        "/console/services".into(),
+        "/console/accounts".into(),
+        format!("/console/accounts/{account}"),
+        format!("/console/accounts/{account}/journal.csv"),
+        "/console/orders".into(),
+        "/console/alerts".into(),
+        "/console/databases".into(),
+        "/console/tokens".into(),
+        "/console/audit".into(),
+    ]
+}
+
+/// Signs in with `token` and answers the console's CSRF token.
+fn sign_in(web: &Web, token: &str) -> String {
+    let login = web.get("/console/login");
+    let form_csrf = csrf(login.expect(200, "login form"));
+    let done = web.post_form(
+        "/console/login",
+        &[("csrf", form_csrf.as_str()), ("token", token)],
+    );
+    assert_eq!(done.status, 303, "sign-in: {}", done.body);
+    let cookie = done
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("iap_console="))
+        .expect("console cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    let overview = web.get("/console");
+    csrf(overview.expect(200, "overview after sign-in"))
+}
+
+/// Every page and form refuses `web` (whose session is missing or no longer valid) and
+/// nothing changes.
+fn all_refused(f: &Fixture<'_>, web: &Web, csrf: &str, why: &str) {
+    let (account, order) = (f.account, f.order);
+    let before = f.snapshot();
+    for path in pages(account) {
+        let page = web.get(&path);
+        assert!(
+            page.status == 303 && page.location.as_deref() == Some("/console/login"),
+            "{why}: GET {path} answered {} {:?}",
+            page.status,
+            page.location
+        );
+    }
+    for (path, fields) in forms(account, order) {
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf)];
+        all.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+        let page = web.post_form(&path, &all);
+        assert_eq!(page.status, 401, "{why}: POST {path}: {}", page.body);
+    }
+    assert_eq!(f.snapshot(), before, "{why}: something changed");
+}
+
+pub fn console_access_rules(backend: &Backend) -> Result<(), Failed> {
+    let sidecar = sidecar(backend)?;
+    let store = &sidecar.db.store;
+    let service = service_with_packs(&sidecar, "sms");
+    sidecar.grant(&service, "tok-a", 10);
+    let account = store
+        .list_accounts(&all_accounts())?
+        .first()
+        .map(|a| a.id)
+        .ok_or("no account")?;
+    let pack = store.packs(service.id, true)?[0].id;
+    let order = store.create_order(account, pack)?.id;
+    let ops = store.create_admin_token("ops")?;
+    let other = store.create_admin_token("other")?;
+    let f = Fixture {
+        sidecar: &sidecar,
+        account,
+        order,
+        tokens: vec![ops.clone(), other.clone()],
+    };
+
+    // No session at all.
+    let stranger = Web::new(&sidecar.base);
+    all_refused(&f, &stranger, "x", "no session");
+
+    // A wrong token does not sign in.
+    let login = stranger.get("/console/login");
+    let form_csrf = csrf(login.expect(200, "login form"));
+    let wrong = stranger.post_form(
+        "/console/login",
+        &[("csrf", form_csrf.as_str()), ("token", "iapadm_wrong")],
+    );
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(stranger.cookie("iap_console").is_none());
+    // Nor does a right token without the login form's CSRF token.
+    let no_csrf = stranger.post_form("/console/login", &[("token", ops.as_str())]);
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+
+    // Signed in, but forms without (or with a wrong) CSRF token change nothing.
+    let web = Web::new(&sidecar.base);
+    let token = sign_in(&web, &ops);
+    for path in pages(account) {
+        web.get(&path).expect(200, &path);
+    }
+    let before = f.snapshot();
+    for (path, fields) in forms(account, order) {
+        let bare: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = web.post_form(&path, &bare);
+        assert_eq!(page.status, 403, "POST {path} without CSRF: {}", page.body);
+        let mut wrong = vec![("csrf", "0123456789abcdef0123456789abcdef")];
+        wrong.extend(bare.iter().copied());
+        let page = web.post_form(&path, &wrong);
+        assert_eq!(
+            page.status, 403,
+            "POST {path} with a wrong CSRF: {}",
+            page.body
+        );
+    }
+    assert_eq!(f.snapshot(), before, "a refused form changed something");
+
+    // Signed out: the same cookie no longer opens anything (the session ended on the
+    // server, not only in this browser).
+    let cookie = web.cookie("iap_console").ok_or("no cookie")?;
+    let out = web.post_form("/console/logout", &[("csrf", token.as_str())]);
+    assert_eq!(out.status, 303, "{}", out.body);
+    web.set_cookie("iap_console", &cookie);
+    all_refused(&f, &web, &token, "signed-out session");
+
+    // A revoked token's sessions end with it.
+    let web = Web::new(&sidecar.base);
+    let token = sign_in(&web, &ops);
+    let web2 = Web::new(&sidecar.base);
+    let token2 = sign_in(&web2, &other);
+    assert!(store.revoke_admin_token("ops")?);
+    all_refused(&f, &web, &token, "revoked token");
+
+    // An expired session.
+    sidecar.db.advance(13 * 3_600 * 1_000_000);
+    all_refused(&f, &web2, &token2, "expired session");
+
+    // The actions themselves, through a fresh session: a grant given twice with the same
+    // key credits once, and each action leaves an audit line readable via the admin API.
+    let web = Web::new(&sidecar.base);
+    let token = sign_in(&web, &other);
+    for _ in 0..2 {
+        let done = web.post_form(
+            "/console/grants",
+            &[
+                ("csrf", token.as_str()),
+                ("token", "tok-console"),
+                ("service", "sms"),
+                ("amount", "100"),
+                ("key", "grant-once"),
+            ],
+        );
+        assert_eq!(done.status, 303, "{}", done.body);
+    }
+    let granted = store
+        .find_account(
+            service.id,
+            &iap_sidecar::ledger::token::AccountToken::from_raw("tok-console").ok_or("token")?,
+        )?
+        .ok_or("no granted account")?;
+    assert_eq!(
+        store.balance(granted.id)?.balance,
+        Credits::whole(100).expect("credits")
+    );
+    let confirm = web.post_form(
+        &format!("/console/orders/{order}/confirm"),
+        &[("csrf", token.as_str())],
+    );
+    assert_eq!(confirm.status, 303, "{}", confirm.body);
+    let audit = reqwest::blocking_get_json(&sidecar.base, "/api/v1/audit", &other);
+    let lines = audit["lines"].as_array().ok_or("no audit lines")?;
+    let actions: Vec<&str> = lines.iter().filter_map(|l| l["action"].as_str()).collect();
+    assert!(actions.contains(&"grant"), "{audit}");
+    assert!(actions.contains(&"order.confirm"), "{audit}");
+    assert!(actions.contains(&"sign_in"), "{audit}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["actor"].as_str().is_some() && l["at"].as_str().is_some()),
+        "{audit}"
+    );
+    let page = web.get("/console/audit");
+    assert!(page.expect(200, "audit page").contains("order.confirm"));
+    Ok(())
+}
+
+/// A tiny blocking GET with a bearer token (the admin API).
+mod reqwest {
+    pub fn blocking_get_json(base: &str, path: &str, token: &str) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let r = ::reqwest::Client::new()
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+            r.json().await.expect("json")
+        })
+    }
+}
+
+/// A backup taken while 16 clients charge through the protocol restores to a ledger
+/// whose audit passes and which holds every capture answered before the backup began.
+/// SQLite only: PostgreSQL is backed up with pg_dump (docs/operations.md).
+pub fn console_backup_under_load(backend: &Backend) -> Result<(), Failed> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    use iap_sidecar::config::{DatabaseSettings, Secret};
+    use iap_sidecar::store::Store;
+    use iap_sidecar::store::backup::{check_sqlite_backup, restore_sqlite_backup};
+    use serde_json::json;
+
+    const CLIENTS: usize = 16;
+    const BEFORE: usize = 15;
+    const AFTER: usize = 15;
+    let sidecar = Sidecar::start(backend)?;
+    let service = sidecar.service("sms", "key-sms", None);
+    for i in 0..CLIENTS {
+        sidecar.grant(&service, &format!("tok-load-{i}"), 1_000_000);
+    }
+    let dir = tempfile::tempdir()?;
+    let backup = dir.path().join("backup.db");
+    let began = AtomicBool::new(false);
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    // Per client: descriptions of the captures answered before the backup began.
+    let acknowledged: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let (sidecar, began, ready_tx) = (&sidecar, &began, ready_tx.clone());
+                scope.spawn(move || {
+                    let mut before = Vec::new();
+                    let mut n = 0;
+                    let mut after = 0;
+                    while after < AFTER {
+                        let description = format!("load-{i}-{n}");
+                        n += 1;
+                        let tx = sidecar
+                            .call(
+                                "/iap/1/authorize",
+                                json!({"key": "key-sms", "account_token": format!("tok-load-{i}"),
+                                       "credit": 1.5, "description": description}),
+                            )
+                            .result()
+                            .as_str()
+                            .expect("transaction token")
+                            .to_owned();
+                        sidecar
+                            .call(
+                                "/iap/1/capture",
+                                json!({"token": tx, "key": "key-sms", "credit_to_capture": 1}),
+                            )
+                            .result();
+                        // Answered, and the backup had not begun: it must hold this one.
+                        if began.load(Ordering::SeqCst) {
+                            after += 1;
+                        } else {
+                            before.push(description);
+                        }
+                        if before.len() == BEFORE && !began.load(Ordering::SeqCst) {
+                            ready_tx.send(()).expect("ready");
+                        }
+                    }
+                    before
+                })
+            })
+            .collect();
+        drop(ready_tx);
+        // The backup begins once every client has charged a while, and they go on.
+        for _ in 0..CLIENTS {
+            ready_rx.recv().expect("a client is ready");
+        }
+        began.store(true, Ordering::SeqCst);
+        let bytes = sidecar.db.store.backup_to(&backup).expect("backup");
+        assert!(bytes > 0);
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    let check = check_sqlite_backup(&backup)?;
+    assert_eq!(check.accounts, CLIENTS as i64);
+
+    // Restore into a fresh file and open it as the service would.
+    let restored = dir.path().join("restored.db");
+    restore_sqlite_backup(&backup, &restored)?;
+    let settings = DatabaseSettings {
+        url: Secret::new(&format!("sqlite://{}", restored.display())),
+        ..DatabaseSettings::default()
+    };
+    let store = Store::connect(&settings)?;
+    assert!(
+        store.migrate()?.is_empty(),
+        "the backup had every migration"
+    );
+    let mut total = 0;
+    for (i, wanted) in acknowledged.iter().enumerate() {
+        let token = iap_sidecar::ledger::token::AccountToken::from_raw(&format!("tok-load-{i}"))
+            .ok_or("token")?;
+        let service = store.service_by_name("sms")?;
+        let account = store
+            .find_account(service.id, &token)?
+            .ok_or("account missing from the backup")?;
+        crate::support::audit_clean(&store, account.id)?;
+        let captured: std::collections::HashSet<String> = store
+            .journal(account.id, None, 100_000)?
+            .into_iter()
+            .filter(|e| e.kind == iap_sidecar::ledger::EntryKind::Capture)
+            .filter_map(|e| e.description)
+            .collect();
+        for d in wanted {
+            assert!(
+                captured.contains(d),
+                "capture {d} acknowledged before the backup is missing"
+            );
+        }
+        assert!(wanted.len() >= BEFORE);
+        total += wanted.len();
+    }
+    eprintln!("backup under load: {total} acknowledged captures all present");
+    Ok(())
+}
