@@ -193,8 +193,9 @@ impl Store {
             .ok_or_else(|| LedgerError::UnknownService(name.to_owned()))
     }
 
-    /// The account of `token` for `service`, registered on first contact. Remembers the
-    /// database it came from and whether the token carries `+disabled`.
+    /// The account of `token` for `service`, opened if unknown. `dbuuid` becomes its
+    /// database when it has none yet (never replaced); whether a caller may name one is
+    /// `usecase::contact`'s rule. Remembers whether the token carries `+disabled`.
     pub fn ensure_account(
         &self,
         service_id: Id,

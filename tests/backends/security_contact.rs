@@ -122,6 +122,15 @@ pub fn restriction_follows_the_accounts_database(backend: &Backend) -> Result<()
         json!({"dbuuid": "dbA", "iap_accounts": [{"token": "tok-a2", "service": "sms"}]}),
     );
     assert_eq!(info.result(), &json!({}), "left out of dbA's list");
+    let listed = s.call(
+        "/iap/services-token",
+        json!({"dbuuid": "dbA", "iap_accounts": ["tok-a2"]}),
+    );
+    assert_eq!(
+        listed.result(),
+        &json!([]),
+        "left out of dbA's Odoo 17 list"
+    );
     let web = Web::new(&s.base);
     let entry = web.get("/iap/1/credit?dbuuid=dbA&service_name=sms&account_token=tok-a2");
     assert_ne!(entry.status, 303, "no portal session: {}", entry.body);
@@ -181,6 +190,22 @@ pub fn strangers_create_nothing(backend: &Backend) -> Result<(), Failed> {
     )
     .error();
     assert_eq!(all_accounts(&s), before, "no account for a stranger");
+
+    // The portal's "Buy credits" link opens the account, without a database and without
+    // a trial; a hashed link opens nothing.
+    let web = Web::new(&s.base);
+    let hashed = web.get(&format!(
+        "/iap/1/credit?dbuuid=farm&service_name=sms&hashed=1&account_token={}",
+        tok("buyer-2").sha1_hex()
+    ));
+    assert_ne!(hashed.status, 303, "{}", hashed.body);
+    assert_eq!(all_accounts(&s), before);
+    let entry = web.get("/iap/1/credit?dbuuid=farm&service_name=sms&account_token=buyer-1");
+    assert_eq!(entry.status, 303, "{}", entry.body);
+    let sms = s.db.store.service_by_name("sms")?;
+    let buyer = account(&s, sms.id, "buyer-1").ok_or("opened by the link")?;
+    assert_eq!(buyer.dbuuid, None, "a link does not fix the database");
+    assert_eq!(lots(&s, buyer.id), 0, "no trial for a link");
     Ok(())
 }
 
