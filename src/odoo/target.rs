@@ -29,7 +29,7 @@ impl TargetPolicy {
 
     fn allows(&self, host: &str) -> bool {
         let host = normalize(host);
-        self.allowed.iter().any(|h| *h == host)
+        self.allowed.contains(&host)
     }
 
     /// Checks a URL's host when it is an IP literal (literals are not resolved, so the
