@@ -438,26 +438,24 @@ pub fn health_reports_failing_writes(backend: &Backend) -> Result<(), Failed> {
         return Err("/health before writes fail".into());
     }
 
-    let (fail, heal) = if backend.is_postgres() {
+    let (fail, heal): (&[&str], &[&str]) = if backend.is_postgres() {
         (
-            vec![
+            &[
                 "CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS \
                  $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$",
                 "CREATE TRIGGER refuse_writes BEFORE INSERT ON holds \
                  FOR EACH ROW EXECUTE FUNCTION refuse_writes()",
             ],
-            vec![
+            &[
                 "DROP TRIGGER refuse_writes ON holds",
                 "DROP FUNCTION refuse_writes()",
             ],
         )
     } else {
         (
-            vec![
-                "CREATE TRIGGER refuse_writes BEFORE INSERT ON holds \
-                 BEGIN SELECT RAISE(ABORT, 'no space left on device'); END",
-            ],
-            vec!["DROP TRIGGER refuse_writes"],
+            &["CREATE TRIGGER refuse_writes BEFORE INSERT ON holds \
+                 BEGIN SELECT RAISE(ABORT, 'no space left on device'); END"],
+            &["DROP TRIGGER refuse_writes"],
         )
     };
     for sql in fail {
