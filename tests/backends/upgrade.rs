@@ -267,7 +267,7 @@ fn upgrade_and_check(backend: &Backend, url: &str) -> Result<(), String> {
             expires_at: NEVER,
             origin: EntryKind::Grant,
             reference: None,
-            description: Some("after the upgrade".into()),
+            description: Some("after the upgrade"),
         })
         .map_err(|e| format!("grant after the upgrade: {e}"))?;
     let b = store.balance(1).map_err(|e| e.to_string())?;

@@ -44,7 +44,8 @@ fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
 
 /// Lists accounts with their current balances.
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", params(ListQuery),
-    responses((status = 200, body = [AccountDto]), (status = 401, body = Problem)))]
+    responses((status = 200, body = [AccountDto]), (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "no service of that name")))]
 pub async fn list(
     _: Admin,
     state: web::Data<AppState>,

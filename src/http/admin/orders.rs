@@ -170,11 +170,13 @@ pub async fn confirm(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
+    // The body is optional: none, or JSON `null` (as the document allows), is no reference.
     let body: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
         ConfirmBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<ConfirmBody>>(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+            .unwrap_or_default()
     };
     if body
         .reference
