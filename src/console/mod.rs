@@ -311,7 +311,10 @@ table.figs td,table.figs th{text-align:right}
 table.figs td:first-child,table.figs th:first-child{text-align:left}
 "#;
 
-const NAV: &[(&str, fn(&Texts) -> &'static str)] = &[
+/// A navigation entry's label, picked from the texts of the page's language.
+type NavLabel = fn(&Texts) -> &'static str;
+
+const NAV: &[(&str, NavLabel)] = &[
     ("/console", |t| t.nav_overview),
     ("/console/services", |t| t.nav_services),
     ("/console/accounts", |t| t.nav_accounts),

@@ -449,7 +449,7 @@ pub fn console_backup_under_load(backend: &Backend) -> Result<(), Failed> {
     let restored = dir.path().join("restored.db");
     restore_sqlite_backup(&backup, &restored)?;
     let settings = DatabaseSettings {
-        url: Secret::new(&format!("sqlite://{}", restored.display())),
+        url: Secret::new(format!("sqlite://{}", restored.display())),
         ..DatabaseSettings::default()
     };
     let store = Store::connect(&settings)?;
