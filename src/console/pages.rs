@@ -674,38 +674,24 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
     .await
 }
 
-/// `GET /console/accounts/{id}/journal.csv`: the whole journal, oldest first.
+/// `GET /console/accounts/{id}/journal.csv`: the whole journal, oldest first, streamed
+/// page by page as the portal's export is (constant memory whatever its length).
 pub async fn journal_csv(req: HttpRequest) -> HttpResponse {
     let id = path_id(&req);
     respond(req, |c| async move {
         c.viewer().await?;
         let id = id?;
-        let entries = c
-            .run(move |s| {
-                s.account(id)?;
-                let mut all = Vec::new();
-                let mut before = None;
-                loop {
-                    let page = s.journal(id, before, 1000)?;
-                    let Some(last) = page.last() else { break };
-                    before = Some(last.seq);
-                    let done = page.len() < 1000;
-                    all.extend(page);
-                    if done {
-                        break;
-                    }
-                }
-                all.reverse();
-                Ok::<_, LedgerError>(all)
-            })
-            .await?;
+        c.run(move |s| s.account(id).map(|_| ())).await?;
         Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"journal-{id}.csv\""),
             ))
-            .body(crate::portal::csv::journal(&entries)))
+            .streaming(crate::portal::csv::journal_stream(
+                c.cx.state.store.clone(),
+                id,
+            )))
     })
     .await
 }
@@ -1008,11 +994,21 @@ pub async fn refresh_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
         let (op, _) = c.poster(&body).await?;
         let dbuuid = dbuuid?;
         let timeout = std::time::Duration::from_secs(c.cx.state.settings.odoo.timeout_secs);
-        let outcome =
-            crate::http::admin::databases::refresh_database(&c.cx.state.store, &dbuuid, timeout)
-                .await?;
+        let policy = crate::odoo::target::TargetPolicy::allowing(
+            &c.cx.state.settings.odoo.allowed_hosts,
+        );
+        let outcome = crate::http::admin::databases::refresh_database(
+            &c.cx.state.store,
+            &dbuuid,
+            timeout,
+            &policy,
+        )
+        .await?;
         let detail = match &outcome {
-            Ok(()) => "refreshed".to_owned(),
+            Ok(r) => format!(
+                "refreshed: {} companies, {} accounts over {}",
+                r.companies, r.accounts, r.protocol
+            ),
             Err(e) => format!("failed: {e}"),
         };
         audit(
@@ -1024,7 +1020,7 @@ pub async fn refresh_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
         )
         .await?;
         match outcome {
-            Ok(()) => Ok(see_other("/console/databases")),
+            Ok(_) => Ok(see_other("/console/databases")),
             Err(e) => Err(ConsoleError::Conflict(format!(
                 "could not read the database: {e}"
             ))),

@@ -104,6 +104,8 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "security_contact_cancel_expired",
         security_contact::cancel_after_expiry_matches_readme,
+    ),
+    (
         "security_registration_takeover",
         security_registration::registration_takeover,
     ),
@@ -118,10 +120,13 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "security_journal_export_streams",
         security_registration::journal_export_streams,
+    ),
     ("outage_under_load", outage::outage_under_load),
     (
         "health_reports_failing_writes",
         outage::health_reports_failing_writes,
+    ),
+    (
         "rpc_random_params",
         rpc_fuzz::random_params_never_break_the_protocol,
     ),

@@ -544,7 +544,7 @@ pub fn odoo_restriction_consumption(backend: &Backend) -> Result<(), Failed> {
 
     // Shared when registered: 3 consumed then belong to no company.
     // (The test clock moves only when told: a minute between the steps.)
-    store.register_database(&credentials, &snapshot(vec![]))?;
+    store.register_database(&credentials, &snapshot(vec![]), None)?;
     charge(3)?;
     sidecar.db.advance(60_000_000);
     // Restricted to Branch SA from the next read on: only the 2 consumed after count.

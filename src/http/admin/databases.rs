@@ -187,7 +187,7 @@ pub async fn register(
 }
 
 /// What a refresh read: the addon shows these counts in its status line.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Refreshed {
     pub dbuuid: String,
     pub refreshed: bool,
