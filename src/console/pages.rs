@@ -994,9 +994,8 @@ pub async fn refresh_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
         let (op, _) = c.poster(&body).await?;
         let dbuuid = dbuuid?;
         let timeout = std::time::Duration::from_secs(c.cx.state.settings.odoo.timeout_secs);
-        let policy = crate::odoo::target::TargetPolicy::allowing(
-            &c.cx.state.settings.odoo.allowed_hosts,
-        );
+        let policy =
+            crate::odoo::target::TargetPolicy::allowing(&c.cx.state.settings.odoo.allowed_hosts);
         let outcome = crate::http::admin::databases::refresh_database(
             &c.cx.state.store,
             &dbuuid,
