@@ -63,6 +63,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
     let interval = Duration::from_secs(settings.ledger.sweep_interval_secs);
     let alerts = settings.alerts.clone();
     let odoo = settings.odoo.clone();
+    let state_limits = settings.limits.clone();
     let smtp = settings.smtp.clone();
     let portal = settings.portal.clone();
     let bound = listener.local_addr().map_err(|source| StartError::Bind {
@@ -93,6 +94,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
             Duration::from_secs(odoo.refresh_interval_secs),
             Duration::from_secs(odoo.timeout_secs),
             crate::odoo::TargetPolicy::allowing(&odoo.allowed_hosts),
+            crate::usecase::contact::Rules::from_settings(&state_limits),
         )),
     ];
     if alerts.worker {

@@ -54,6 +54,10 @@ pub struct LimitSettings {
     pub unauthenticated_burst: u32,
     /// Accounts a provider's calls may open for one database (operators are not limited).
     pub accounts_per_database: u32,
+    /// Reverse proxies in front of the sidecar: for a request from one of these addresses,
+    /// the client is the last `X-Forwarded-For` address that is not a listed proxy.
+    /// Empty (the default): the peer address is the client, whatever the headers say.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for LimitSettings {
@@ -62,6 +66,7 @@ impl Default for LimitSettings {
             unauthenticated_per_second: 20.0,
             unauthenticated_burst: 200,
             accounts_per_database: 200,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -341,7 +346,8 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("odoo.allowed_hosts"),
+                .with_list_parse_key("odoo.allowed_hosts")
+                .with_list_parse_key("limits.trusted_proxies"),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;

@@ -1001,6 +1001,7 @@ pub async fn refresh_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
             &dbuuid,
             timeout,
             &policy,
+            &crate::usecase::contact::Rules::from_settings(&c.cx.state.settings.limits),
         )
         .await?;
         let detail = match &outcome {

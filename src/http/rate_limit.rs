@@ -21,6 +21,7 @@ struct Bucket {
 pub struct RateLimiter {
     per_second: f64,
     burst: f64,
+    trusted_proxies: Vec<IpAddr>,
     clients: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
@@ -35,12 +36,22 @@ impl RateLimiter {
         RateLimiter {
             per_second: settings.unauthenticated_per_second,
             burst: f64::from(settings.unauthenticated_burst),
+            trusted_proxies: settings.trusted_proxies.clone(),
             clients: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes one request from `client`'s bucket.
-    pub fn check(&self, client: Option<IpAddr>) -> Result<(), Limited> {
+    /// Takes one request from the bucket of the client that sent `req`.
+    pub fn check(&self, req: &actix_web::HttpRequest) -> Result<(), Limited> {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok());
+        let client = client_address(
+            req.peer_addr().map(|a| a.ip()),
+            forwarded,
+            &self.trusted_proxies,
+        );
         self.check_at(client, Instant::now())
     }
 
@@ -83,6 +94,34 @@ impl RateLimiter {
     }
 }
 
+/// Who the client is: the peer, unless the peer is a trusted proxy; then the last
+/// `X-Forwarded-For` address (proxies append the address they received from) that is not
+/// itself a trusted proxy. Addresses before it were written by the client and prove
+/// nothing; a header that cannot be read leaves the proxy as the client, so a broken
+/// proxy shares one bucket rather than letting a caller pick its own.
+fn client_address<'a>(
+    peer: Option<IpAddr>,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = forwarded
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(addr) if trusted.contains(&addr) => continue,
+            Ok(addr) => return Some(addr),
+            Err(_) => return Some(peer),
+        }
+    }
+    Some(peer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +132,7 @@ mod tests {
             unauthenticated_per_second: 1000.0,
             unauthenticated_burst: 3,
             accounts_per_database: 1,
+            trusted_proxies: Vec::new(),
         });
         let a = Some(IpAddr::from([10, 0, 0, 1]));
         let b = Some(IpAddr::from([10, 0, 0, 2]));
@@ -114,5 +154,32 @@ mod tests {
             "2 ms at 1000/s refill two requests"
         );
         assert!(limiter.check_at(None, t0).is_ok());
+    }
+
+    #[test]
+    fn forwarded_address_only_from_trusted_proxies() {
+        let proxy = IpAddr::from([127, 0, 0, 1]);
+        let inner = IpAddr::from([10, 0, 0, 9]);
+        let client = IpAddr::from([203, 0, 113, 7]);
+        let trusted = [proxy, inner];
+        let of = |peer, headers: &[&'static str]| {
+            client_address(Some(peer), headers.iter().copied(), &trusted)
+        };
+        // A caller that is not a proxy cannot name another address.
+        assert_eq!(
+            client_address(Some(client), ["198.51.100.1"].into_iter(), &trusted),
+            Some(client)
+        );
+        // Behind the proxy: the address it appended.
+        assert_eq!(of(proxy, &["203.0.113.7"]), Some(client));
+        // What the client wrote itself comes first and is passed over.
+        assert_eq!(of(proxy, &["198.51.100.1, 203.0.113.7"]), Some(client));
+        // Two proxies, one header each.
+        assert_eq!(of(proxy, &["203.0.113.7", "10.0.0.9"]), Some(client));
+        // No header, or one that is not an address: the proxy itself.
+        assert_eq!(of(proxy, &[]), Some(proxy));
+        assert_eq!(of(proxy, &["bogus"]), Some(proxy));
+        assert_eq!(of(proxy, &["bogus, 203.0.113.7"]), Some(client));
+        assert_eq!(client_address(None, [].into_iter(), &trusted), None);
     }
 }

@@ -165,7 +165,7 @@ async fn dispatch(
     };
     // Keyless routes are limited per client address; providers are known by their key.
     if let Handler::Blocking(_) = handler
-        && let Err(limited) = state.limiter.check(req.peer_addr().map(|a| a.ip()))
+        && let Err(limited) = state.limiter.check(&req)
     {
         return answer(
             id,

@@ -10,6 +10,9 @@ use crate::ledger::token::AccountToken;
 pub struct OdooAccount {
     pub id: i64,
     pub service_name: String,
+    /// The token as Odoo holds it, kept in memory only: the registered database's read is
+    /// an authenticated first contact that opens the account (`usecase::contact`).
+    pub token: AccountToken,
     pub token_hash: String,
     /// Empty: shared by every company.
     pub company_ids: Vec<i64>,
@@ -81,6 +84,7 @@ pub async fn read_database(client: &OdooClient) -> Result<Snapshot, OdooError> {
                         id: r["id"].as_i64()?,
                         service_name: r["service_name"].as_str()?.to_owned(),
                         token_hash: token.storage_hash(),
+                        token,
                         company_ids: ids(&r["company_ids"]),
                     })
                 })

@@ -38,6 +38,10 @@ pub enum Caller {
     /// A provider authenticated by its service key: opens and binds, within the bound on
     /// accounts per database.
     Provider,
+    /// A registered Odoo database, read by the bridge with its API key: the dbuuid comes
+    /// from the database itself, so it opens and binds the accounts Odoo holds, within
+    /// the same bound.
+    RegisteredDatabase,
 }
 
 /// The settings the rules read.
@@ -158,7 +162,9 @@ pub fn contact(store: &Store, rules: &Rules, c: &Contact) -> Result<Option<Accou
     // that has none yet.
     let bind = c
         .dbuuid
-        .filter(|db| c.caller == Caller::Provider && !db.is_empty())
+        .filter(|db| {
+            matches!(c.caller, Caller::Provider | Caller::RegisteredDatabase) && !db.is_empty()
+        })
         .filter(|_| known.as_ref().is_none_or(|a| a.dbuuid.is_none()));
     let account = match (c.caller, known) {
         (Caller::HashedLink, known) => return Ok(known),
@@ -166,7 +172,7 @@ pub fn contact(store: &Store, rules: &Rules, c: &Contact) -> Result<Option<Accou
         (Caller::Reader | Caller::BuyLink, known) => {
             store.ensure_known_account(known, c.service.id, c.token, None)?
         }
-        (Caller::Provider, known) => {
+        (Caller::Provider | Caller::RegisteredDatabase, known) => {
             if let Some(db) = bind {
                 check_room(store, rules, db)?;
                 if known.is_none()
@@ -276,4 +282,39 @@ pub fn remembered(
         return None;
     }
     Some(account)
+}
+
+/// Opens (and binds to `dbuuid`) the accounts a registered database holds, as read by the
+/// bridge; accounts of services the sidecar does not sell, or not open to that database,
+/// or past the bound on accounts per database, are left out (logged). Answers how many
+/// accounts the database now has here.
+pub fn open_registered_accounts(
+    store: &Store,
+    rules: &Rules,
+    snapshot: &crate::odoo::sync::Snapshot,
+) -> Result<usize, ContactError> {
+    let mut opened = 0;
+    for account in &snapshot.accounts {
+        let service = match store.service_by_name(&account.service_name) {
+            Ok(service) => service,
+            Err(LedgerError::UnknownService(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let contact = Contact {
+            caller: Caller::RegisteredDatabase,
+            service: &service,
+            token: &account.token,
+            dbuuid: Some(&snapshot.dbuuid),
+            wants: None,
+        };
+        match self::contact(store, rules, &contact) {
+            Ok(_) => opened += 1,
+            Err(e @ (ContactError::NotAvailable { .. } | ContactError::TooManyAccounts { .. })) => {
+                tracing::info!(dbuuid = %snapshot.dbuuid, service = %service.technical_name, reason = %e,
+                    "account of a registered database left out");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(opened)
 }

@@ -508,6 +508,7 @@ pub fn odoo_restriction_consumption(backend: &Backend) -> Result<(), Failed> {
         accounts: vec![OdooAccount {
             id: 7,
             service_name: "reveal".to_owned(),
+            token: iap_sidecar::ledger::token::AccountToken::from_raw(token).expect("token"),
             token_hash: iap_sidecar::ledger::token::AccountToken::from_raw(token)
                 .expect("token")
                 .storage_hash(),

@@ -234,6 +234,9 @@ pub fn registration_probes(backend: &Backend) -> Result<(), Failed> {
         STAND_IN_UUID,
         std::time::Duration::from_secs(5),
         &TargetPolicy::default(),
+        &iap_sidecar::usecase::contact::Rules {
+            accounts_per_database: 200,
+        },
     ))?;
     assert!(refreshed.is_err(), "{refreshed:?}");
     assert_eq!(odoo.hits(), hits);

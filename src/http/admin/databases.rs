@@ -14,8 +14,12 @@ use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::AccountToken;
 use crate::ledger::{EntryKind, LedgerError};
-use crate::odoo::{OdooClient, TargetPolicy, sync::read_database};
+use crate::odoo::{
+    OdooClient, TargetPolicy,
+    sync::{Snapshot, read_database},
+};
 use crate::store::{OdooCredentials, Store};
+use crate::usecase::contact::{self, ContactError, Rules};
 
 /// The admin, or the addon of `dbuuid` with its database token.
 async fn admin_or_database(
@@ -174,8 +178,13 @@ pub async fn register(
         .collect();
     let accounts = snapshot.accounts.len();
     let presented = body.database_token;
+    let rules = Rules::from_settings(&state.settings.limits);
     let token = state
-        .run(move |s| s.register_database(&credentials, &snapshot, presented.as_deref()))
+        .run(move |s| {
+            let token = s.register_database(&credentials, &snapshot, presented.as_deref())?;
+            open_accounts(s, &rules, &snapshot)?;
+            Ok::<_, LedgerError>(token)
+        })
         .await?;
     tracing::info!(dbuuid = %body.dbuuid, accounts, "database registered");
     Ok(HttpResponse::Created().json(Registered {
@@ -184,6 +193,16 @@ pub async fn register(
         companies,
         accounts,
     }))
+}
+
+/// The registered database's accounts, read with its API key, are an authenticated first
+/// contact: they are opened here and bound to that database (`usecase::contact`).
+fn open_accounts(store: &Store, rules: &Rules, snapshot: &Snapshot) -> Result<(), LedgerError> {
+    match contact::open_registered_accounts(store, rules, snapshot) {
+        Ok(_) => Ok(()),
+        Err(ContactError::Ledger(e)) => Err(e),
+        Err(e) => Err(LedgerError::Invalid(e.to_string())),
+    }
 }
 
 /// What a refresh read: the addon shows these counts in its status line.
@@ -206,6 +225,7 @@ pub async fn refresh_database(
     dbuuid: &str,
     timeout: Duration,
     policy: &TargetPolicy,
+    rules: &Rules,
 ) -> Result<Result<Refreshed, String>, LedgerError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
@@ -243,9 +263,16 @@ pub async fn refresh_database(
             protocol: snapshot.protocol.to_string(),
         })
         .map_err(Clone::clone);
-    web::block(move || store.save_refresh(&dbuuid, outcome.as_ref().map_err(Clone::clone)))
-        .await
-        .map_err(|e| LedgerError::Store(e.to_string()))??;
+    let rules = *rules;
+    web::block(move || {
+        store.save_refresh(&dbuuid, outcome.as_ref().map_err(Clone::clone))?;
+        match &outcome {
+            Ok(snapshot) => open_accounts(&store, &rules, snapshot),
+            Err(_) => Ok(()),
+        }
+    })
+    .await
+    .map_err(|e| LedgerError::Store(e.to_string()))??;
     Ok(result)
 }
 
@@ -267,6 +294,7 @@ pub async fn refresh(
         &dbuuid,
         odoo_timeout(&state),
         &target_policy(&state),
+        &Rules::from_settings(&state.settings.limits),
     )
     .await?
     {
@@ -427,6 +455,7 @@ pub async fn refresh_loop(
     interval: Duration,
     timeout: Duration,
     policy: TargetPolicy,
+    rules: Rules,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -442,7 +471,7 @@ pub async fn refresh_loop(
             continue;
         };
         for db in databases {
-            match refresh_database(&store, &db.dbuuid, timeout, &policy).await {
+            match refresh_database(&store, &db.dbuuid, timeout, &policy, &rules).await {
                 Ok(Ok(_)) => tracing::debug!(dbuuid = %db.dbuuid, "database refreshed"),
                 Ok(Err(e)) => {
                     tracing::warn!(dbuuid = %db.dbuuid, error = %e, "database refresh failed")
