@@ -63,7 +63,7 @@ fn rate_limit(req: &HttpRequest) -> Result<(), PortalError> {
     match req.app_data::<web::Data<AppState>>() {
         Some(state) => state
             .limiter
-            .check(&req)
+            .check(req)
             .map_err(|_| PortalError::TooManyRequests),
         None => Ok(()),
     }
