@@ -23,6 +23,9 @@ pub enum ApiError {
     /// Not possible in the resource's current state (e.g. confirming a cancelled order).
     #[error("{0}")]
     Conflict(String),
+    /// The path exists, the method does not; carries the `Allow` list.
+    #[error("this resource answers {0} only")]
+    MethodNotAllowed(&'static str),
     #[error("internal error")]
     Internal(String),
 }
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -65,6 +69,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => "Forbidden",
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::CONFLICT => "Conflict",
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
             StatusCode::UNPROCESSABLE_ENTITY => "Invalid request",
             StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
@@ -97,6 +102,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +138,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status)
             .content_type("application/problem+json")
             .json(problem);
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

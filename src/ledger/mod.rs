@@ -8,6 +8,7 @@ pub mod error;
 pub mod ops;
 pub mod repo;
 pub mod settle;
+pub mod text;
 pub mod time;
 pub mod token;
 pub mod types;

@@ -41,10 +41,9 @@ pub struct PackInput {
 impl PackInput {
     /// Names are shown to customers: 1-80 characters, no control characters.
     pub fn validate(&self) -> Result<(), crate::ledger::LedgerError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+        if !crate::ledger::text::visible_text(&self.name, 80) {
             return Err(crate::ledger::LedgerError::Invalid(
-                "pack name must be 1-80 characters".into(),
+                "pack name must be 1-80 characters, not only spaces, no control characters".into(),
             ));
         }
         if self.credits.is_zero() {

@@ -26,21 +26,15 @@ impl NewService {
     /// Technical names are what Odoo sends as `service_name`: lowercase words.
     pub fn validate(&self) -> Result<(), LedgerError> {
         let name = &self.technical_name;
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-            && name.as_bytes()[0].is_ascii_lowercase();
-        if !ok {
+        if !crate::ledger::text::service_name(name) {
             return Err(LedgerError::Invalid(format!(
                 "technical name {name:?} must be 1-64 characters: a-z first, then a-z, 0-9, _ or -"
             )));
         }
         for (field, value) in [("label", &self.label), ("unit name", &self.unit_name)] {
-            if value.trim().is_empty() || value.len() > 200 {
+            if !crate::ledger::text::visible_text(value, 200) {
                 return Err(LedgerError::Invalid(format!(
-                    "{field} must be 1-200 characters"
+                    "{field} must be 1-200 characters, not only spaces, no control characters"
                 )));
             }
         }

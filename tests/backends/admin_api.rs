@@ -203,7 +203,7 @@ async fn scenario(database_url: String) {
     assert_problem(status, &body, StatusCode::NOT_FOUND, "unknown_service");
 
     // Grants: idempotent with a key.
-    let grant = json!({"service": "sms", "account_token": "tok-a", "amount": 12.5,
+    let grant = json!({"service": "sms", "account_token": "tok-a", "amount": "12.5",
                        "description": "welcome", "dbuuid": "db-1"});
     let send_grant = |body: Value, key: &'static str| {
         let api = &api;
@@ -230,7 +230,7 @@ async fn scenario(database_url: String) {
     assert!(replayed);
     assert_eq!(first, second);
     let mut other = grant.clone();
-    other["amount"] = json!(13);
+    other["amount"] = json!("13");
     let (status, _, body) = send_grant(other, "grant-1").await;
     assert_problem(
         status,
@@ -245,12 +245,20 @@ async fn scenario(database_url: String) {
         json!({"service": "sms", "account_token": "tok-a", "amount": -1}),
         json!({"service": "sms", "account_token": "tok-a", "amount": "1.00001"}),
         json!({"service": "sms", "account_token": "tok-a", "amount": "NaN"}),
+        json!({"service": "sms", "account_token": "tok-a", "amount": "-1"}),
         json!({"service": "sms", "account_token": "tok-a", "amount": 1e13}),
+        json!({"service": "sms", "account_token": "tok-a", "amount": "10000000000000"}),
+        // Amounts are decimal strings, as the document says: a JSON number is refused.
+        json!({"service": "sms", "account_token": "tok-a", "amount": 5}),
+        json!({"service": "sms", "account_token": "tok-a", "amount": "05"}),
         json!({"service": "sms", "account_token": "tok-a", "amount": "12", "extra": 1}),
-        json!({"service": "sms", "account_token": "", "amount": 1}),
-        json!({"service": "sms", "account_token": "tok-a", "amount": 1, "expires_at": "soon"}),
-        json!({"service": "sms", "account_token": "tok-a", "amount": 1, "expires_at": "2001-01-01"}),
-        json!({"service": "sms", "account_token": "tok-a", "amount": 0}),
+        json!({"service": "sms", "account_token": "", "amount": "1"}),
+        json!({"service": "sms", "account_token": "tok+disabled", "amount": "1"}),
+        json!({"service": "sms", "account_token": "tok-a", "amount": "1", "expires_at": "soon"}),
+        json!({"service": "sms", "account_token": "tok-a", "amount": "1", "expires_at": "2001-01-01"}),
+        json!({"service": "sms", "account_token": "tok-a", "amount": "1",
+               "expires_at": "2099-01-01 00:00:00Z"}),
+        json!({"service": "sms", "account_token": "tok-a", "amount": "0"}),
         json!({"service": "sms", "account_token": "tok-a"}),
     ];
     for body in bad_bodies {
@@ -268,7 +276,7 @@ async fn scenario(database_url: String) {
     let (status, problem) = api
         .post(
             "/api/v1/grants",
-            json!({"service": "fax", "account_token": "t", "amount": 1}),
+            json!({"service": "fax", "account_token": "t", "amount": "1"}),
         )
         .await;
     assert_problem(status, &problem, StatusCode::NOT_FOUND, "unknown_service");
@@ -282,7 +290,38 @@ async fn scenario(database_url: String) {
         .await
         .expect("sent");
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
-    let huge = json!({"service": "sms", "account_token": "tok-a", "amount": 1,
+
+    // A method the path does not answer: 405 with the methods it does (after the
+    // credential check: a stranger still gets 401).
+    let trace = |token: Option<&str>| {
+        let mut r = api.client.request(
+            reqwest::Method::from_bytes(b"TRACE").expect("method"),
+            format!("{base}/api/v1/grants"),
+        );
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let r = trace(Some(&api.token)).await.expect("sent");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        r.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    let body: Value = r.json().await.expect("problem");
+    assert_eq!(
+        body["type"], "urn:iap-sidecar:problem:method_not_allowed",
+        "{body}"
+    );
+    let r = trace(None).await.expect("sent");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = api
+        .post("/api/v1/databases/no-such-db/refresh", json!({}))
+        .await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+
+    let huge = json!({"service": "sms", "account_token": "tok-a", "amount": "1",
                       "description": "x".repeat(8192)});
     let (status, problem) = api.post("/api/v1/grants", huge).await;
     assert_problem(

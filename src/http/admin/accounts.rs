@@ -175,11 +175,12 @@ pub async fn journal(
 #[serde(deny_unknown_fields)]
 pub struct BalanceQuery {
     /// RFC 3339 time or `YYYY-MM-DD`; omitted: now.
+    #[param(schema_with = super::rules::time_schema)]
     at: Option<String>,
 }
 
 fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse(text).ok_or_else(|| {
+    super::rules::time(text).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "{field} must be an RFC 3339 time or YYYY-MM-DD, not {text:?}"
         ))
@@ -221,7 +222,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let key = value
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .filter(|k| super::rules::idempotency_key(k))
         .ok_or_else(|| {
             ApiError::BadRequest("Idempotency-Key must be 1-255 visible ASCII characters".into())
         })?;
@@ -231,7 +232,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// Adds credits to an account (registered on first use). With an `Idempotency-Key`
 /// header a retry gets the first answer instead of a second grant.
 #[utoipa::path(post, path = "/api/v1/grants", tag = "accounts", request_body = GrantBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe",
+        pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
     responses((status = 201, body = GrantResponse), (status = 200, body = GrantResponse,
         description = "replay of an earlier request with the same Idempotency-Key"),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -243,13 +245,32 @@ pub async fn grant(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(req.headers())?;
     let body = body.into_inner();
-    let token = AccountToken::from_raw(&body.account_token)
-        .ok_or_else(|| ApiError::BadRequest("account_token must be 1-128 characters".into()))?;
+    let token = Some(&body.account_token)
+        .filter(|t| super::rules::account_token(t))
+        .and_then(|t| AccountToken::from_raw(t))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "account_token must be 1-128 visible ASCII characters, without +".into(),
+            )
+        })?;
+    if body
+        .dbuuid
+        .as_deref()
+        .is_some_and(|d| !super::rules::dbuuid(d))
+    {
+        return Err(ApiError::BadRequest(
+            "dbuuid must be 1-64 visible ASCII characters".into(),
+        ));
+    }
     let expires_at = match &body.expires_at {
         Some(text) => parse_time("expires_at", text)?,
         None => NEVER,
     };
-    if body.description.as_ref().is_some_and(|d| d.len() > 500) {
+    if body
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 500)
+    {
         return Err(ApiError::BadRequest(
             "description must be at most 500 characters".into(),
         ));
@@ -262,7 +283,7 @@ pub async fn grant(
             let account = s.ensure_account(service.id, &token, body.dbuuid.as_deref())?;
             let req = GrantRequest {
                 account_id: account.id,
-                amount: body.amount,
+                amount: body.amount.0,
                 expires_at,
                 origin: EntryKind::Grant,
                 reference: None,

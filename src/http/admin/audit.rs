@@ -12,6 +12,7 @@ use crate::store::AuditLine;
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many lines (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Only lines older than this id (paging back).
     pub before_id: Option<i64>,

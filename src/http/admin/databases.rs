@@ -47,13 +47,18 @@ async fn admin_or_database(
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     /// The database's `database.uuid`.
+    #[schema(min_length = 1, max_length = 64)]
     pub dbuuid: String,
     /// Odoo's base URL, as the sidecar can reach it.
+    #[schema(max_length = 512, pattern = "^https?://")]
     pub url: String,
     /// Database name.
+    #[schema(min_length = 1, max_length = 128)]
     pub db: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub login: String,
     /// An Odoo API key of `login` (used for reads; scope it to a dedicated user).
+    #[schema(min_length = 1, max_length = 256)]
     pub api_key: String,
     /// The database token the sidecar gave this database, when it is registered
     /// already: without it a registered dbuuid cannot be registered again.
@@ -99,7 +104,7 @@ fn not_verified(dbuuid: &str, reason: &dyn std::fmt::Display) -> ApiError {
 }
 
 fn checked(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.trim().is_empty() || value.len() > max {
+    if !super::rules::sized_text(value, max) {
         return Err(ApiError::BadRequest(format!(
             "{field} must be 1-{max} characters"
         )));
@@ -280,7 +285,8 @@ pub async fn refresh_database(
 #[utoipa::path(post, path = "/api/v1/databases/{dbuuid}/refresh", tag = "databases",
     params(("dbuuid" = String, Path)),
     responses((status = 200, body = Refreshed), (status = 401, body = Problem),
-        (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 422, body = Problem,
+            description = "the database could not be read")),
     security(("bearer" = [])))]
 pub async fn refresh(
     req: HttpRequest,
@@ -289,6 +295,16 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let dbuuid = path.into_inner();
     admin_or_database(&req, &state, &dbuuid).await?;
+    let known = dbuuid.clone();
+    if state
+        .run(move |s| s.database_credentials(&known))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "database {dbuuid} is not registered"
+        )));
+    }
     match refresh_database(
         &state.store,
         &dbuuid,
@@ -364,6 +380,7 @@ pub async fn detail(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountsQuery {
+    #[schema(max_items = 1000)]
     pub accounts: Vec<AccountRef>,
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::rules::{self, Amount, PositiveAmount};
 use crate::ledger::{Account, Balance, Credits, Hold, JournalEntry, Lot, Service};
 
 /// A service sold for credits.
@@ -45,18 +46,27 @@ fn default_unit() -> String {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServiceBody {
-    #[schema(example = "sms")]
+    #[schema(example = "sms", pattern = r"^[a-z][a-z0-9_-]{0,63}$")]
     pub technical_name: String,
-    #[schema(example = "SMS")]
+    #[schema(
+        example = "SMS",
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
     pub label: String,
     #[serde(default = "default_unit")]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
     pub unit_name: String,
     #[serde(default)]
     pub integer_balance: bool,
     #[serde(default)]
-    #[schema(value_type = String, example = "0")]
-    pub trial_credits: Credits,
-    #[serde(default)]
+    #[schema(value_type = String, example = "0", pattern = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,4})?$")]
+    pub trial_credits: Amount,
+    #[serde(default, deserialize_with = "rules::whole")]
+    #[schema(minimum = 0, maximum = 3650)]
     pub trial_days: i32,
 }
 
@@ -76,6 +86,7 @@ pub struct ServiceDatabases {
     pub open_to_all: bool,
     /// The databases (`database.uuid`) allowed when not open to all.
     #[serde(default)]
+    #[schema(schema_with = rules::dbuuid_list_schema)]
     pub dbuuids: Vec<String>,
 }
 
@@ -239,15 +250,19 @@ pub struct AccountDetail {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
-    #[schema(example = "sms")]
+    #[schema(example = "sms", pattern = r"^[a-z][a-z0-9_-]{0,63}$")]
     pub service: String,
     /// The Odoo account token (raw, as in `iap.account`).
+    #[schema(pattern = r"^[!-*,-~]{1,128}$")]
     pub account_token: String,
-    #[schema(value_type = String, example = "100")]
-    pub amount: Credits,
-    /// RFC 3339 time or `YYYY-MM-DD`; omitted: never expires.
+    #[schema(value_type = String, example = "100", pattern = r"^([1-9][0-9]{0,11}(\.[0-9]{1,4})?|0\.([1-9][0-9]{0,3}|0[1-9][0-9]{0,2}|00[1-9][0-9]?|000[1-9]))$")]
+    pub amount: PositiveAmount,
+    /// RFC 3339 time or `YYYY-MM-DD`, in the future; omitted: never expires.
+    #[schema(schema_with = rules::optional_time_schema)]
     pub expires_at: Option<String>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
+    #[schema(pattern = r"^[!-~]{1,64}$")]
     pub dbuuid: Option<String>,
 }
 

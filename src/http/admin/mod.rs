@@ -6,6 +6,7 @@ mod audit;
 pub mod databases;
 pub mod dto;
 mod orders;
+mod rules;
 mod services;
 
 use std::future::Future;
@@ -296,46 +297,83 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
+/// Every path of the API with the methods it answers (the `Allow` header of a 405).
+/// A unit test holds this table equal to the OpenAPI document.
+const RESOURCES: &[(&str, &str)] = &[
+    ("/openapi.json", "GET"),
+    ("/services", "GET, POST"),
+    ("/services/{name}/rotate-key", "POST"),
+    ("/services/{name}/databases", "GET, PUT"),
+    ("/services/{name}/packs", "GET, POST"),
+    ("/services/{name}/packs/{id}", "PUT"),
+    ("/accounts", "GET"),
+    ("/accounts/{id}", "GET"),
+    ("/accounts/{id}/journal", "GET"),
+    ("/accounts/{id}/balance", "GET"),
+    ("/grants", "POST"),
+    ("/alerts", "GET"),
+    ("/audit", "GET"),
+    ("/orders", "GET"),
+    ("/orders/{id}", "GET"),
+    ("/orders/{id}/confirm", "POST"),
+    ("/orders/{id}/cancel", "POST"),
+    ("/payments/webhook", "POST"),
+    ("/databases", "GET, POST"),
+    ("/databases/{dbuuid}", "GET, DELETE"),
+    ("/databases/{dbuuid}/refresh", "POST"),
+    ("/databases/{dbuuid}/accounts", "POST"),
+];
+
+/// A resource of [`RESOURCES`] whose other methods answer 405 with its `Allow` list
+/// (without this, actix falls through to the app's 404).
+fn resource(path: &'static str) -> actix_web::Resource {
+    let allow = RESOURCES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or("", |(_, allow)| *allow);
+    web::resource(path).default_service(web::to(move || async move {
+        ApiError::MethodNotAllowed(allow).error_response()
+    }))
+}
+
 pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
     web::scope("/api/v1")
         .wrap(actix_web::middleware::from_fn(authenticate))
-        .route("/openapi.json", web::get().to(openapi))
-        .route("/services", web::get().to(services::list))
-        .route("/services", web::post().to(services::create))
-        .route(
-            "/services/{name}/rotate-key",
-            web::post().to(services::rotate_key),
+        .service(resource("/openapi.json").route(web::get().to(openapi)))
+        .service(
+            resource("/services")
+                .route(web::get().to(services::list))
+                .route(web::post().to(services::create)),
         )
-        .route(
-            "/services/{name}/databases",
-            web::get().to(services::databases),
+        .service(
+            resource("/services/{name}/rotate-key").route(web::post().to(services::rotate_key)),
         )
-        .route(
-            "/services/{name}/databases",
-            web::put().to(services::set_databases),
+        .service(
+            resource("/services/{name}/databases")
+                .route(web::get().to(services::databases))
+                .route(web::put().to(services::set_databases)),
         )
-        .route("/accounts", web::get().to(accounts::list))
-        .route("/accounts/{id}", web::get().to(accounts::detail))
-        .route("/accounts/{id}/journal", web::get().to(accounts::journal))
-        .route(
-            "/accounts/{id}/balance",
-            web::get().to(accounts::balance_at),
-        )
-        .route("/grants", web::post().to(accounts::grant))
-        .route("/alerts", web::get().to(alerts::list))
-        .route("/audit", web::get().to(audit::list))
+        .service(resource("/accounts").route(web::get().to(accounts::list)))
+        .service(resource("/accounts/{id}").route(web::get().to(accounts::detail)))
+        .service(resource("/accounts/{id}/journal").route(web::get().to(accounts::journal)))
+        .service(resource("/accounts/{id}/balance").route(web::get().to(accounts::balance_at)))
+        .service(resource("/grants").route(web::post().to(accounts::grant)))
+        .service(resource("/alerts").route(web::get().to(alerts::list)))
+        .service(resource("/audit").route(web::get().to(audit::list)))
         .configure(orders::routes)
-        .route("/databases", web::post().to(databases::register))
-        .route("/databases", web::get().to(databases::list))
-        .route("/databases/{dbuuid}", web::get().to(databases::detail))
-        .route("/databases/{dbuuid}", web::delete().to(databases::delete))
-        .route(
-            "/databases/{dbuuid}/refresh",
-            web::post().to(databases::refresh),
+        .service(
+            resource("/databases")
+                .route(web::post().to(databases::register))
+                .route(web::get().to(databases::list)),
         )
-        .route(
-            "/databases/{dbuuid}/accounts",
-            web::post().to(databases::accounts),
+        .service(
+            resource("/databases/{dbuuid}")
+                .route(web::get().to(databases::detail))
+                .route(web::delete().to(databases::delete)),
+        )
+        .service(resource("/databases/{dbuuid}/refresh").route(web::post().to(databases::refresh)))
+        .service(
+            resource("/databases/{dbuuid}/accounts").route(web::post().to(databases::accounts)),
         )
 }
 
@@ -363,5 +401,46 @@ mod tests {
             Gate::Admin
         );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    /// The `Allow` lists of 405 answers are the methods the OpenAPI document declares
+    /// (the document itself is served but not described).
+    #[test]
+    fn allow_lists_follow_the_document() {
+        let doc = ApiDoc::openapi();
+        let mut documented: Vec<(String, String)> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let mut allow: Vec<&str> = methods
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(m, _)| *m)
+                    .collect();
+                allow.sort_unstable();
+                let path = path.strip_prefix("/api/v1").unwrap_or(path).to_owned();
+                (path, allow.join(", "))
+            })
+            .collect();
+        documented.sort();
+        let mut table: Vec<(String, String)> = RESOURCES
+            .iter()
+            .filter(|(p, _)| *p != "/openapi.json")
+            .map(|(p, allow)| {
+                let mut a: Vec<&str> = allow.split(", ").collect();
+                a.sort_unstable();
+                ((*p).to_owned(), a.join(", "))
+            })
+            .collect();
+        table.sort();
+        assert_eq!(table, documented);
     }
 }

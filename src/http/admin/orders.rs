@@ -16,14 +16,17 @@ use crate::store::{OrderFilter, Store};
 
 /// Registers these routes in the `/api/v1` scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orders", web::get().to(list))
-        .route("/orders/{id}", web::get().to(detail))
-        .route("/orders/{id}/confirm", web::post().to(confirm))
-        .route("/orders/{id}/cancel", web::post().to(cancel))
-        .route("/services/{name}/packs", web::get().to(packs))
-        .route("/services/{name}/packs", web::post().to(create_pack))
-        .route("/services/{name}/packs/{id}", web::put().to(update_pack))
-        .route("/payments/webhook", web::post().to(payment_webhook));
+    cfg.service(super::resource("/orders").route(web::get().to(list)))
+        .service(super::resource("/orders/{id}").route(web::get().to(detail)))
+        .service(super::resource("/orders/{id}/confirm").route(web::post().to(confirm)))
+        .service(super::resource("/orders/{id}/cancel").route(web::post().to(cancel)))
+        .service(
+            super::resource("/services/{name}/packs")
+                .route(web::get().to(packs))
+                .route(web::post().to(create_pack)),
+        )
+        .service(super::resource("/services/{name}/packs/{id}").route(web::put().to(update_pack)))
+        .service(super::resource("/payments/webhook").route(web::post().to(payment_webhook)));
 }
 
 /// Runs a blocking payments call off the async workers.
@@ -154,6 +157,7 @@ pub async fn detail(
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
     /// The payment's reference (bank transfer, provider payment id), kept on the order.
+    #[schema(min_length = 1, max_length = 200)]
     pub reference: Option<String>,
 }
 
@@ -181,7 +185,7 @@ pub async fn confirm(
     if body
         .reference
         .as_deref()
-        .is_some_and(|r| r.is_empty() || r.len() > 200)
+        .is_some_and(|r| !super::rules::sized_text(r, 200))
     {
         return Err(ApiError::BadRequest(
             "reference must be 1-200 characters".into(),
@@ -247,14 +251,20 @@ fn yes() -> bool {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackBody {
-    #[schema(example = "Standard")]
+    #[schema(
+        example = "Standard",
+        max_length = 80,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    #[schema(value_type = String, example = "100")]
-    pub credits: Credits,
+    #[schema(value_type = String, example = "100",
+        pattern = r"^([1-9][0-9]{0,11}(\.[0-9]{1,4})?|0\.([1-9][0-9]{0,3}|0[1-9][0-9]{0,2}|00[1-9][0-9]?|000[1-9]))$")]
+    pub credits: super::rules::PositiveAmount,
     /// Minor units of `currency` (cents).
-    #[schema(example = 1000)]
+    #[schema(example = 1000, minimum = 0, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "super::rules::whole")]
     pub price_minor: i64,
-    #[schema(example = "EUR")]
+    #[schema(example = "EUR", pattern = r"^[A-Z]{3}$")]
     pub currency: String,
     #[serde(default = "yes")]
     pub active: bool,
@@ -266,7 +276,7 @@ impl PackBody {
             .map_err(|e| ApiError::Ledger(LedgerError::Invalid(e.to_string())))?;
         Ok(PackInput {
             name: self.name,
-            credits: self.credits,
+            credits: self.credits.0,
             price,
             active: self.active,
         })

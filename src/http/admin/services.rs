@@ -33,7 +33,7 @@ pub async fn create(
         label: body.label,
         unit_name: body.unit_name,
         integer_balance: body.integer_balance,
-        trial_credits: body.trial_credits,
+        trial_credits: body.trial_credits.0,
         trial_days: body.trial_days,
     };
     let (service, key) = state.run(move |s| service_keys::create(s, &new)).await?;
@@ -105,6 +105,11 @@ pub async fn set_databases(
     let body = body.into_inner();
     if body.dbuuids.len() > 10_000 {
         return Err(ApiError::BadRequest("at most 10000 databases".into()));
+    }
+    if let Some(bad) = body.dbuuids.iter().find(|d| !super::rules::dbuuid(d)) {
+        return Err(ApiError::BadRequest(format!(
+            "database uuid {bad:?} must be 1-64 visible ASCII characters"
+        )));
     }
     let (service, dbuuids) = state
         .run(move |s| s.set_service_databases(&name, body.open_to_all, &body.dbuuids))
