@@ -114,6 +114,10 @@ const TESTS: &[(&str, TestFn)] = &[
         security_registration::registration_takeover,
     ),
     (
+        "security_registration_secret_revoked",
+        security_registration::registration_secret_revoked,
+    ),
+    (
         "security_registration_probes",
         security_registration::registration_probes,
     ),

@@ -341,7 +341,10 @@ pub fn portal_purchase_binds_the_database(backend: &Backend) -> Result<(), Faile
     // Odoo's reads open nothing; the "Buy credits" link from db-D opens the account,
     // without a database.
     assert_eq!(balance(&s, "buyer", "sms", "db-D").result(), &json!(0.0));
-    assert!(account(&s, sms.id, "buyer").is_none(), "a read opens nothing");
+    assert!(
+        account(&s, sms.id, "buyer").is_none(),
+        "a read opens nothing"
+    );
     let open = |dbuuid: &str| -> Result<(Web, String), Failed> {
         let web = Web::new(&s.base);
         let entry = web.get(&format!(
