@@ -10,7 +10,7 @@ use crate::config::{Settings, redact_url};
 use crate::ledger::token::AccountToken;
 use crate::ledger::{Credits, EntryKind, LedgerError, Timestamp, time::NEVER};
 use crate::service_keys;
-use crate::store::{AlertFilter, GrantRequest, NewService, Store};
+use crate::store::{AlertFilter, GrantRequest, NewService, Revocation, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,6 +86,12 @@ pub enum RegistrationSecretCommand {
         #[arg(long = "dbuuid")]
         dbuuids: Vec<String>,
     },
+    /// Secrets by name: created, the databases they may register, revoked (never the
+    /// secret itself: only its hash is kept).
+    List,
+    /// Revoke secret NAME: it registers no database any more; databases it registered
+    /// keep working with their database tokens. Revoking twice changes nothing.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -225,15 +231,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Order(cmd) => crate::payments::cli::order(&app::open_store(&settings)?, cmd),
         Command::Backup { path } => backup(&settings, &path),
         Command::Restore { path, force } => restore(&settings, &path, force),
-        Command::RegistrationSecret(RegistrationSecretCommand::Create { name, dbuuids }) => {
-            let secret =
-                app::open_store(&settings)?.create_registration_secret_for(&name, &dbuuids)?;
-            say!("registration secret {name:?} (shown once, store it now): {secret}")?;
-            if !dbuuids.is_empty() {
-                say!("it registers only: {}", dbuuids.join(", "))?;
-            }
-            Ok(())
-        }
+        Command::RegistrationSecret(cmd) => registration_secret(&app::open_store(&settings)?, cmd),
         Command::Database(DatabaseCommand::Release { dbuuid }) => {
             if app::open_store(&settings)?.delete_database(&dbuuid)? {
                 say!("database {dbuuid} released: it may register again")?;
@@ -572,6 +570,54 @@ fn account(store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
     }
     if !found {
         return Err(LedgerError::UnknownAccount.into());
+    }
+    Ok(())
+}
+
+fn registration_secret(store: &Store, cmd: RegistrationSecretCommand) -> Result<(), CliError> {
+    match cmd {
+        RegistrationSecretCommand::Create { name, dbuuids } => {
+            let secret = store.create_registration_secret_for(&name, &dbuuids)?;
+            say!("registration secret {name:?} (shown once, store it now): {secret}")?;
+            if !dbuuids.is_empty() {
+                say!("it registers only: {}", dbuuids.join(", "))?;
+            }
+        }
+        RegistrationSecretCommand::List => {
+            let secrets = store.list_registration_secrets()?;
+            if secrets.is_empty() {
+                say!("no registration secrets")?;
+            }
+            for s in secrets {
+                say!(
+                    "{} · created {} · registers {} · {}",
+                    s.name,
+                    s.created_at,
+                    s.dbuuids
+                        .map(|d| d.join(", "))
+                        .unwrap_or_else(|| "any database".into()),
+                    s.revoked_at
+                        .map(|t| format!("revoked {t}"))
+                        .unwrap_or_else(|| "active".into())
+                )?;
+            }
+        }
+        RegistrationSecretCommand::Revoke { name } => {
+            match store.revoke_registration_secret(&name)? {
+                Revocation::Revoked => say!(
+                    "registration secret {name:?} revoked: it registers no database any more \
+                     (databases it registered keep working)"
+                )?,
+                Revocation::AlreadyRevoked(at) => say!(
+                    "registration secret {name:?} was already revoked at {at}: nothing changed"
+                )?,
+                Revocation::Unknown => {
+                    return Err(CliError::Usage(format!(
+                        "no registration secret named {name:?} (see: iap-sidecar registration-secret list)"
+                    )));
+                }
+            }
+        }
     }
     Ok(())
 }

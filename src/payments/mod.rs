@@ -105,6 +105,10 @@ pub struct Order {
     pub lot_id: Option<Id>,
     pub confirmed_by: Option<String>,
     pub payment_reference: Option<String>,
+    /// The database crediting this order binds its account to, if the account still has
+    /// none then: the portal session's, kept when the order was placed for an account
+    /// without a database (`usecase::contact::purchase_database`).
+    pub dbuuid: Option<String>,
 }
 
 impl Order {

@@ -460,12 +460,26 @@ pub async fn create_order(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let session = cx.require_session()?;
         let id = id?;
         let form = post_form(&cx, &session, &body)?;
-        session_account(&cx, &session, id).await?;
+        let (account, service) = session_account(&cx, &session, id).await?;
         let pack_id: Id = form
             .get("pack_id")
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| PortalError::Invalid(cx.lang.t().choose_pack.into()))?;
-        let order = cx.run(move |s| s.create_order(id, pack_id)).await?;
+        let rules = contact::Rules::from_settings(&cx.state.settings.limits);
+        let order = cx
+            .run(move |s| {
+                // Paid, the order binds an account without a database to the session's.
+                let db = contact::purchase_database(
+                    s,
+                    &rules,
+                    &service,
+                    &account,
+                    session.dbuuid.as_deref(),
+                )?;
+                s.create_order_from(id, pack_id, db.as_deref())
+                    .map_err(PortalError::from)
+            })
+            .await?;
         Ok(see_other(&format!("/portal/orders/{}", order.id)))
     })
     .await

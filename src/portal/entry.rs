@@ -105,6 +105,7 @@ async fn credit_page(cx: Cx) -> PageResult {
         .filter(|c| !c.is_zero());
 
     let rules = Rules::from_settings(&cx.state.settings.limits);
+    let dbuuid_named = dbuuid.clone().filter(|d| !d.is_empty());
     let account: Account = cx
         .run(move |store| {
             let service = match store.service_by_name(&service_name) {
@@ -137,12 +138,11 @@ async fn credit_page(cx: Cx) -> PageResult {
         Some(n) => format!("/portal/accounts/{}?credit={n}", account.id),
         None => format!("/portal/accounts/{}", account.id),
     };
-    Ok(start_session(
-        &cx,
-        &[account.id],
-        account.dbuuid.clone(),
-        &location,
-    ))
+    // The session belongs to the account's database, or, for an account that has none
+    // yet, to the one the link names: an order placed from it binds the account there
+    // once paid (`contact::purchase_database`).
+    let session_db = account.dbuuid.clone().or(dbuuid_named);
+    Ok(start_session(&cx, &[account.id], session_db, &location))
 }
 
 /// An alert e-mail's link: opens the account it was signed for, while the link lasts and

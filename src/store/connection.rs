@@ -79,6 +79,61 @@ pub(crate) fn checkout<M: r2d2::ManageConnection>(
     .map_err(super::unavailable)
 }
 
+/// libpq connection settings that bound how long a dead PostgreSQL connection (its server
+/// gone, the network path cut, a half-open TCP connection) can hold a caller, each added
+/// to `url` only when the operator's URL does not set it (the URL's own values win;
+/// README, "PostgreSQL"). libpq's defaults bound nothing:
+///
+/// - `connect_timeout` = `database.pool_timeout_secs` (libpq counts at least 2 s): no
+///   connection is worth waiting for longer than a caller waits for a pooled one; libpq
+///   waits as long as the operating system keeps trying (minutes) by default.
+/// - `keepalives_idle` / `keepalives_interval` / `keepalives_count` = 5 s / 5 s / 3: a
+///   connection waiting for an answer (the server received the statement, or the COMMIT)
+///   or idle in the pool is probed after 5 s of silence instead of the system's 2 hours.
+/// - `tcp_user_timeout` = `database.call_deadline_ms`: data sent (a batch, its COMMIT)
+///   or probes left unacknowledged that long close the connection, instead of the
+///   system's retransmissions for about 15 minutes. It only fires when the server's host
+///   does not answer at the TCP level: a long query or a lock wait is not cut.
+///
+/// The failed statement is then answered "unavailable" and the pool drops the connection.
+fn pg_url_with_bounds(url: &str, settings: &DatabaseSettings) -> String {
+    let defaults = [
+        (
+            "connect_timeout",
+            settings.pool_timeout_secs.max(2).to_string(),
+        ),
+        ("keepalives_idle", "5".to_owned()),
+        ("keepalives_interval", "5".to_owned()),
+        ("keepalives_count", "3".to_owned()),
+        ("tcp_user_timeout", settings.call_deadline_ms.to_string()),
+    ];
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let given: Vec<&str> = query
+        .split('&')
+        .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+        .collect();
+    let mut out = url.to_owned();
+    let mut separator = if url.contains('?') {
+        if query.is_empty() || query.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    for (key, value) in defaults {
+        if !given.contains(&key) {
+            out.push_str(separator);
+            out.push_str(key);
+            out.push('=');
+            out.push_str(&value);
+            separator = "&";
+        }
+    }
+    out
+}
+
 fn store_error(context: &str, e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Store(format!("{context}: {e}"))
 }
@@ -119,7 +174,7 @@ impl Pool {
                 .max_size(settings.pool_size)
                 .connection_timeout(timeout)
                 .test_on_check_out(false)
-                .build(ConnectionManager::new(url))
+                .build(ConnectionManager::new(pg_url_with_bounds(url, settings)))
                 .map_err(|e| {
                     store_error(
                         &format!(
@@ -181,5 +236,63 @@ impl Pool {
             }
         };
         Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn settings() -> DatabaseSettings {
+        DatabaseSettings {
+            url: Secret::new("postgres://unused"),
+            pool_timeout_secs: 7,
+            call_deadline_ms: 9_000,
+            ..DatabaseSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_plain_url_gets_every_bound() {
+        assert_eq!(
+            pg_url_with_bounds("postgres://u:p@db.example.org/iap", &settings()),
+            "postgres://u:p@db.example.org/iap?connect_timeout=7&keepalives_idle=5\
+             &keepalives_interval=5&keepalives_count=3&tcp_user_timeout=9000"
+        );
+    }
+
+    #[test]
+    fn the_operators_values_win() {
+        assert_eq!(
+            pg_url_with_bounds(
+                "postgres://db/iap?sslmode=require&connect_timeout=3&tcp_user_timeout=0",
+                &settings()
+            ),
+            "postgres://db/iap?sslmode=require&connect_timeout=3&tcp_user_timeout=0\
+             &keepalives_idle=5&keepalives_interval=5&keepalives_count=3"
+        );
+        // Every bound given: the URL is left as it is.
+        let full = "postgresql://db/iap?connect_timeout=4&keepalives_idle=60\
+                    &keepalives_interval=10&keepalives_count=6&tcp_user_timeout=30000";
+        assert_eq!(pg_url_with_bounds(full, &settings()), full);
+        // An empty query, or one ending in `&`.
+        assert!(
+            pg_url_with_bounds("postgres://db/iap?", &settings())
+                .starts_with("postgres://db/iap?connect_timeout=7&")
+        );
+        assert!(
+            pg_url_with_bounds("postgres://db/iap?sslmode=disable&", &settings())
+                .starts_with("postgres://db/iap?sslmode=disable&connect_timeout=7&")
+        );
+    }
+
+    #[test]
+    fn libpq_counts_at_least_two_seconds_to_connect() {
+        let s = DatabaseSettings {
+            pool_timeout_secs: 1,
+            ..settings()
+        };
+        assert!(pg_url_with_bounds("postgres://db/iap", &s).contains("connect_timeout=2&"));
     }
 }

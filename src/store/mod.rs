@@ -28,7 +28,9 @@ pub use connection::{Backend, PoolState};
 pub use console::{AdminTokenInfo, AuditLine, ConsoleSession, Overview, Totals};
 pub use engine::EngineStats;
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
-pub use odoo::{CompanyConsumption, DatabaseInfo, OdooCredentials};
+pub use odoo::{
+    CompanyConsumption, DatabaseInfo, OdooCredentials, RegistrationSecretInfo, Revocation,
+};
 pub use portal::{DatabaseUsage, MAX_PENDING_ORDERS, OrderFilter};
 pub use protocol::AlertUpdate;
 

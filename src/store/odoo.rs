@@ -48,6 +48,37 @@ pub struct CompanyConsumption {
     pub consumed: Credits,
 }
 
+/// A registration secret as operators see it (never the secret: only its hash is kept).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RegistrationSecretInfo {
+    pub name: String,
+    pub created_at: Timestamp,
+    /// The databases it may register; `None`: any database.
+    pub dbuuids: Option<Vec<String>>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What revoking a registration secret found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// Revoked now.
+    Revoked,
+    /// Revoked before, at this time: nothing changed.
+    AlreadyRevoked(Timestamp),
+    /// No secret has that name.
+    Unknown,
+}
+
+/// A secret's stored scope: a JSON array of dbuuids, or NULL for any database.
+fn parse_scope(scope: Option<String>) -> Result<Option<Vec<String>>, LedgerError> {
+    scope
+        .map(|list| {
+            serde_json::from_str::<Vec<String>>(&list)
+                .map_err(|e| LedgerError::Store(format!("registration secret scope: {e}")))
+        })
+        .transpose()
+}
+
 type DbRow = (
     i64,
     String,
@@ -133,14 +164,65 @@ impl Store {
         let Some((stored, scope)) = found else {
             return Ok(false);
         };
-        let in_scope = match scope {
+        let in_scope = match parse_scope(scope)? {
             None => true,
-            Some(list) => serde_json::from_str::<Vec<String>>(&list)
-                .map_err(|e| LedgerError::Store(format!("registration secret scope: {e}")))?
-                .iter()
-                .any(|d| d == dbuuid),
+            Some(list) => list.iter().any(|d| d == dbuuid),
         };
         Ok(constant_time_eq(&stored, &hash) && in_scope)
+    }
+
+    /// Every registration secret, revoked ones too, by name.
+    pub fn list_registration_secrets(&self) -> Result<Vec<RegistrationSecretInfo>, LedgerError> {
+        type Row = (String, i64, Option<String>, Option<i64>);
+        let rows: Vec<Row> = read_tx!(self, |c| {
+            registration_secrets::table
+                .order(registration_secrets::name)
+                .select((
+                    registration_secrets::name,
+                    registration_secrets::created_at,
+                    registration_secrets::dbuuids,
+                    registration_secrets::revoked_at,
+                ))
+                .load::<Row>(c)
+        })?;
+        rows.into_iter()
+            .map(|(name, created_at, scope, revoked_at)| {
+                Ok(RegistrationSecretInfo {
+                    name,
+                    created_at: Timestamp(created_at),
+                    dbuuids: parse_scope(scope)?,
+                    revoked_at: revoked_at.map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the registration secret `name`: it registers no database from now on.
+    /// Databases it registered keep their registration and database token (they
+    /// authenticate with that token, not with the secret). Revoking twice changes nothing.
+    pub fn revoke_registration_secret(&self, name: &str) -> Result<Revocation, LedgerError> {
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            let revoked_at: Option<Option<i64>> = registration_secrets::table
+                .filter(registration_secrets::name.eq(name))
+                .select(registration_secrets::revoked_at)
+                .first::<Option<i64>>(c)
+                .optional()?;
+            match revoked_at {
+                None => Ok(Revocation::Unknown),
+                Some(Some(at)) => Ok(Revocation::AlreadyRevoked(Timestamp(at))),
+                Some(None) => {
+                    diesel::update(
+                        registration_secrets::table
+                            .filter(registration_secrets::name.eq(name))
+                            .filter(registration_secrets::revoked_at.is_null()),
+                    )
+                    .set(registration_secrets::revoked_at.eq(now))
+                    .execute(c)?;
+                    Ok::<_, LedgerError>(Revocation::Revoked)
+                }
+            }
+        })
     }
 
     /// Whether `dbuuid` may be registered by a caller presenting `database_token`: it

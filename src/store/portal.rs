@@ -82,6 +82,7 @@ struct OrderRow {
     lot_id: Option<i64>,
     confirmed_by: Option<String>,
     payment_reference: Option<String>,
+    dbuuid: Option<String>,
 }
 
 impl TryFrom<OrderRow> for Order {
@@ -104,6 +105,7 @@ impl TryFrom<OrderRow> for Order {
             lot_id: r.lot_id,
             confirmed_by: r.confirmed_by,
             payment_reference: r.payment_reference,
+            dbuuid: r.dbuuid,
         })
     }
 }
@@ -228,6 +230,23 @@ macro_rules! impl_order_tx {
                             orders::credited_at.eq(now.micros()),
                         ))
                         .execute(c)?;
+                    // A paid purchase is the customer's first authenticated contact: the
+                    // account takes the order's database if it still has none, in the
+                    // transaction that credits it (never re-bound; which database an order
+                    // may carry is `usecase::contact::purchase_database`'s rule).
+                    if let Some(db) = order.dbuuid.as_deref() {
+                        diesel::update(
+                            accounts::table
+                                .find(order.account_id)
+                                .filter(accounts::dbuuid.is_null()),
+                        )
+                        .set((
+                            accounts::dbuuid.eq(db),
+                            // The ledger engine keeps accounts in memory: tell it to reload.
+                            accounts::lock_version.eq(accounts::lock_version + 1),
+                        ))
+                        .execute(c)?;
+                    }
                     Ok::<_, PaymentError>(())
                 });
                 let credit_error = match credited {
@@ -415,6 +434,19 @@ impl Store {
 
     /// Orders a pack for an account: the pack must be active and of the account's service.
     pub fn create_order(&self, account_id: Id, pack_id: Id) -> Result<Order, PaymentError> {
+        self.create_order_from(account_id, pack_id, None)
+    }
+
+    /// [`Store::create_order`] placed from a portal session of database `dbuuid`: kept on
+    /// the order only while the account has no database, so that crediting the order
+    /// binds the account to it. Whether a session's database may be offered is
+    /// `usecase::contact::purchase_database`'s rule.
+    pub fn create_order_from(
+        &self,
+        account_id: Id,
+        pack_id: Id,
+        dbuuid: Option<&str>,
+    ) -> Result<Order, PaymentError> {
         let now = self.now().micros();
         let row: OrderRow = write_tx!(self, |c| {
             let account = c
@@ -451,6 +483,7 @@ impl Store {
                     orders::currency.eq(&pack.price.currency),
                     orders::status.eq(OrderStatus::Pending.as_str()),
                     orders::created_at.eq(now),
+                    orders::dbuuid.eq(dbuuid.filter(|_| account.dbuuid.is_none())),
                 ))
                 .returning(OrderRow::as_returning())
                 .get_result::<OrderRow>(c)?)
@@ -492,11 +525,16 @@ impl Store {
         let now = self.now();
         let result = write_tx!(self, |c| {
             let order = c.load_order(id)?;
-            c.lock_account(order.account_id)
+            let account = c
+                .lock_account(order.account_id)
                 .map_err(LedgerError::from_account_lookup)?;
             // Re-read under the lock: a concurrent confirmation may have credited it.
             let order = c.load_order(id)?;
-            c.confirm_locked(order, confirmation, now)
+            Ok((c.confirm_locked(order, confirmation, now)?, account))
+        })
+        .map(|(outcome, account)| {
+            self.forget_if_bound(&account, &outcome.order, outcome.credited_now);
+            outcome
         });
         record("confirm_order", &result);
         result
@@ -527,7 +565,8 @@ impl Store {
         let now = self.now();
         let result = write_tx!(self, |c| {
             let order = c.load_order(event.order_id)?;
-            c.lock_account(order.account_id)
+            let account = c
+                .lock_account(order.account_id)
                 .map_err(LedgerError::from_account_lookup)?;
             let order = c.load_order(event.order_id)?;
             let seen: Option<String> = payment_events::table
@@ -542,11 +581,14 @@ impl Store {
                         event.id
                     )));
                 }
-                return Ok(EventOutcome {
-                    order,
-                    duplicate: true,
-                    credited_now: false,
-                });
+                return Ok((
+                    EventOutcome {
+                        order,
+                        duplicate: true,
+                        credited_now: false,
+                    },
+                    account,
+                ));
             }
             if event.kind == EventKind::Succeeded
                 && (event.amount_minor != order.price.minor
@@ -569,13 +611,16 @@ impl Store {
                 .execute(c)?;
             if inserted == 0 {
                 // Another delivery of this event (for another order's account) won.
-                return Ok(EventOutcome {
-                    order,
-                    duplicate: true,
-                    credited_now: false,
-                });
+                return Ok((
+                    EventOutcome {
+                        order,
+                        duplicate: true,
+                        credited_now: false,
+                    },
+                    account,
+                ));
             }
-            match event.kind {
+            let outcome = match event.kind {
                 EventKind::Succeeded => {
                     let outcome = c.confirm_locked(
                         order,
@@ -585,11 +630,11 @@ impl Store {
                         },
                         now,
                     )?;
-                    Ok(EventOutcome {
+                    EventOutcome {
                         order: outcome.order,
                         duplicate: false,
                         credited_now: outcome.credited_now,
-                    })
+                    }
                 }
                 EventKind::Failed => {
                     // A failure after a success (or a retry of it) leaves the credit alone.
@@ -598,16 +643,30 @@ impl Store {
                     } else {
                         order
                     };
-                    Ok(EventOutcome {
+                    EventOutcome {
                         order,
                         duplicate: false,
                         credited_now: false,
-                    })
+                    }
                 }
-            }
+            };
+            Ok((outcome, account))
+        })
+        .map(|(outcome, account)| {
+            self.forget_if_bound(&account, &outcome.order, outcome.credited_now);
+            outcome
         });
         record("payment_event", &result);
         result
+    }
+
+    /// After crediting `order`: if that bound `account` (locked as it was before) to the
+    /// order's database, the provider calls' remembered copy of it is stale.
+    fn forget_if_bound(&self, account: &Account, order: &Order, credited_now: bool) {
+        if credited_now && account.dbuuid.is_none() && order.dbuuid.is_some() {
+            self.lookups
+                .forget_account(account.service_id, &account.token_hash);
+        }
     }
 
     /// Accounts and their services, for the ids a portal session may see.

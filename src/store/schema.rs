@@ -255,6 +255,7 @@ diesel::table! {
         lot_id -> Nullable<BigInt>,
         confirmed_by -> Nullable<Text>,
         payment_reference -> Nullable<Text>,
+        dbuuid -> Nullable<Text>,
     }
 }
 

@@ -7,8 +7,10 @@
 //!
 //! The rules (README, "Accounts and databases"):
 //! - An account belongs to one database, fixed by its first *authenticated* contact that
-//!   names one: a provider's authorize (service key) or an operator's grant. A `dbuuid`
-//!   anywhere else is a claim anyone can make: dbuuids are not secret.
+//!   names one: a provider's authorize (service key), the registered database read by the
+//!   bridge, an operator's grant, or a paid portal purchase (the order keeps the portal
+//!   session's database, [`purchase_database`]; crediting it binds). A `dbuuid` anywhere
+//!   else is a claim anyone can make: dbuuids are not secret.
 //! - A call naming another database than the account's is a copy of that database or a
 //!   lie: it is answered (the token is the secret that owns the credits), but it never
 //!   re-binds the account, never passes a service restriction (restrictions are checked
@@ -258,6 +260,39 @@ pub fn claim_trial(
         return Ok(false);
     };
     Ok(store.grant_trial_once(service, account.id, db)?.is_some())
+}
+
+/// The database a portal order placed from a session of `session_dbuuid` may carry, so
+/// that crediting it binds `account` there (see [`crate::payments::Order::dbuuid`]).
+/// A paid purchase is an authenticated first contact: whoever pays for an account holds
+/// its token and came from that database's "Buy credits" link. It binds only an account
+/// without a database, only to a database the service is open to, and within the bound
+/// on accounts per database (checked again by nothing at crediting time: an order placed
+/// while there was room binds once paid). `None`: the order binds nothing.
+pub fn purchase_database(
+    store: &Store,
+    rules: &Rules,
+    service: &Service,
+    account: &Account,
+    session_dbuuid: Option<&str>,
+) -> Result<Option<String>, ContactError> {
+    let Some(db) = session_dbuuid.filter(|db| !db.is_empty()) else {
+        return Ok(None);
+    };
+    if account.dbuuid.is_some() {
+        return Ok(None);
+    }
+    match check_allowed(store, service, Some(account), Some(db))
+        .and_then(|()| check_room(store, rules, db))
+    {
+        Ok(()) => Ok(Some(db.to_owned())),
+        Err(e @ (ContactError::NotAvailable { .. } | ContactError::TooManyAccounts { .. })) => {
+            tracing::info!(account = account.id, dbuuid = %db, reason = %e,
+                "portal order will not bind its account's database");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// [`contact`] for a provider's authorize from memory only: the account as the full path

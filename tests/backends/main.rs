@@ -106,8 +106,16 @@ const TESTS: &[(&str, TestFn)] = &[
         security_contact::cancel_after_expiry_matches_readme,
     ),
     (
+        "security_contact_purchase_binds",
+        security_contact::portal_purchase_binds_the_database,
+    ),
+    (
         "security_registration_takeover",
         security_registration::registration_takeover,
+    ),
+    (
+        "security_registration_secret_revoked",
+        security_registration::registration_secret_revoked,
     ),
     (
         "security_registration_probes",

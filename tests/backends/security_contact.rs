@@ -328,3 +328,108 @@ pub fn cancel_after_expiry_matches_readme(backend: &Backend) -> Result<(), Faile
     );
     Ok(())
 }
+
+/// A paid portal purchase is an authenticated first contact: it binds an account without
+/// a database to the database of the portal session the order was placed from (the
+/// "Buy credits" link's), when the order is credited, never re-binding it afterwards; an
+/// order that is cancelled binds nothing.
+pub fn portal_purchase_binds_the_database(backend: &Backend) -> Result<(), Failed> {
+    let s = crate::portal_web::sidecar(backend)?;
+    let sms = crate::portal_web::service_with_packs(&s, "sms");
+    let dbuuid = |s: &Sidecar| account(s, sms.id, "buyer").and_then(|a| a.dbuuid);
+
+    // Odoo's reads open nothing; the "Buy credits" link from db-D opens the account,
+    // without a database.
+    assert_eq!(balance(&s, "buyer", "sms", "db-D").result(), &json!(0.0));
+    assert!(
+        account(&s, sms.id, "buyer").is_none(),
+        "a read opens nothing"
+    );
+    let open = |dbuuid: &str| -> Result<(Web, String), Failed> {
+        let web = Web::new(&s.base);
+        let entry = web.get(&format!(
+            "/iap/1/credit?dbuuid={dbuuid}&service_name=sms&account_token=buyer"
+        ));
+        let csrf = crate::portal_web::csrf(web.follow(&entry).expect(200, "account page"));
+        Ok((web, csrf))
+    };
+    let (from_d, csrf_d) = open("db-D")?;
+    let id = account(&s, sms.id, "buyer").ok_or("opened by the link")?.id;
+    assert_eq!(dbuuid(&s), None, "a link does not fix the database");
+    let order = |web: &Web, csrf: &str| -> Result<Id, Failed> {
+        let placed = web.post_form(
+            &format!("/portal/accounts/{id}/orders"),
+            &[("csrf", csrf), ("pack_id", "1")],
+        );
+        assert_eq!(placed.status, 303, "order placed: {}", placed.body);
+        let location = placed.location.ok_or("order page")?;
+        Ok(location.rsplit('/').next().ok_or("id")?.parse()?)
+    };
+
+    // An order cancelled by the customer binds nothing.
+    let cancelled = order(&from_d, &csrf_d)?;
+    let p = from_d.post_form(
+        &format!("/portal/orders/{cancelled}/cancel"),
+        &[("csrf", &csrf_d)],
+    );
+    assert_eq!(p.status, 303, "cancelled: {}", p.body);
+    assert_eq!(dbuuid(&s), None, "a cancelled order binds nothing");
+
+    // Two orders while the account has no database: one from db-D's session, one from
+    // db-E's. Ordering alone binds nothing.
+    let paid_d = order(&from_d, &csrf_d)?;
+    let (from_e, csrf_e) = open("db-E")?;
+    let paid_e = order(&from_e, &csrf_e)?;
+    assert_eq!(dbuuid(&s), None, "an unpaid order binds nothing");
+
+    // db-D's order is paid (the payment webhook): the account now belongs to db-D.
+    let event = json!({"id": "evt-d", "type": "payment.succeeded", "order_id": paid_d,
+                       "amount_minor": 500, "currency": "EUR"})
+    .to_string();
+    let now = crate::portal_web::now_secs(&s);
+    let p = Web::new(&s.base).webhook(&event, crate::portal_web::WEBHOOK_SECRET, now);
+    assert_eq!(p.status, 200, "webhook: {}", p.body);
+    assert_eq!(dbuuid(&s).as_deref(), Some("db-D"), "bound by the purchase");
+
+    // db-E's order is paid too (the operator confirms): credited, but not re-bound.
+    let admin = s.db.store.create_admin_token("ops")?;
+    let p = Web::new(&s.base).post_raw(
+        &format!("/api/v1/orders/{paid_e}/confirm"),
+        b"",
+        &[("authorization", format!("Bearer {admin}"))],
+    );
+    assert_eq!(p.status, 200, "confirm: {}", p.body);
+    assert_eq!(dbuuid(&s).as_deref(), Some("db-D"), "never re-bound");
+    assert_eq!(
+        s.db.store.balance(id)?.available,
+        iap_sidecar::ledger::Credits::whole(20)?,
+        "both orders credited"
+    );
+
+    // From now on db-E's link is a claim like any other: its session and orders carry
+    // the account's own database, and its purchases change nothing.
+    let (again_e, csrf_again) = open("db-E")?;
+    let later = order(&again_e, &csrf_again)?;
+    let p = Web::new(&s.base).post_raw(
+        &format!("/api/v1/orders/{later}/confirm"),
+        b"",
+        &[("authorization", format!("Bearer {admin}"))],
+    );
+    assert_eq!(p.status, 200, "confirm: {}", p.body);
+    assert_eq!(dbuuid(&s).as_deref(), Some("db-D"));
+    let order_dbs: Vec<Option<String>> = [cancelled, paid_d, paid_e, later]
+        .iter()
+        .map(|o| s.db.store.order(*o).map(|o| o.dbuuid))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        order_dbs,
+        vec![
+            Some("db-D".to_owned()),
+            Some("db-D".to_owned()),
+            Some("db-E".to_owned()),
+            None
+        ],
+        "orders keep the database they would bind, only while the account had none"
+    );
+    Ok(())
+}

@@ -174,6 +174,96 @@ pub fn registration_takeover(backend: &Backend) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The operator's CLI on the sidecar's database: exit status, stdout, stderr.
+fn operator(sidecar: &Sidecar, args: &[&str]) -> Result<(bool, String, String), Failed> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iap-sidecar"))
+        .args(args)
+        .env("IAP_SIDECAR__DATABASE__URL", sidecar.db.url())
+        .env("IAP_SIDECAR__LOG__LEVEL", "warn")
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Registration secrets are listed (never shown) and revoked with the CLI: a revoked
+/// secret registers nothing, answered exactly like an unknown one, while the database
+/// it registered keeps working with its database token.
+pub fn registration_secret_revoked(backend: &Backend) -> Result<(), Failed> {
+    let odoo = StandIn::start()?;
+    let sidecar = Sidecar::start_with(backend, |s| {
+        s.odoo.allowed_hosts = vec!["127.0.0.1".into(), "localhost".into()];
+    })?;
+    let store = &sidecar.db.store;
+    let old = store.create_registration_secret("old-addon")?;
+    store.create_registration_secret_for("branch", &["db-1".into(), "db-2".into()])?;
+    let (status, body) = register(&sidecar, &old, &stand_in_body(&odoo.url));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["database_token"].as_str().ok_or("token")?.to_owned();
+
+    let (ok, listed, err) = operator(&sidecar, &["registration-secret", "list"])?;
+    assert!(ok, "list: {err}");
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} listed: {listed}"))
+            .to_owned()
+    };
+    assert!(line("old-addon").contains("any database") && line("old-addon").contains("active"));
+    assert!(line("branch").contains("db-1, db-2"), "{listed}");
+    assert!(
+        !listed.contains(&old) && !listed.contains("iapreg_"),
+        "never the secret: {listed}"
+    );
+
+    let (ok, said, err) = operator(&sidecar, &["registration-secret", "revoke", "old-addon"])?;
+    assert!(ok && said.contains("revoked"), "revoke: {said} {err}");
+    let (ok, said, err) = operator(&sidecar, &["registration-secret", "revoke", "old-addon"])?;
+    assert!(
+        ok && said.contains("already revoked"),
+        "revoking twice: {said} {err}"
+    );
+    let (ok, _, err) = operator(&sidecar, &["registration-secret", "revoke", "nobody"])?;
+    assert!(
+        !ok && err.contains("no registration secret named \"nobody\""),
+        "unknown name: {err}"
+    );
+    let (_, listed, _) = operator(&sidecar, &["registration-secret", "list"])?;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("old-addon ") && l.contains("revoked")),
+        "{listed}"
+    );
+
+    // The revoked secret registers nothing, not even with the database's token: the
+    // answer is an unknown secret's.
+    let unknown = register(&sidecar, "iapreg_never_issued", &stand_in_body(&odoo.url));
+    assert_eq!(unknown.0, StatusCode::UNAUTHORIZED, "{}", unknown.1);
+    let revoked = register(&sidecar, &old, &stand_in_body(&odoo.url));
+    assert_eq!(
+        (revoked.0, &revoked.1["type"]),
+        (unknown.0, &unknown.1["type"])
+    );
+    assert_eq!(revoked.1["detail"], unknown.1["detail"]);
+    let mut with_token = stand_in_body(&odoo.url);
+    with_token["database_token"] = json!(token);
+    let revoked = register(&sidecar, &old, &with_token);
+    assert_eq!(
+        (revoked.0, &revoked.1["type"]),
+        (unknown.0, &unknown.1["type"])
+    );
+
+    // The database it registered keeps its registration and token.
+    let detail = format!("/api/v1/databases/{STAND_IN_UUID}");
+    assert_eq!(get_status(&sidecar, &detail, &token), StatusCode::OK);
+    assert_eq!(store.list_databases()?.len(), 1);
+    Ok(())
+}
+
 /// Finding 5: by default the bridge reaches no loopback, link-local, private or
 /// unspecified address, whatever the URL spells (a literal or a name resolving to one),
 /// and says nothing about what it found there.
