@@ -399,6 +399,11 @@ pub fn portal_purchase_binds_the_database(backend: &Backend) -> Result<(), Faile
         &[("authorization", format!("Bearer {admin}"))],
     );
     assert_eq!(p.status, 200, "confirm: {}", p.body);
+    assert!(
+        p.body.contains(r#""dbuuid":"db-E""#),
+        "the admin API shows the order's database: {}",
+        p.body
+    );
     assert_eq!(dbuuid(&s).as_deref(), Some("db-D"), "never re-bound");
     assert_eq!(
         s.db.store.balance(id)?.available,

@@ -60,6 +60,9 @@ pub struct OrderDto {
     pub lot_id: Option<i64>,
     pub confirmed_by: Option<String>,
     pub payment_reference: Option<String>,
+    /// The database of the portal session the order was placed from, kept while the
+    /// account had none: crediting the order binds the account to it.
+    pub dbuuid: Option<String>,
 }
 
 impl From<Order> for OrderDto {
@@ -80,6 +83,7 @@ impl From<Order> for OrderDto {
             lot_id: o.lot_id,
             confirmed_by: o.confirmed_by,
             payment_reference: o.payment_reference,
+            dbuuid: o.dbuuid,
         }
     }
 }
