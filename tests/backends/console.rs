@@ -484,3 +484,179 @@ pub fn console_backup_under_load(backend: &Backend) -> Result<(), Failed> {
     eprintln!("backup under load: {total} acknowledged captures all present");
     Ok(())
 }
+
+const DAY: i64 = 86_400_000_000;
+
+/// The overview's figures, recomputed straight from the journal and the holds.
+fn overview_matches_journal(db: &crate::support::TestDb, when: &str) -> Result<(), Failed> {
+    let store = &db.store;
+    let overview = store.console_overview()?;
+    let now = db.now().0;
+    let today = now - now.rem_euclid(DAY);
+    let sum = |sql: String| -> Result<i64, Failed> { Ok(db.raw_i64(&sql)?) };
+    let figures = |since: i64| -> Result<[i64; 3], Failed> {
+        Ok([
+            sum(format!(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS v FROM journal \
+                 WHERE kind IN ('grant', 'topup', 'trial') AND effective_at >= {since}"
+            ))?,
+            sum(format!(
+                "SELECT CAST(COALESCE(SUM(-amount), 0) AS BIGINT) AS v FROM journal \
+                 WHERE kind = 'capture' AND effective_at >= {since}"
+            ))?,
+            sum(format!(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS v FROM holds \
+                 WHERE created_at >= {since}"
+            ))?,
+        ])
+    };
+    let month = today - 29 * DAY;
+    for (name, totals, since) in [
+        ("today", overview.today, today),
+        ("30 days", overview.days_30, month),
+        ("all time", overview.all_time, i64::MIN),
+    ] {
+        let got = [
+            totals.sold.units(),
+            totals.consumed.units(),
+            totals.held.units(),
+        ];
+        assert_eq!(
+            got,
+            figures(since)?,
+            "{when}: {name} (sold, consumed, held)"
+        );
+    }
+    // The chart: every (service, day) point, and nothing captured left out of it.
+    let mut charted = 0;
+    for (service, days) in &overview.daily {
+        for (day, value) in days {
+            let (from, until) = (day * DAY, (day + 1) * DAY);
+            let expected = sum(format!(
+                "SELECT CAST(COALESCE(SUM(-journal.amount), 0) AS BIGINT) AS v FROM journal \
+                 JOIN accounts ON accounts.id = journal.account_id \
+                 WHERE journal.kind = 'capture' AND accounts.service_id = {} \
+                 AND journal.effective_at >= {from} AND journal.effective_at < {until}",
+                service.id
+            ))?;
+            assert_eq!(
+                value.units(),
+                expected,
+                "{when}: {} on day {day}",
+                service.technical_name
+            );
+            charted += value.units();
+        }
+    }
+    assert_eq!(charted, overview.days_30.consumed.units(), "{when}: chart");
+    Ok(())
+}
+
+/// The overview reads closed days from their totals and open days live; its figures
+/// stay equal to sums straight from the journal while days close, and a day closes only
+/// once no write can land in it any more (its end plus the call deadline and a minute).
+pub fn console_overview_rollup(backend: &Backend) -> Result<(), Failed> {
+    use iap_sidecar::ledger::EntryKind;
+    use iap_sidecar::ledger::time::NEVER;
+    use iap_sidecar::store::GrantRequest;
+
+    use crate::support::{DbOptions, HOUR, TestDb, credits};
+
+    let db = TestDb::new(backend, DbOptions::default())?;
+    let store = &db.store;
+    let services = [db.service("ov-a")?, db.service("ov-b")?];
+    let accounts = [
+        db.account(services[0].id, "ov-a-1")?.id,
+        db.account(services[0].id, "ov-a-2")?.id,
+        db.account(services[1].id, "ov-b-1")?.id,
+    ];
+    let grant = |account_id, amount, origin| {
+        store.grant(&GrantRequest {
+            account_id,
+            amount: credits(amount),
+            expires_at: NEVER,
+            origin,
+            reference: None,
+            description: None,
+        })
+    };
+    for &a in &accounts {
+        grant(a, 100_000, EntryKind::Grant)?;
+    }
+    let closed_rows = |day: i64| {
+        db.raw_i64(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS v FROM daily_totals WHERE day = {day}"
+        ))
+    };
+    // 40 days of activity, 7 hours apart, with the overview read along the way (so days
+    // close a few at a time) and a hold left open now and then.
+    for step in 0..(40 * 24 / 7) {
+        let a = accounts[step % accounts.len()];
+        if step % 5 == 0 {
+            grant(a, 10 + step as i64, EntryKind::Topup)?;
+        }
+        let (_, token, _) = store.authorize(a, credits(3), 1_000, None)?;
+        if step % 4 != 0 {
+            store.capture(&token, Some(credits(1 + (step % 3) as i64)), None)?;
+        }
+        if step % 9 == 0 {
+            overview_matches_journal(&db, &format!("step {step}"))?;
+        }
+        db.advance(7 * HOUR);
+    }
+    overview_matches_journal(&db, "after 40 days")?;
+
+    // The margin's boundary: one microsecond before day D counts as closed, a write that
+    // read its clock in D (committed late, within the call deadline) still counts live.
+    let margin = store.rollup_margin();
+    assert!(margin > 60_000_000, "margin {margin} µs");
+    let now = db.now().0;
+    let day = now.div_euclid(DAY);
+    let end = (day + 1) * DAY;
+    db.advance(end + margin - 1 - now);
+    overview_matches_journal(&db, "one µs before D closes")?;
+    assert_eq!(closed_rows(day)?, 0, "day D rolled up before its margin");
+    let late = accounts[0];
+    let seq = db.raw_i64(&format!(
+        "SELECT CAST(MAX(seq) AS BIGINT) AS v FROM journal WHERE account_id = {late}"
+    ))?;
+    let balance = store.balance(late)?.balance.units();
+    db.raw_execute(&format!(
+        "UPDATE accounts SET balance = balance - 20000, last_seq = {next} WHERE id = {late}",
+        next = seq + 1
+    ))?;
+    db.raw_execute(&format!(
+        "INSERT INTO journal (account_id, seq, kind, amount, balance_after, effective_at, \
+         recorded_at) VALUES ({late}, {next}, 'capture', -20000, {after}, {at}, {at})",
+        next = seq + 1,
+        after = balance - 20000,
+        at = end - 1,
+    ))?;
+    overview_matches_journal(&db, "a late entry in D, within the margin")?;
+    // At the margin D closes, with the late entry in its totals.
+    db.advance(1);
+    overview_matches_journal(&db, "D closed")?;
+    assert!(closed_rows(day)? > 0, "day D not rolled up at its margin");
+    // From then on a write reads a clock past D's end plus the margin: it lands on a
+    // later day, never in the closed one.
+    let (_, token, _) = store.authorize(accounts[1], credits(2), 1_000, None)?;
+    store.capture(&token, Some(credits(2)), None)?;
+    let last = store
+        .journal(accounts[1], None, 1)?
+        .into_iter()
+        .next()
+        .ok_or("no entry")?;
+    assert!(
+        last.effective_at.0.div_euclid(DAY) > day,
+        "an entry written after D closed is dated {:?}",
+        last.effective_at
+    );
+    overview_matches_journal(&db, "after D closed")?;
+    // A second process rolling the same days up changes nothing.
+    let other = db.another_store()?;
+    db.advance(2 * DAY);
+    let first = format!("{:?}", other.console_overview()?);
+    assert_eq!(format!("{:?}", store.console_overview()?), first);
+    overview_matches_journal(&db, "two days later")?;
+    Ok(())
+}

@@ -153,6 +153,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ),
     ("console_root_page", console::console_root_page),
     ("console_access_rules", console::console_access_rules),
+    ("console_overview_rollup", console::console_overview_rollup),
 ];
 
 /// Need `python3` with `requests` and `aiosmtpd` (installed by `.ci/run`).
