@@ -91,6 +91,28 @@ pub struct AuditLine {
     pub detail: String,
 }
 
+/// The audit line of an operator action, handed to the store function that performs it:
+/// the store writes it in the action's own transaction, so the line exists if and only
+/// if the action committed (a refused or failed action leaves none).
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    /// `token:<admin token name>`.
+    pub actor: String,
+    pub action: &'static str,
+    pub target: String,
+    pub detail: String,
+}
+
+impl AuditRecord {
+    /// The same line with `detail` (known only once the action ran, in its transaction).
+    pub fn with_detail(&self, detail: String) -> AuditRecord {
+        AuditRecord {
+            detail,
+            ..self.clone()
+        }
+    }
+}
+
 /// An admin token as the console lists it (never its secret or hash).
 #[derive(Clone, Debug)]
 pub struct AdminTokenInfo {
@@ -221,9 +243,13 @@ impl Store {
         })
     }
 
-    /// Revokes the admin token `name` and ends its console sessions; false when there
-    /// is no such active token.
-    pub fn revoke_admin_token_and_sessions(&self, name: &str) -> Result<bool, LedgerError> {
+    /// Revokes the admin token `name` and ends its console sessions, audited in the same
+    /// transaction; false (and no line) when there is no such active token.
+    pub fn revoke_admin_token_and_sessions(
+        &self,
+        name: &str,
+        audit: &AuditRecord,
+    ) -> Result<bool, LedgerError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let ids: Vec<Id> = admin_tokens::table
@@ -244,6 +270,7 @@ impl Store {
             )
             .set(console_sessions::ended_at.eq(now))
             .execute(c)?;
+            write_audit_record(c, now, audit)?;
             Ok(true)
         })
     }
@@ -268,20 +295,6 @@ impl Store {
                 revoked_at: revoked.map(Timestamp),
             })
             .collect())
-    }
-
-    /// Writes one audit line.
-    pub fn record_audit(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: &str,
-    ) -> Result<(), LedgerError> {
-        let now = self.now().micros();
-        write_tx!(self, |c| insert_audit(
-            c, now, actor, action, target, detail
-        ))
     }
 
     /// Audit lines, newest first; `before` pages back from an id.
@@ -317,20 +330,23 @@ impl Store {
             .collect())
     }
 
-    /// Sends a failing alert again at the worker's next round; false when the alert is
-    /// not waiting to be sent.
-    pub fn retry_alert(&self, id: Id) -> Result<bool, LedgerError> {
+    /// Sends a failing alert again at the worker's next round, audited in the same
+    /// transaction; false (and no line) when the alert is not waiting to be sent.
+    pub fn retry_alert(&self, id: Id, audit: &AuditRecord) -> Result<bool, LedgerError> {
         let now = self.now().micros();
-        let n = write_tx!(self, |c| {
-            diesel::update(
+        write_tx!(self, |c| {
+            let n = diesel::update(
                 alert_outbox::table
                     .filter(alert_outbox::id.eq(id))
                     .filter(alert_outbox::status.eq("pending")),
             )
             .set(alert_outbox::next_attempt_at.eq(now))
-            .execute(c)
-        })?;
-        Ok(n > 0)
+            .execute(c)?;
+            if n > 0 {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, LedgerError>(n > 0)
+        })
     }
 
     /// How long after a day ends no entry can land in it any more: the call deadline (a
@@ -576,7 +592,7 @@ fn day_totals_sql(range: DayRange) -> String {
 }
 
 /// Writes an audit line on either backend's connection, inside the caller's transaction.
-trait WriteAudit {
+pub(crate) trait WriteAudit {
     fn write_audit(
         &mut self,
         at: i64,
@@ -625,4 +641,20 @@ fn insert_audit(
 ) -> Result<(), LedgerError> {
     c.write_audit(at, actor, action, target, detail)?;
     Ok(())
+}
+
+/// Writes `record` inside the caller's transaction (the action's own).
+pub(crate) fn write_audit_record(
+    c: &mut impl WriteAudit,
+    at: i64,
+    record: &AuditRecord,
+) -> Result<(), LedgerError> {
+    insert_audit(
+        c,
+        at,
+        &record.actor,
+        record.action,
+        &record.target,
+        &record.detail,
+    )
 }

@@ -172,7 +172,7 @@ fn pages(account: i64) -> Vec<String> {
 }
 
 /// Signs in with `token` and answers the console's CSRF token.
-fn sign_in(web: &Web, token: &str) -> String {
+pub(crate) fn sign_in(web: &Web, token: &str) -> String {
     let login = web.get("/console/login");
     let form_csrf = csrf(login.expect(200, "login form"));
     let done = web.post_form(
@@ -344,8 +344,15 @@ pub fn console_access_rules(backend: &Backend) -> Result<(), Failed> {
 }
 
 /// A tiny blocking GET with a bearer token (the admin API).
-mod reqwest {
+pub(crate) mod reqwest {
     pub fn blocking_get_json(base: &str, path: &str, token: &str) -> serde_json::Value {
+        let (status, body) = blocking_get(base, path, token);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// The status and JSON body of a GET with a bearer token.
+    pub fn blocking_get(base: &str, path: &str, token: &str) -> (u16, serde_json::Value) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -357,8 +364,8 @@ mod reqwest {
                 .send()
                 .await
                 .expect("sent");
-            assert_eq!(r.status().as_u16(), 200, "{path}");
-            r.json().await.expect("json")
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(serde_json::Value::Null))
         })
     }
 }
@@ -658,5 +665,269 @@ pub fn console_overview_rollup(backend: &Backend) -> Result<(), Failed> {
     let first = format!("{:?}", other.console_overview()?);
     assert_eq!(format!("{:?}", store.console_overview()?), first);
     overview_matches_journal(&db, "two days later")?;
+    Ok(())
+}
+
+/// The audit lines `(actor, action, target, detail)` newest first.
+pub(crate) fn audit_lines(
+    store: &iap_sidecar::store::Store,
+) -> Vec<(String, String, String, String)> {
+    store
+        .audit_log(1000, None)
+        .expect("audit log")
+        .into_iter()
+        .map(|l| (l.actor, l.action, l.target, l.detail))
+        .collect()
+}
+
+/// The text of the element with `id` in `html` (a secret shown once).
+fn shown(html: &str, id: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[start..];
+    let open = rest.find('>')? + 1;
+    let close = rest[open..].find('<')?;
+    Some(rest[open..open + close].trim().to_owned())
+}
+
+/// An admin token created in the console is shown once, works on the admin API and
+/// opens a console session; revoked in the console, its bearer use and its sessions end.
+/// Both actions are audited.
+pub fn console_admin_token_lifecycle(backend: &Backend) -> Result<(), Failed> {
+    let sidecar = Sidecar::start(backend)?;
+    let store = &sidecar.db.store;
+    let ops = store.create_admin_token("ops")?;
+    let web = Web::new(&sidecar.base);
+    let csrf = sign_in(&web, &ops);
+
+    let page = web.post_form("/console/tokens", &[("csrf", &csrf), ("name", "robot")]);
+    let html = page.expect(200, "token created");
+    let secret = shown(html, "shown-token").ok_or("the new token is not shown")?;
+    assert!(secret.starts_with("iapadm_"), "{secret}");
+    // Shown once: the tokens page lists it by name only.
+    let list = web.get("/console/tokens");
+    let list = list.expect(200, "tokens page");
+    assert!(list.contains("robot") && !list.contains(&secret));
+    let (status, _) = reqwest::blocking_get(&sidecar.base, "/api/v1/audit", &secret);
+    assert_eq!(status, 200, "the new token on the admin API");
+    let robot = Web::new(&sidecar.base);
+    let robot_csrf = sign_in(&robot, &secret);
+    assert!(!robot_csrf.is_empty());
+    let lines = audit_lines(store);
+    assert!(
+        lines
+            .iter()
+            .any(|(actor, action, target, _)| actor == "token:ops"
+                && action == "token.create"
+                && target == "token:robot"),
+        "{lines:?}"
+    );
+
+    let revoked = web.post_form("/console/tokens/robot/revoke", &[("csrf", &csrf)]);
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    let (status, _) = reqwest::blocking_get(&sidecar.base, "/api/v1/audit", &secret);
+    assert_eq!(status, 401, "a revoked token on the admin API");
+    let page = robot.get("/console");
+    assert!(
+        page.status == 303 && page.location.as_deref() == Some("/console/login"),
+        "the revoked token's session: {} {:?}",
+        page.status,
+        page.location
+    );
+    let lines = audit_lines(store);
+    assert!(
+        lines
+            .iter()
+            .any(|(actor, action, target, _)| actor == "token:ops"
+                && action == "token.revoke"
+                && target == "token:robot"),
+        "{lines:?}"
+    );
+    // Revoking it again is refused, and writes no line.
+    let again = web.post_form("/console/tokens/robot/revoke", &[("csrf", &csrf)]);
+    assert_eq!(again.status, 404, "{}", again.body);
+    assert_eq!(audit_lines(store), lines, "a refused revoke was audited");
+    Ok(())
+}
+
+/// A registered Odoo database (against the stand-in Odoo) is read again from the
+/// console, then released; both audited.
+pub fn console_database_refresh_release(backend: &Backend) -> Result<(), Failed> {
+    use actix_web::{App, HttpServer, web};
+    use iap_sidecar::config::Secret;
+    use iap_sidecar::odoo::{OdooProtocol, Snapshot};
+    use iap_sidecar::store::OdooCredentials;
+
+    use crate::odoo_bridge::{STAND_IN_UUID, stand_in};
+
+    let sidecar = Sidecar::start_with(backend, |s| {
+        s.odoo.allowed_hosts = vec!["127.0.0.1".to_owned()];
+    })?;
+    let store = &sidecar.db.store;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let (addr, _server) = rt.block_on(async {
+        HttpServer::new(|| App::new().route("/jsonrpc", web::post().to(stand_in)))
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .map(|s| {
+                let addr = s.addrs()[0];
+                let server = s.run();
+                let handle = server.handle();
+                tokio::spawn(server);
+                (addr, handle)
+            })
+    })?;
+    let credentials = OdooCredentials {
+        dbuuid: STAND_IN_UUID.to_owned(),
+        url: format!("http://{addr}"),
+        db_name: "standin".to_owned(),
+        login: "admin".to_owned(),
+        api_key: Secret::new("admin"),
+    };
+    // Registered with nothing read yet.
+    let empty = Snapshot {
+        dbuuid: STAND_IN_UUID.to_owned(),
+        companies: vec![],
+        accounts: vec![],
+        protocol: OdooProtocol::JsonRpc,
+    };
+    store.register_database(&credentials, &empty, None)?;
+    let before = store.list_databases()?;
+    assert_eq!(before.len(), 1);
+    assert!(before[0].companies.is_empty(), "{:?}", before[0].companies);
+
+    let ops = store.create_admin_token("ops")?;
+    let web = Web::new(&sidecar.base);
+    let csrf = sign_in(&web, &ops);
+    sidecar.db.advance(60_000_000);
+    let done = web.post_form(
+        &format!("/console/databases/{STAND_IN_UUID}/refresh"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(done.status, 303, "refresh: {}", done.body);
+    let after = store.list_databases()?;
+    assert_eq!(after.len(), 1);
+    assert!(after[0].last_error.is_none(), "{:?}", after[0].last_error);
+    assert!(!after[0].companies.is_empty(), "no companies read");
+    assert_eq!(after[0].refreshed_at, Some(sidecar.db.now()));
+    let lines = audit_lines(store);
+    let target = format!("database:{STAND_IN_UUID}");
+    assert!(
+        lines
+            .iter()
+            .any(|(actor, action, t, detail)| actor == "token:ops"
+                && action == "database.refresh"
+                && *t == target
+                && detail.starts_with("refreshed")),
+        "{lines:?}"
+    );
+    let page = web.get("/console/databases");
+    assert!(page.expect(200, "databases page").contains(STAND_IN_UUID));
+
+    let released = web.post_form(
+        &format!("/console/databases/{STAND_IN_UUID}/release"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(released.status, 303, "release: {}", released.body);
+    assert!(store.list_databases()?.is_empty(), "still registered");
+    let lines = audit_lines(store);
+    assert!(
+        lines
+            .iter()
+            .any(|(actor, action, t, _)| actor == "token:ops"
+                && action == "database.release"
+                && *t == target),
+        "{lines:?}"
+    );
+    // Released twice: refused, no line.
+    let again = web.post_form(
+        &format!("/console/databases/{STAND_IN_UUID}/release"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(again.status, 404, "{}", again.body);
+    assert_eq!(audit_lines(store), lines, "a refused release was audited");
+    Ok(())
+}
+
+/// A console action writes its audit line in its own transaction: refused or failed,
+/// it leaves no line (and changes nothing); done, it leaves exactly one.
+pub fn console_refused_actions_leave_no_audit_line(backend: &Backend) -> Result<(), Failed> {
+    let sidecar = sidecar(backend)?;
+    let store = &sidecar.db.store;
+    let service = service_with_packs(&sidecar, "sms");
+    sidecar.grant(&service, "tok-a", 10);
+    let account = store
+        .list_accounts(&all_accounts())?
+        .first()
+        .map(|a| a.id)
+        .ok_or("no account")?;
+    let pack = store.packs(service.id, true)?[0].id;
+    let order = store.create_order(account, pack)?.id;
+    let ops = store.create_admin_token("ops")?;
+    let web = Web::new(&sidecar.base);
+    let csrf = sign_in(&web, &ops);
+
+    let before = audit_lines(store);
+    let cancelled = web.post_form(
+        &format!("/console/orders/{order}/cancel"),
+        &[("csrf", csrf.as_str())],
+    );
+    assert_eq!(cancelled.status, 303, "{}", cancelled.body);
+    let lines = audit_lines(store);
+    assert_eq!(lines.len(), before.len() + 1, "{lines:?}");
+    assert_eq!(
+        (lines[0].1.as_str(), lines[0].2.as_str()),
+        ("order.cancel", format!("order:{order}").as_str())
+    );
+
+    let f = Fixture {
+        sidecar: &sidecar,
+        account,
+        order,
+        tokens: vec![ops.clone()],
+    };
+    let state = f.snapshot();
+    let refused: Vec<(String, Vec<(&str, &str)>, u16)> = vec![
+        // Confirming a cancelled order.
+        (format!("/console/orders/{order}/confirm"), vec![], 409),
+        // Giving credits to an account that does not exist.
+        (
+            "/console/accounts/999999/grant".into(),
+            vec![("amount", "5"), ("key", "grant-missing")],
+            404,
+        ),
+        // A service that does not exist, a pack that does not exist.
+        (
+            "/console/services/nope/trial".into(),
+            vec![("credits", "5"), ("days", "30")],
+            404,
+        ),
+        ("/console/services/sms/packs/999999".into(), vec![], 404),
+        ("/console/services/nope/rotate-key".into(), vec![], 404),
+        // A service name taken already.
+        (
+            "/console/services".into(),
+            vec![("name", "sms"), ("label", "Again")],
+            409,
+        ),
+        // An alert that does not exist, a database never registered, a token unknown.
+        ("/console/alerts/999999/retry".into(), vec![], 404),
+        ("/console/databases/db-none/release".into(), vec![], 404),
+        ("/console/tokens/nobody/revoke".into(), vec![], 404),
+    ];
+    for (path, fields, status) in refused {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend(fields);
+        let page = web.post_form(&path, &all);
+        assert_eq!(page.status, status, "POST {path}: {}", page.body);
+        assert_eq!(
+            audit_lines(store),
+            lines,
+            "POST {path} refused, yet audited"
+        );
+    }
+    assert_eq!(f.snapshot(), state, "a refused action changed something");
     Ok(())
 }
