@@ -33,3 +33,6 @@ INSERT INTO daily_totals_state (id, closed_before) VALUES (1, 0);
 -- The open days' live sums, and the rollup of newly closed days, read a time range.
 CREATE INDEX journal_effective_at ON journal (effective_at);
 CREATE INDEX holds_created_at ON holds (created_at);
+-- "Near their threshold" looks only at accounts that have one, not at every account.
+-- Charges never change warning_threshold, so they never touch this index.
+CREATE INDEX accounts_with_threshold ON accounts (id) WHERE warning_threshold > 0;
