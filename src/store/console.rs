@@ -103,6 +103,10 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// An audit line whose detail is made, in the action's transaction, from what the action
+/// did (its outcome `T`).
+pub type AuditWith<'a, T> = (&'a AuditRecord, fn(&T) -> String);
+
 impl AuditRecord {
     /// The same line with `detail` (known only once the action ran, in its transaction).
     pub fn with_detail(&self, detail: String) -> AuditRecord {

@@ -25,7 +25,9 @@ pub use admin::AdminToken;
 pub use alerts::{AlertFilter, AlertJob, AlertStatus};
 pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
-pub use console::{AdminTokenInfo, AuditLine, AuditRecord, ConsoleSession, Overview, Totals};
+pub use console::{
+    AdminTokenInfo, AuditLine, AuditRecord, AuditWith, ConsoleSession, Overview, Totals,
+};
 pub use engine::EngineStats;
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
 pub use odoo::{CompanyConsumption, DatabaseInfo, OdooCredentials};

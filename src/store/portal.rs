@@ -8,7 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
-use super::console::{AuditRecord, write_audit_record};
+use super::console::{AuditRecord, AuditWith, write_audit_record};
 use super::rows::{AccountRow, ServiceRow, credits};
 use super::schema::{
     accounts, journal, orders, packs, payment_events, portal_revoked_sessions, portal_secrets,
@@ -361,7 +361,7 @@ impl Store {
         &self,
         service_id: Id,
         input: &PackInput,
-        audit: Option<(&AuditRecord, fn(&Pack) -> String)>,
+        audit: Option<AuditWith<'_, Pack>>,
     ) -> Result<Pack, PaymentError> {
         input.validate()?;
         let now = self.now().micros();
@@ -561,7 +561,7 @@ impl Store {
         &self,
         id: Id,
         confirmation: &Confirmation,
-        audit: Option<(&AuditRecord, fn(&ConfirmOutcome) -> String)>,
+        audit: Option<AuditWith<'_, ConfirmOutcome>>,
     ) -> Result<ConfirmOutcome, PaymentError> {
         let now = self.now();
         let result = write_tx!(self, |c| {

@@ -889,7 +889,9 @@ pub fn console_refused_actions_leave_no_audit_line(backend: &Backend) -> Result<
         tokens: vec![ops.clone()],
     };
     let state = f.snapshot();
-    let refused: Vec<(String, Vec<(&str, &str)>, u16)> = vec![
+    // (path, fields besides `csrf`, the status of the refusal)
+    type Refused<'a> = (String, Vec<(&'a str, &'a str)>, u16);
+    let refused: Vec<Refused<'_>> = vec![
         // Confirming a cancelled order.
         (format!("/console/orders/{order}/confirm"), vec![], 409),
         // Giving credits to an account that does not exist.

@@ -230,6 +230,9 @@ pub async fn refresh_database(
     refresh_database_audited(store, dbuuid, timeout, policy, rules, None).await
 }
 
+/// An operator's audit line for a refresh, its detail made from the outcome.
+pub type RefreshAudit = (AuditRecord, fn(&Result<Refreshed, String>) -> String);
+
 /// [`refresh_database`]; with `audit`, the line (its detail made from the outcome) is
 /// written in the transaction that saves the outcome.
 pub async fn refresh_database_audited(
@@ -238,7 +241,7 @@ pub async fn refresh_database_audited(
     timeout: Duration,
     policy: &TargetPolicy,
     rules: &Rules,
-    audit: Option<(AuditRecord, fn(&Result<Refreshed, String>) -> String)>,
+    audit: Option<RefreshAudit>,
 ) -> Result<Result<Refreshed, String>, LedgerError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
