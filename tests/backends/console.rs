@@ -933,3 +933,93 @@ pub fn console_refused_actions_leave_no_audit_line(backend: &Backend) -> Result<
     assert_eq!(f.snapshot(), state, "a refused action changed something");
     Ok(())
 }
+
+/// The audit line and the action commit together: when the line cannot be written (a
+/// trigger refuses every insert into `audit_log`), the action is undone with it — the
+/// order stays pending, no credit is granted — and once lines can be written again the
+/// same actions go through, each with its line.
+pub fn console_action_undone_without_its_audit_line(backend: &Backend) -> Result<(), Failed> {
+    let sidecar = sidecar(backend)?;
+    let db = &sidecar.db;
+    let store = &db.store;
+    let service = service_with_packs(&sidecar, "sms");
+    sidecar.grant(&service, "tok-a", 10);
+    let account = store
+        .list_accounts(&all_accounts())?
+        .first()
+        .map(|a| a.id)
+        .ok_or("no account")?;
+    let pack = store.packs(service.id, true)?[0].id;
+    let order = store.create_order(account, pack)?.id;
+    let ops = store.create_admin_token("ops")?;
+    let web = Web::new(&sidecar.base);
+    let csrf = sign_in(&web, &ops);
+    let balance = store.balance(account)?.balance;
+
+    if backend.is_postgres() {
+        db.raw_execute(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+        )?;
+        db.raw_execute(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+             FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        )?;
+    } else {
+        db.raw_execute(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        )?;
+    }
+    let lines = audit_lines(store);
+    let cancel = web.post_form(
+        &format!("/console/orders/{order}/cancel"),
+        &[("csrf", csrf.as_str())],
+    );
+    assert_eq!(cancel.status, 500, "{}", cancel.body);
+    let grant = web.post_form(
+        &format!("/console/accounts/{account}/grant"),
+        &[("csrf", csrf.as_str()), ("amount", "7"), ("key", "grant-x")],
+    );
+    assert_eq!(grant.status, 500, "{}", grant.body);
+    assert_eq!(
+        store.order(order)?.status,
+        iap_sidecar::payments::OrderStatus::Pending,
+        "the order was cancelled without its audit line"
+    );
+    assert_eq!(
+        store.balance(account)?.balance,
+        balance,
+        "credits were granted without an audit line"
+    );
+    assert_eq!(audit_lines(store), lines);
+
+    if backend.is_postgres() {
+        db.raw_execute("DROP TRIGGER refuse_audit ON audit_log")?;
+    } else {
+        db.raw_execute("DROP TRIGGER refuse_audit")?;
+    }
+    let cancel = web.post_form(
+        &format!("/console/orders/{order}/cancel"),
+        &[("csrf", csrf.as_str())],
+    );
+    assert_eq!(cancel.status, 303, "{}", cancel.body);
+    let grant = web.post_form(
+        &format!("/console/accounts/{account}/grant"),
+        &[("csrf", csrf.as_str()), ("amount", "7"), ("key", "grant-x")],
+    );
+    assert_eq!(grant.status, 303, "{}", grant.body);
+    assert_eq!(
+        store.order(order)?.status,
+        iap_sidecar::payments::OrderStatus::Cancelled
+    );
+    assert_eq!(
+        store.balance(account)?.balance,
+        balance.checked_add(Credits::whole(7)?)?
+    );
+    let after = audit_lines(store);
+    assert_eq!(after.len(), lines.len() + 2, "{after:?}");
+    assert_eq!(after[0].1, "grant");
+    assert_eq!(after[1].1, "order.cancel");
+    Ok(())
+}

@@ -166,6 +166,10 @@ const TESTS: &[(&str, TestFn)] = &[
         "console_refused_actions_leave_no_audit_line",
         console::console_refused_actions_leave_no_audit_line,
     ),
+    (
+        "console_action_undone_without_its_audit_line",
+        console::console_action_undone_without_its_audit_line,
+    ),
 ];
 
 /// Need `python3` with `requests` and `aiosmtpd` (installed by `.ci/run`).
