@@ -2,7 +2,7 @@
 
 use crate::ledger::token::{random_hex, sha256_hex};
 use crate::ledger::{LedgerError, Service};
-use crate::store::{NewService, Store};
+use crate::store::{AuditRecord, NewService, Store};
 
 fn new_key() -> String {
     format!("iapkey_{}", random_hex(24))
@@ -19,5 +19,27 @@ pub fn create(store: &Store, new: &NewService) -> Result<(Service, String), Ledg
 pub fn rotate(store: &Store, name: &str) -> Result<(Service, String), LedgerError> {
     let key = new_key();
     let service = store.set_service_key(name, &sha256_hex(&key))?;
+    Ok((service, key))
+}
+
+/// [`create`] by an operator, audited in the same transaction.
+pub fn create_audited(
+    store: &Store,
+    new: &NewService,
+    audit: &AuditRecord,
+) -> Result<(Service, String), LedgerError> {
+    let key = new_key();
+    let service = store.create_service_audited(new, &sha256_hex(&key), audit)?;
+    Ok((service, key))
+}
+
+/// [`rotate`] by an operator, audited in the same transaction.
+pub fn rotate_audited(
+    store: &Store,
+    name: &str,
+    audit: &AuditRecord,
+) -> Result<(Service, String), LedgerError> {
+    let key = new_key();
+    let service = store.set_service_key_audited(name, &sha256_hex(&key), audit)?;
     Ok((service, key))
 }

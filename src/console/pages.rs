@@ -1,6 +1,8 @@
 //! The console's pages and forms. Each form handler: session and CSRF first
-//! ([`Ccx::poster`]), then the same store call the CLI and the admin API make, then one
-//! audit line, then `303` back to the page (or a page showing a new secret once).
+//! ([`Ccx::poster`]), then the store call the CLI and the admin API make, in its
+//! `_audited` form: the audit line is written in the action's own transaction (a line
+//! exists if and only if the action committed), then `303` back to the page (or a page
+//! showing a new secret once).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,7 +16,7 @@ use crate::portal::chart;
 use crate::portal::i18n::Lang;
 use crate::portal::{Form, html_response};
 use crate::store::{
-    AccountFilter, AlertFilter, GrantRequest, Idempotency, NewService, OrderFilter,
+    AccountFilter, AlertFilter, AuditRecord, GrantRequest, Idempotency, NewService, OrderFilter,
 };
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -39,17 +41,15 @@ fn grant_key() -> String {
     format!("console-{}", random_hex(12))
 }
 
-/// Audits `action` on `target` by the operator.
-async fn audit(
-    c: &Ccx,
-    op: &Operator,
-    action: &'static str,
-    target: String,
-    detail: String,
-) -> Result<(), ConsoleError> {
-    let actor = op.actor();
-    c.run(move |s| s.record_audit(&actor, action, &target, &detail))
-        .await
+/// The audit line of `action` on `target` by the operator, for the store to write in
+/// the action's transaction.
+fn audit(op: &Operator, action: &'static str, target: String, detail: String) -> AuditRecord {
+    AuditRecord {
+        actor: op.actor(),
+        action,
+        target,
+        detail,
+    }
 }
 
 /// `GET /`: what this server is, with its doors.
@@ -320,15 +320,15 @@ pub async fn create_service(req: HttpRequest, body: web::Bytes) -> HttpResponse 
             trial_credits,
             trial_days,
         };
-        let (service, key) = c.run(move |s| crate::service_keys::create(s, &new)).await?;
-        audit(
-            &c,
+        let line = audit(
             &op,
             "service.create",
-            format!("service:{}", service.technical_name),
+            format!("service:{}", new.technical_name),
             String::new(),
-        )
-        .await?;
+        );
+        let (service, key) = c
+            .run(move |s| crate::service_keys::create_audited(s, &new, &line))
+            .await?;
         with_shown_key(&c, &op, &service.technical_name, &key).await
     })
     .await
@@ -340,17 +340,15 @@ pub async fn rotate_key(req: HttpRequest, body: web::Bytes) -> HttpResponse {
     respond(req, |c| async move {
         let (op, _) = c.poster(&body).await?;
         let name = name?;
-        let (service, key) = c
-            .run(move |s| crate::service_keys::rotate(s, &name))
-            .await?;
-        audit(
-            &c,
+        let line = audit(
             &op,
             "service.rotate_key",
-            format!("service:{}", service.technical_name),
+            format!("service:{name}"),
             String::new(),
-        )
-        .await?;
+        );
+        let (service, key) = c
+            .run(move |s| crate::service_keys::rotate_audited(s, &name, &line))
+            .await?;
         with_shown_key(&c, &op, &service.technical_name, &key).await
     })
     .await
@@ -370,19 +368,16 @@ pub async fn set_trial(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             .unwrap_or("0")
             .parse()
             .map_err(|_| ConsoleError::Invalid("trial days must be a whole number".into()))?;
-        let target = format!("service:{name}");
-        c.run(move |s| {
-            let service = s.service_by_name(&name)?;
-            s.set_service_trial(service.id, credits, days)
-        })
-        .await?;
-        audit(
-            &c,
+        let line = audit(
             &op,
             "service.trial",
-            target,
+            format!("service:{name}"),
             format!("{credits} credits, {days} days"),
-        )
+        );
+        c.run(move |s| {
+            let service = s.service_by_name(&name)?;
+            s.set_service_trial_audited(service.id, credits, days, &line)
+        })
         .await?;
         Ok(see_other("/console/services"))
     })
@@ -412,10 +407,9 @@ pub async fn set_databases(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         } else {
             dbuuids.join(" ")
         };
-        let target = format!("service:{name}");
-        c.run(move |s| s.set_service_databases(&name, open, &dbuuids))
+        let line = audit(&op, "service.databases", format!("service:{name}"), detail);
+        c.run(move |s| s.set_service_databases_audited(&name, open, &dbuuids, &line))
             .await?;
-        audit(&c, &op, "service.databases", target, detail).await?;
         Ok(see_other("/console/services"))
     })
     .await
@@ -438,21 +432,19 @@ pub async fn create_pack(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             price,
             active: true,
         };
-        let target = format!("service:{service_name}");
-        let pack = c
-            .run(move |s| {
-                let service = s.service_by_name(&service_name)?;
-                s.create_pack(service.id, &input)
-                    .map_err(|e| LedgerError::Invalid(e.to_string()))
-            })
-            .await?;
-        audit(
-            &c,
+        let line = audit(
             &op,
             "pack.create",
-            target,
-            format!("pack {} {}", pack.id, pack.name),
-        )
+            format!("service:{service_name}"),
+            String::new(),
+        );
+        c.run(move |s| {
+            let service = s.service_by_name(&service_name)?;
+            s.create_pack_audited(service.id, &input, &line, |pack| {
+                format!("pack {} {}", pack.id, pack.name)
+            })
+            .map_err(|e| LedgerError::Invalid(e.to_string()))
+        })
         .await?;
         Ok(see_other("/console/services"))
     })
@@ -467,36 +459,29 @@ pub async fn toggle_pack(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let (op, _) = c.poster(&body).await?;
         let (service_name, id) = (name?, id?);
         let target = format!("service:{service_name}");
-        let pack = c
-            .run(move |s| {
-                let service = s.service_by_name(&service_name)?;
-                let pack = s
-                    .packs(service.id, false)
-                    .map_err(|e| LedgerError::Store(e.to_string()))?
-                    .into_iter()
-                    .find(|p| p.id == id)
-                    .ok_or(LedgerError::UnknownAccount)?;
-                s.update_pack(
-                    service.id,
-                    id,
-                    &PackInput {
-                        name: pack.name,
-                        credits: pack.credits,
-                        price: pack.price,
-                        active: !pack.active,
-                    },
-                )
-                .map_err(|e| LedgerError::Invalid(e.to_string()))
-            })
-            .await?;
-        let what = if pack.active { "on sale" } else { "off sale" };
-        audit(
-            &c,
-            &op,
-            "pack.update",
-            target,
-            format!("pack {} {what}", pack.id),
-        )
+        c.run(move |s| {
+            let service = s.service_by_name(&service_name)?;
+            let pack = s
+                .packs(service.id, false)
+                .map_err(|e| LedgerError::Store(e.to_string()))?
+                .into_iter()
+                .find(|p| p.id == id)
+                .ok_or(LedgerError::UnknownAccount)?;
+            let what = if pack.active { "off sale" } else { "on sale" };
+            let line = audit(&op, "pack.update", target, format!("pack {id} {what}"));
+            s.update_pack_audited(
+                service.id,
+                id,
+                &PackInput {
+                    name: pack.name,
+                    credits: pack.credits,
+                    price: pack.price,
+                    active: !pack.active,
+                },
+                &line,
+            )
+            .map_err(|e| LedgerError::Invalid(e.to_string()))
+        })
         .await?;
         Ok(see_other("/console/services"))
     })
@@ -719,7 +704,8 @@ async fn do_grant(
         description.as_deref().unwrap_or("")
     );
     let scope = format!("console:{}", op.session.token_name);
-    let (account_id, replayed) = c
+    let line = audit(op, "grant", String::new(), String::new());
+    let account_id = c
         .run(move |s| {
             let account_id = match account {
                 Ok(id) => s.account(id)?.id,
@@ -736,26 +722,33 @@ async fn do_grant(
                 reference: None,
                 description: description.as_deref(),
             };
-            let (_, replayed) = s.grant_idempotent(
+            let line = AuditRecord {
+                target: format!("account:{account_id}"),
+                ..line
+            };
+            let detail = |replayed: bool| {
+                format!(
+                    "{amount} credits{}",
+                    if replayed {
+                        " (repeat, nothing granted)"
+                    } else {
+                        ""
+                    }
+                )
+            };
+            s.grant_idempotent_audited(
                 &req,
                 &Idempotency {
                     scope: &scope,
                     key: &key,
                     request_hash: sha256_hex(&request),
                 },
+                &line,
+                &detail,
             )?;
-            Ok::<_, LedgerError>((account_id, replayed))
+            Ok::<_, LedgerError>(account_id)
         })
         .await?;
-    let detail = format!(
-        "{amount} credits{}",
-        if replayed {
-            " (repeat, nothing granted)"
-        } else {
-            ""
-        }
-    );
-    audit(c, op, "grant", format!("account:{account_id}"), detail).await?;
     Ok(account_id)
 }
 
@@ -861,13 +854,17 @@ pub async fn confirm_order(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             by: format!("console:{}", op.session.token_name),
             reference: form.get("reference").map(str::to_owned),
         };
-        let outcome = c.run(move |s| s.confirm_order(id, &confirmation)).await?;
-        let detail = match (&outcome.credit_error, outcome.credited_now) {
-            (Some(e), _) => format!("not credited: {e}"),
-            (None, true) => "credited".to_owned(),
-            (None, false) => "already credited".to_owned(),
-        };
-        audit(&c, &op, "order.confirm", format!("order:{id}"), detail).await?;
+        let line = audit(&op, "order.confirm", format!("order:{id}"), String::new());
+        c.run(move |s| {
+            s.confirm_order_audited(id, &confirmation, &line, |outcome| {
+                match (&outcome.credit_error, outcome.credited_now) {
+                    (Some(e), _) => format!("not credited: {e}"),
+                    (None, true) => "credited".to_owned(),
+                    (None, false) => "already credited".to_owned(),
+                }
+            })
+        })
+        .await?;
         Ok(see_other("/console/orders"))
     })
     .await
@@ -879,15 +876,8 @@ pub async fn cancel_order(req: HttpRequest, body: web::Bytes) -> HttpResponse {
     respond(req, |c| async move {
         let (op, _) = c.poster(&body).await?;
         let id = id?;
-        c.run(move |s| s.cancel_order(id, None)).await?;
-        audit(
-            &c,
-            &op,
-            "order.cancel",
-            format!("order:{id}"),
-            String::new(),
-        )
-        .await?;
+        let line = audit(&op, "order.cancel", format!("order:{id}"), String::new());
+        c.run(move |s| s.cancel_order_audited(id, &line)).await?;
         Ok(see_other("/console/orders"))
     })
     .await
@@ -932,10 +922,10 @@ pub async fn retry_alert(req: HttpRequest, body: web::Bytes) -> HttpResponse {
     respond(req, |c| async move {
         let (op, _) = c.poster(&body).await?;
         let id = id?;
-        if !c.run(move |s| s.retry_alert(id)).await? {
+        let line = audit(&op, "alert.retry", format!("alert:{id}"), String::new());
+        if !c.run(move |s| s.retry_alert(id, &line)).await? {
             return Err(ConsoleError::NotFound);
         }
-        audit(&c, &op, "alert.retry", format!("alert:{id}"), String::new()).await?;
         Ok(see_other("/console/alerts"))
     })
     .await
@@ -996,27 +986,26 @@ pub async fn refresh_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
         let timeout = std::time::Duration::from_secs(c.cx.state.settings.odoo.timeout_secs);
         let policy =
             crate::odoo::target::TargetPolicy::allowing(&c.cx.state.settings.odoo.allowed_hosts);
-        let outcome = crate::http::admin::databases::refresh_database(
+        // A failed read is saved (as the database's last error) and audited too.
+        let line = audit(
+            &op,
+            "database.refresh",
+            format!("database:{dbuuid}"),
+            String::new(),
+        );
+        let outcome = crate::http::admin::databases::refresh_database_audited(
             &c.cx.state.store,
             &dbuuid,
             timeout,
             &policy,
             &crate::usecase::contact::Rules::from_settings(&c.cx.state.settings.limits),
-        )
-        .await?;
-        let detail = match &outcome {
-            Ok(r) => format!(
-                "refreshed: {} companies, {} accounts over {}",
-                r.companies, r.accounts, r.protocol
-            ),
-            Err(e) => format!("failed: {e}"),
-        };
-        audit(
-            &c,
-            &op,
-            "database.refresh",
-            format!("database:{dbuuid}"),
-            detail,
+            Some((line, |outcome| match outcome {
+                Ok(r) => format!(
+                    "refreshed: {} companies, {} accounts over {}",
+                    r.companies, r.accounts, r.protocol
+                ),
+                Err(e) => format!("failed: {e}"),
+            })),
         )
         .await?;
         match outcome {
@@ -1035,18 +1024,18 @@ pub async fn release_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
     respond(req, |c| async move {
         let (op, _) = c.poster(&body).await?;
         let dbuuid = dbuuid?;
-        let db = dbuuid.clone();
-        if !c.run(move |s| s.delete_database(&db)).await? {
-            return Err(ConsoleError::NotFound);
-        }
-        audit(
-            &c,
+        let line = audit(
             &op,
             "database.release",
             format!("database:{dbuuid}"),
             String::new(),
-        )
-        .await?;
+        );
+        if !c
+            .run(move |s| s.delete_database_audited(&dbuuid, &line))
+            .await?
+        {
+            return Err(ConsoleError::NotFound);
+        }
         Ok(see_other("/console/databases"))
     })
     .await
@@ -1113,15 +1102,15 @@ pub async fn create_token(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let (op, form) = c.poster(&body).await?;
         let name = form.get("name").unwrap_or("").to_owned();
         let n = name.clone();
-        let secret = c.run(move |s| s.create_admin_token(&n)).await?;
-        audit(
-            &c,
+        let line = audit(
             &op,
             "token.create",
-            format!("token:{name}"),
+            format!("token:{}", name.trim()),
             String::new(),
-        )
-        .await?;
+        );
+        let secret = c
+            .run(move |s| s.create_admin_token_audited(&n, &line))
+            .await?;
         tokens_page(&c, &op, Some((&name, &secret))).await
     })
     .await
@@ -1134,21 +1123,13 @@ pub async fn revoke_token(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let (op, _) = c.poster(&body).await?;
         let name = name?;
         // Revoking one's own token ends this very session; the line is still written.
-        let n = name.clone();
+        let line = audit(&op, "token.revoke", format!("token:{name}"), String::new());
         if !c
-            .run(move |s| s.revoke_admin_token_and_sessions(&n))
+            .run(move |s| s.revoke_admin_token_and_sessions(&name, &line))
             .await?
         {
             return Err(ConsoleError::NotFound);
         }
-        audit(
-            &c,
-            &op,
-            "token.revoke",
-            format!("token:{name}"),
-            String::new(),
-        )
-        .await?;
         Ok(see_other("/console/tokens"))
     })
     .await

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use super::console::{AuditRecord, write_audit_record};
 use super::schema::admin_tokens;
 use super::{Store, read_tx, write_tx};
 use crate::ledger::LedgerError;
@@ -17,6 +18,24 @@ pub struct AdminToken {
 impl Store {
     /// Creates a token named `name` and returns the secret (the only time it is seen).
     pub fn create_admin_token(&self, name: &str) -> Result<String, LedgerError> {
+        self.create_admin_token_with(name, None)
+    }
+
+    /// [`Store::create_admin_token`] with the operator's audit line, written in the
+    /// same transaction.
+    pub fn create_admin_token_audited(
+        &self,
+        name: &str,
+        audit: &AuditRecord,
+    ) -> Result<String, LedgerError> {
+        self.create_admin_token_with(name, Some(audit))
+    }
+
+    fn create_admin_token_with(
+        &self,
+        name: &str,
+        audit: Option<&AuditRecord>,
+    ) -> Result<String, LedgerError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(LedgerError::Invalid(
@@ -39,7 +58,11 @@ impl Store {
                         LedgerError::Conflict(format!("admin token {name:?}"))
                     }
                     other => other.into(),
-                })
+                })?;
+            if let Some(audit) = audit {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, LedgerError>(())
         })?;
         Ok(secret)
     }

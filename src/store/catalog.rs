@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use super::console::{AuditRecord, write_audit_record};
 use super::rows::{AccountRow, HoldRow, JournalRow, LotRow, ServiceRow, convert};
 use super::schema::{accounts, holds, journal, lots, services};
 use super::{Store, read_one, read_tx, write_tx};
@@ -97,10 +98,29 @@ impl Store {
 
     /// Registers a service whose key hashes to `key_hash`.
     pub fn create_service(&self, new: &NewService, key_hash: &str) -> Result<Service, LedgerError> {
+        self.create_service_with(new, key_hash, None)
+    }
+
+    /// [`Store::create_service`] by an operator, audited in the same transaction.
+    pub fn create_service_audited(
+        &self,
+        new: &NewService,
+        key_hash: &str,
+        audit: &AuditRecord,
+    ) -> Result<Service, LedgerError> {
+        self.create_service_with(new, key_hash, Some(audit))
+    }
+
+    fn create_service_with(
+        &self,
+        new: &NewService,
+        key_hash: &str,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Service, LedgerError> {
         new.validate()?;
         let now = self.now().micros();
         let row: ServiceRow = write_tx!(self, |c| {
-            diesel::insert_into(services::table)
+            let row = diesel::insert_into(services::table)
                 .values((
                     services::technical_name.eq(&new.technical_name),
                     services::label.eq(new.label.trim()),
@@ -113,7 +133,11 @@ impl Store {
                 ))
                 .returning(ServiceRow::as_returning())
                 .get_result::<ServiceRow>(c)
-                .map_err(|e| conflict_on_unique(e, format!("service {:?}", new.technical_name)))
+                .map_err(|e| conflict_on_unique(e, format!("service {:?}", new.technical_name)))?;
+            if let Some(audit) = audit {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, LedgerError>(row)
         })?;
         Ok(row.try_into()?)
     }
@@ -173,13 +197,38 @@ impl Store {
 
     /// Replaces a service's key; the old key stops working at once.
     pub fn set_service_key(&self, name: &str, key_hash: &str) -> Result<Service, LedgerError> {
+        self.set_service_key_with(name, key_hash, None)
+    }
+
+    /// [`Store::set_service_key`] by an operator, audited in the same transaction (none
+    /// when there is no such service).
+    pub fn set_service_key_audited(
+        &self,
+        name: &str,
+        key_hash: &str,
+        audit: &AuditRecord,
+    ) -> Result<Service, LedgerError> {
+        self.set_service_key_with(name, key_hash, Some(audit))
+    }
+
+    fn set_service_key_with(
+        &self,
+        name: &str,
+        key_hash: &str,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Service, LedgerError> {
+        let now = self.now().micros();
         self.lookups.services_changed();
         let row: Option<ServiceRow> = write_tx!(self, |c| {
-            diesel::update(services::table.filter(services::technical_name.eq(name)))
+            let row = diesel::update(services::table.filter(services::technical_name.eq(name)))
                 .set(services::key_hash.eq(key_hash))
                 .returning(ServiceRow::as_returning())
                 .get_result::<ServiceRow>(c)
-                .optional()
+                .optional()?;
+            if let (Some(_), Some(audit)) = (&row, audit) {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, LedgerError>(row)
         })?;
         self.lookups.services_changed();
         row.map(Service::try_from)

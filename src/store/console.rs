@@ -1,7 +1,7 @@
 //! The operator's console: server-side sessions opened with an admin token, the audit
 //! log, and the overview's figures.
 //!
-//! The two tables are declared here rather than in `schema.rs`: only this file reads or
+//! Its tables are declared here rather than in `schema.rs`: only this file reads or
 //! writes them.
 
 use diesel::dsl::sql;
@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use super::rows::{AccountRow, ServiceRow, credits};
-use super::schema::{accounts, admin_tokens, alert_outbox, holds, journal, services};
-use super::{Store, read_tx, write_tx};
+use super::schema::{accounts, admin_tokens, alert_outbox, services};
+use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
 use crate::ledger::{Account, Credits, EntryKind, Id, LedgerError, Service, Timestamp};
 
@@ -33,6 +33,23 @@ diesel::table! {
         action -> Text,
         target -> Text,
         detail -> Text,
+    }
+}
+
+diesel::table! {
+    daily_totals (day, service_id, kind) {
+        day -> BigInt,
+        service_id -> BigInt,
+        kind -> Text,
+        amount -> BigInt,
+        entries -> BigInt,
+    }
+}
+
+diesel::table! {
+    daily_totals_state (id) {
+        id -> Integer,
+        closed_before -> BigInt,
     }
 }
 
@@ -72,6 +89,32 @@ pub struct AuditLine {
     /// What it acted on (`account:7`, `service:sms`, …).
     pub target: String,
     pub detail: String,
+}
+
+/// The audit line of an operator action, handed to the store function that performs it:
+/// the store writes it in the action's own transaction, so the line exists if and only
+/// if the action committed (a refused or failed action leaves none).
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    /// `token:<admin token name>`.
+    pub actor: String,
+    pub action: &'static str,
+    pub target: String,
+    pub detail: String,
+}
+
+/// An audit line whose detail is made, in the action's transaction, from what the action
+/// did (its outcome `T`).
+pub type AuditWith<'a, T> = (&'a AuditRecord, fn(&T) -> String);
+
+impl AuditRecord {
+    /// The same line with `detail` (known only once the action ran, in its transaction).
+    pub fn with_detail(&self, detail: String) -> AuditRecord {
+        AuditRecord {
+            detail,
+            ..self.clone()
+        }
+    }
 }
 
 /// An admin token as the console lists it (never its secret or hash).
@@ -204,9 +247,13 @@ impl Store {
         })
     }
 
-    /// Revokes the admin token `name` and ends its console sessions; false when there
-    /// is no such active token.
-    pub fn revoke_admin_token_and_sessions(&self, name: &str) -> Result<bool, LedgerError> {
+    /// Revokes the admin token `name` and ends its console sessions, audited in the same
+    /// transaction; false (and no line) when there is no such active token.
+    pub fn revoke_admin_token_and_sessions(
+        &self,
+        name: &str,
+        audit: &AuditRecord,
+    ) -> Result<bool, LedgerError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let ids: Vec<Id> = admin_tokens::table
@@ -227,6 +274,7 @@ impl Store {
             )
             .set(console_sessions::ended_at.eq(now))
             .execute(c)?;
+            write_audit_record(c, now, audit)?;
             Ok(true)
         })
     }
@@ -251,20 +299,6 @@ impl Store {
                 revoked_at: revoked.map(Timestamp),
             })
             .collect())
-    }
-
-    /// Writes one audit line.
-    pub fn record_audit(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: &str,
-    ) -> Result<(), LedgerError> {
-        let now = self.now().micros();
-        write_tx!(self, |c| insert_audit(
-            c, now, actor, action, target, detail
-        ))
     }
 
     /// Audit lines, newest first; `before` pages back from an id.
@@ -300,75 +334,125 @@ impl Store {
             .collect())
     }
 
-    /// Sends a failing alert again at the worker's next round; false when the alert is
-    /// not waiting to be sent.
-    pub fn retry_alert(&self, id: Id) -> Result<bool, LedgerError> {
+    /// Sends a failing alert again at the worker's next round, audited in the same
+    /// transaction; false (and no line) when the alert is not waiting to be sent.
+    pub fn retry_alert(&self, id: Id, audit: &AuditRecord) -> Result<bool, LedgerError> {
         let now = self.now().micros();
-        let n = write_tx!(self, |c| {
-            diesel::update(
+        write_tx!(self, |c| {
+            let n = diesel::update(
                 alert_outbox::table
                     .filter(alert_outbox::id.eq(id))
                     .filter(alert_outbox::status.eq("pending")),
             )
             .set(alert_outbox::next_attempt_at.eq(now))
-            .execute(c)
-        })?;
-        Ok(n > 0)
+            .execute(c)?;
+            if n > 0 {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, LedgerError>(n > 0)
+        })
     }
 
-    /// The overview's figures at `now`, in one consistent snapshot.
+    /// How long after a day ends no entry can land in it any more: the call deadline (a
+    /// write commits within it of reading its clock, or not at all) plus a minute for
+    /// clock skew between replicas. Days that ended longer ago are rolled up.
+    pub fn rollup_margin(&self) -> i64 {
+        self.rollup_margin_micros
+    }
+
+    /// Days before the answer (days since the epoch) are closed at `now`: no entry can
+    /// be written into them any more (see [`Store::rollup_margin`]).
+    fn closed_before(&self, now: i64) -> i64 {
+        now.saturating_sub(self.rollup_margin_micros)
+            .div_euclid(MICROS_PER_DAY)
+    }
+
+    /// Rolls the days closed since the last call up into `daily_totals`. Their sums are
+    /// read outside the write lock (closed days no longer change), so the ledger's
+    /// writers wait only for the short insert. Two processes may do it at once: the rows
+    /// they compute are the same, the second insert keeps the first.
+    fn roll_up_closed_days(&self, closed_before: i64) -> Result<(), LedgerError> {
+        let from: i64 = read_one!(self, |c| daily_totals_state::table
+            .select(daily_totals_state::closed_before)
+            .first(c))?;
+        if from >= closed_before {
+            return Ok(());
+        }
+        let range = DayRange {
+            from: from.saturating_mul(MICROS_PER_DAY),
+            until: Some(closed_before.saturating_mul(MICROS_PER_DAY)),
+        };
+        let query = day_totals_sql(range);
+        let rows: Vec<DayTotal> = read_tx!(self, |c| diesel::sql_query(&query).load(c))?;
+        write_tx!(self, |c| {
+            for chunk in rows.chunks(500) {
+                let values: Vec<_> = chunk
+                    .iter()
+                    .map(|r| {
+                        (
+                            daily_totals::day.eq(r.day),
+                            daily_totals::service_id.eq(r.service_id),
+                            daily_totals::kind.eq(&r.kind),
+                            daily_totals::amount.eq(r.amount),
+                            daily_totals::entries.eq(r.entries),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(daily_totals::table)
+                    .values(values)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+            }
+            diesel::update(
+                daily_totals_state::table
+                    .filter(daily_totals_state::closed_before.lt(closed_before)),
+            )
+            .set(daily_totals_state::closed_before.eq(closed_before))
+            .execute(c)?;
+            Ok::<_, LedgerError>(())
+        })
+    }
+
+    /// The overview's figures at `now`, in one consistent snapshot: closed days from
+    /// their totals, open days summed live from the journal and the holds.
     pub fn console_overview(&self) -> Result<Overview, LedgerError> {
         let now = self.now().micros();
-        let today = now - now.rem_euclid(MICROS_PER_DAY);
-        let month = today - 29 * MICROS_PER_DAY;
-        let sold_kinds = [
-            EntryKind::Grant.as_str(),
-            EntryKind::Topup.as_str(),
-            EntryKind::Trial.as_str(),
-        ];
-        let day = format!("journal.effective_at / {MICROS_PER_DAY}");
+        let today = now.div_euclid(MICROS_PER_DAY);
+        let month = today - 29;
+        self.roll_up_closed_days(self.closed_before(now))?;
         type Raw = (
-            Vec<(i64, i64, i64)>,
-            Vec<(i64, i64, i64)>,
+            Vec<DayTotal>,
             Vec<(AccountRow, ServiceRow)>,
             Vec<ServiceRow>,
         );
-        let (totals, daily, near, services): Raw = read_tx!(self, |c| {
-            let mut totals = Vec::new();
-            for since in [today, month, i64::MIN] {
-                let sold: i64 = journal::table
-                    .filter(journal::kind.eq_any(sold_kinds))
-                    .filter(journal::effective_at.ge(since))
-                    .select(sql::<BigInt>(
-                        "CAST(COALESCE(SUM(journal.amount), 0) AS BIGINT)",
-                    ))
-                    .first(c)?;
-                let consumed: i64 = journal::table
-                    .filter(journal::kind.eq(EntryKind::Capture.as_str()))
-                    .filter(journal::effective_at.ge(since))
-                    .select(sql::<BigInt>(
-                        "CAST(COALESCE(SUM(-journal.amount), 0) AS BIGINT)",
-                    ))
-                    .first(c)?;
-                let held: i64 = holds::table
-                    .filter(holds::created_at.ge(since))
-                    .select(sql::<BigInt>(
-                        "CAST(COALESCE(SUM(holds.amount), 0) AS BIGINT)",
-                    ))
-                    .first(c)?;
-                totals.push((sold, consumed, held));
-            }
-            let daily = journal::table
-                .inner_join(accounts::table)
-                .filter(journal::kind.eq(EntryKind::Capture.as_str()))
-                .filter(journal::effective_at.ge(month))
-                .group_by(sql::<BigInt>(&format!("accounts.service_id, {day}")))
+        let (days, near, services): Raw = read_tx!(self, |c| {
+            let closed_before: i64 = daily_totals_state::table
+                .select(daily_totals_state::closed_before)
+                .first(c)?;
+            let mut days: Vec<DayTotal> = daily_totals::table
+                .filter(daily_totals::day.lt(closed_before))
                 .select((
-                    sql::<BigInt>("accounts.service_id"),
-                    sql::<BigInt>(&day),
-                    sql::<BigInt>("CAST(SUM(-journal.amount) AS BIGINT)"),
+                    daily_totals::day,
+                    daily_totals::service_id,
+                    daily_totals::kind,
+                    daily_totals::amount,
+                    daily_totals::entries,
                 ))
-                .load::<(i64, i64, i64)>(c)?;
+                .load::<(i64, i64, String, i64, i64)>(c)?
+                .into_iter()
+                .map(|(day, service_id, kind, amount, entries)| DayTotal {
+                    day,
+                    service_id,
+                    kind,
+                    amount,
+                    entries,
+                })
+                .collect();
+            let open_days = day_totals_sql(DayRange {
+                from: closed_before.saturating_mul(MICROS_PER_DAY),
+                until: None,
+            });
+            days.extend(diesel::sql_query(open_days).load::<DayTotal>(c)?);
             let near = accounts::table
                 .inner_join(services::table)
                 .filter(accounts::warning_threshold.gt(0))
@@ -383,25 +467,52 @@ impl Store {
                 .order(services::technical_name)
                 .select(ServiceRow::as_select())
                 .load::<ServiceRow>(c)?;
-            Ok::<_, LedgerError>((totals, daily, near, services))
+            Ok::<_, LedgerError>((days, near, services))
         })?;
-        let totals: Vec<Totals> = totals
-            .into_iter()
-            .map(|(sold, consumed, held)| {
+
+        // [today, 30 days, all time] as (sold, consumed, held) in units; the sums are
+        // checked so a corrupt total is an error, never a wrapped figure.
+        let overflow = || LedgerError::Store("overview sum overflows".into());
+        let mut totals = [[0i64; 3]; 3];
+        let mut daily: std::collections::BTreeMap<(i64, i64), i64> = Default::default();
+        for d in &days {
+            let kind = d.kind.as_str();
+            let (column, units) = if SOLD_KINDS.iter().any(|k| k.as_str() == kind) {
+                (0, d.amount)
+            } else if kind == EntryKind::Capture.as_str() {
+                (1, d.amount.checked_neg().ok_or_else(overflow)?)
+            } else if kind == HOLD {
+                (2, d.amount)
+            } else {
+                continue;
+            };
+            for (period, since) in [today, month, i64::MIN].into_iter().enumerate() {
+                if d.day >= since {
+                    let slot = &mut totals[period][column];
+                    *slot = slot.checked_add(units).ok_or_else(overflow)?;
+                }
+            }
+            if column == 1 && d.day >= month {
+                let slot = daily.entry((d.service_id, d.day)).or_default();
+                *slot = slot.checked_add(units).ok_or_else(overflow)?;
+            }
+        }
+        let totals = totals
+            .iter()
+            .map(|[sold, consumed, held]| {
                 Ok(Totals {
-                    sold: credits(sold)?,
-                    consumed: credits(consumed)?,
-                    held: credits(held)?,
+                    sold: credits(*sold)?,
+                    consumed: credits(*consumed)?,
+                    held: credits(*held)?,
                 })
             })
-            .collect::<Result<_, diesel::result::Error>>()?;
+            .collect::<Result<Vec<_>, diesel::result::Error>>()?;
         let mut per_service = Vec::new();
         for row in services {
             let service = Service::try_from(row)?;
             let values = daily
-                .iter()
-                .filter(|(s, _, _)| *s == service.id)
-                .map(|(_, d, units)| Ok((*d, credits(*units)?)))
+                .range((service.id, i64::MIN)..=(service.id, i64::MAX))
+                .map(|(&(_, d), &units)| Ok((d, credits(units)?)))
                 .collect::<Result<Vec<_>, diesel::result::Error>>()?;
             if !values.is_empty() {
                 per_service.push((service, values));
@@ -421,8 +532,71 @@ impl Store {
     }
 }
 
+/// The journal kinds counted as sold.
+const SOLD_KINDS: [EntryKind; 3] = [EntryKind::Grant, EntryKind::Topup, EntryKind::Trial];
+/// The `daily_totals` kind of holds opened (not a journal kind).
+const HOLD: &str = "hold";
+
+/// A time range in microseconds: `from` inclusive, `until` exclusive (`None`: no end, so
+/// an entry dated a little ahead by a replica's clock still counts).
+#[derive(Clone, Copy)]
+struct DayRange {
+    from: i64,
+    until: Option<i64>,
+}
+
+/// One (day, service, kind) total.
+#[derive(Debug, diesel::QueryableByName)]
+struct DayTotal {
+    #[diesel(sql_type = BigInt)]
+    day: i64,
+    #[diesel(sql_type = BigInt)]
+    service_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = BigInt)]
+    amount: i64,
+    #[diesel(sql_type = BigInt)]
+    entries: i64,
+}
+
+/// The query summing the journal's sold and consumed entries, and the holds opened, per
+/// day, service and kind over `range` (walked through the time indexes). The bounds are
+/// integers formatted in, never caller text.
+fn day_totals_sql(range: DayRange) -> String {
+    let until = |column: &str| {
+        range
+            .until
+            .map_or_else(String::new, |u| format!(" AND {column} < {u}"))
+    };
+    let kinds = SOLD_KINDS
+        .iter()
+        .chain([&EntryKind::Capture])
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT journal.effective_at / {MICROS_PER_DAY} AS day, accounts.service_id AS service_id, \
+                journal.kind AS kind, CAST(SUM(journal.amount) AS BIGINT) AS amount, \
+                CAST(COUNT(*) AS BIGINT) AS entries \
+         FROM journal JOIN accounts ON accounts.id = journal.account_id \
+         WHERE journal.effective_at >= {from}{journal_until} AND journal.kind IN ({kinds}) \
+         GROUP BY 1, 2, 3 \
+         UNION ALL \
+         SELECT holds.created_at / {MICROS_PER_DAY} AS day, accounts.service_id AS service_id, \
+                '{HOLD}' AS kind, CAST(SUM(holds.amount) AS BIGINT) AS amount, \
+                CAST(COUNT(*) AS BIGINT) AS entries \
+         FROM holds JOIN accounts ON accounts.id = holds.account_id \
+         WHERE holds.created_at >= {from}{holds_until} \
+         GROUP BY 1, 2",
+        from = range.from,
+        journal_until = until("journal.effective_at"),
+        holds_until = until("holds.created_at"),
+    )
+}
+
 /// Writes an audit line on either backend's connection, inside the caller's transaction.
-trait WriteAudit {
+pub(crate) trait WriteAudit {
     fn write_audit(
         &mut self,
         at: i64,
@@ -471,4 +645,20 @@ fn insert_audit(
 ) -> Result<(), LedgerError> {
     c.write_audit(at, actor, action, target, detail)?;
     Ok(())
+}
+
+/// Writes `record` inside the caller's transaction (the action's own).
+pub(crate) fn write_audit_record(
+    c: &mut impl WriteAudit,
+    at: i64,
+    record: &AuditRecord,
+) -> Result<(), LedgerError> {
+    insert_audit(
+        c,
+        at,
+        &record.actor,
+        record.action,
+        &record.target,
+        &record.detail,
+    )
 }

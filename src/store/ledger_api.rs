@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::console::{AuditRecord, write_audit_record};
 use super::engine::{Op, Output};
 use super::schema::{accounts, hold_allocations, holds, idempotency_keys, journal, lots};
 use super::{Store, read_tx, write_tx};
@@ -128,6 +129,27 @@ impl Store {
         req: &GrantRequest<'_>,
         idem: &Idempotency<'_>,
     ) -> Result<(serde_json::Value, bool), LedgerError> {
+        self.grant_idempotent_with(req, idem, None)
+    }
+
+    /// [`Store::grant_idempotent`] by an operator, audited in the same transaction (a
+    /// replay too: the operator sent the form again); `detail` is told whether it was one.
+    pub fn grant_idempotent_audited(
+        &self,
+        req: &GrantRequest<'_>,
+        idem: &Idempotency<'_>,
+        audit: &AuditRecord,
+        detail: &dyn Fn(bool) -> String,
+    ) -> Result<(serde_json::Value, bool), LedgerError> {
+        self.grant_idempotent_with(req, idem, Some((audit, detail)))
+    }
+
+    fn grant_idempotent_with(
+        &self,
+        req: &GrantRequest<'_>,
+        idem: &Idempotency<'_>,
+        audit: Option<(&AuditRecord, &dyn Fn(bool) -> String)>,
+    ) -> Result<(serde_json::Value, bool), LedgerError> {
         let now = self.now();
         write_tx!(self, |c| {
             // Lock first so a concurrent retry waits here and then sees our key.
@@ -145,6 +167,9 @@ impl Store {
                 }
                 let value = serde_json::from_str(&response)
                     .map_err(|e| LedgerError::Store(e.to_string()))?;
+                if let Some((record, detail)) = audit {
+                    write_audit_record(c, now.micros(), &record.with_detail(detail(true)))?;
+                }
                 return Ok((value, true));
             }
             let outcome = ops::grant(c, req, now)?;
@@ -159,6 +184,9 @@ impl Store {
                     idempotency_keys::created_at.eq(now.micros()),
                 ))
                 .execute(c)?;
+            if let Some((record, detail)) = audit {
+                write_audit_record(c, now.micros(), &record.with_detail(detail(false)))?;
+            }
             Ok((value, false))
         })
     }

@@ -25,7 +25,9 @@ pub use admin::AdminToken;
 pub use alerts::{AlertFilter, AlertJob, AlertStatus};
 pub use catalog::{AccountFilter, NewService};
 pub use connection::{Backend, PoolState};
-pub use console::{AdminTokenInfo, AuditLine, ConsoleSession, Overview, Totals};
+pub use console::{
+    AdminTokenInfo, AuditLine, AuditRecord, AuditWith, ConsoleSession, Overview, Totals,
+};
 pub use engine::EngineStats;
 pub use ledger_api::{Audit, GrantRequest, Idempotency};
 pub use odoo::{
@@ -53,6 +55,9 @@ pub struct Store {
     health_timeout: std::time::Duration,
     /// `database.sqlite_busy_timeout_ms`, restored after the health probe.
     sqlite_busy_timeout_ms: u32,
+    /// How long after a day's end the overview treats it as closed (see
+    /// [`Store::rollup_margin`]), in microseconds.
+    rollup_margin_micros: i64,
 }
 
 /// Runs `$body` with `$c` bound to a connection inside a write transaction:
@@ -143,6 +148,10 @@ impl Store {
             max_hold_ttl_hours: crate::config::LedgerSettings::default().max_hold_ttl_hours,
             health_timeout: std::time::Duration::from_millis(settings.health_timeout_ms.max(1)),
             sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+            rollup_margin_micros: i64::try_from(settings.call_deadline_ms)
+                .unwrap_or(i64::MAX)
+                .saturating_add(60_000)
+                .saturating_mul(1_000),
         })
     }
 

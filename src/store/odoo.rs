@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use super::console::{AuditRecord, write_audit_record};
 use super::schema::{
     accounts, journal, odoo_accounts, odoo_companies, odoo_databases, registration_secrets,
     services,
@@ -320,8 +321,32 @@ impl Store {
         dbuuid: &str,
         outcome: Result<&Snapshot, String>,
     ) -> Result<(), LedgerError> {
+        self.save_refresh_with(dbuuid, outcome, None)
+    }
+
+    /// [`Store::save_refresh`] of a refresh an operator asked for, audited in the same
+    /// transaction.
+    pub fn save_refresh_audited(
+        &self,
+        dbuuid: &str,
+        outcome: Result<&Snapshot, String>,
+        audit: &AuditRecord,
+    ) -> Result<(), LedgerError> {
+        self.save_refresh_with(dbuuid, outcome, Some(audit))
+    }
+
+    fn save_refresh_with(
+        &self,
+        dbuuid: &str,
+        outcome: Result<&Snapshot, String>,
+        audit: Option<&AuditRecord>,
+    ) -> Result<(), LedgerError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
+            if let Some(audit) = audit {
+                // Written first, rolled back with the rest if the save fails.
+                write_audit_record(c, now, audit)?;
+            }
             let id: i64 = odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
                 .select(odoo_databases::id)
@@ -391,6 +416,25 @@ impl Store {
 
     /// Forgets a database (credentials and the copy of its companies and accounts).
     pub fn delete_database(&self, dbuuid: &str) -> Result<bool, LedgerError> {
+        self.delete_database_with(dbuuid, None)
+    }
+
+    /// [`Store::delete_database`] with the operator's audit line, written in the same
+    /// transaction (none when there was nothing to forget).
+    pub fn delete_database_audited(
+        &self,
+        dbuuid: &str,
+        audit: &AuditRecord,
+    ) -> Result<bool, LedgerError> {
+        self.delete_database_with(dbuuid, Some(audit))
+    }
+
+    fn delete_database_with(
+        &self,
+        dbuuid: &str,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool, LedgerError> {
+        let now = self.now().micros();
         write_tx!(self, |c| {
             let Some(id) = odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
@@ -405,6 +449,9 @@ impl Store {
             diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(id)))
                 .execute(c)?;
             diesel::delete(odoo_databases::table.find(id)).execute(c)?;
+            if let Some(audit) = audit {
+                write_audit_record(c, now, audit)?;
+            }
             Ok::<_, LedgerError>(true)
         })
     }

@@ -8,6 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
+use super::console::{AuditRecord, AuditWith, write_audit_record};
 use super::rows::{AccountRow, ServiceRow, credits};
 use super::schema::{
     accounts, journal, orders, packs, payment_events, portal_revoked_sessions, portal_secrets,
@@ -360,11 +361,32 @@ impl Store {
 
     /// Adds a pack to a service.
     pub fn create_pack(&self, service_id: Id, input: &PackInput) -> Result<Pack, PaymentError> {
+        self.create_pack_with(service_id, input, None)
+    }
+
+    /// [`Store::create_pack`] by an operator, audited in the same transaction;
+    /// `detail` names the new pack.
+    pub fn create_pack_audited(
+        &self,
+        service_id: Id,
+        input: &PackInput,
+        audit: &AuditRecord,
+        detail: fn(&Pack) -> String,
+    ) -> Result<Pack, PaymentError> {
+        self.create_pack_with(service_id, input, Some((audit, detail)))
+    }
+
+    fn create_pack_with(
+        &self,
+        service_id: Id,
+        input: &PackInput,
+        audit: Option<AuditWith<'_, Pack>>,
+    ) -> Result<Pack, PaymentError> {
         input.validate()?;
         let now = self.now().micros();
         let name = input.name.trim();
-        let row: PackRow = write_tx!(self, |c| {
-            diesel::insert_into(packs::table)
+        let row: Pack = write_tx!(self, |c| {
+            let row = diesel::insert_into(packs::table)
                 .values((
                     packs::service_id.eq(service_id),
                     packs::name.eq(name),
@@ -377,9 +399,14 @@ impl Store {
                 ))
                 .returning(PackRow::as_returning())
                 .get_result::<PackRow>(c)
-                .map_err(|e| pack_conflict(e, name))
+                .map_err(|e| pack_conflict(e, name))?;
+            let pack = Pack::try_from(row)?;
+            if let Some((audit, detail)) = audit {
+                write_audit_record(c, now, &audit.with_detail(detail(&pack)))?;
+            }
+            Ok::<_, PaymentError>(pack)
         })?;
-        Ok(row.try_into()?)
+        Ok(row)
     }
 
     /// Changes a pack of `service_id` (a pack of another service is not found).
@@ -389,11 +416,33 @@ impl Store {
         pack_id: Id,
         input: &PackInput,
     ) -> Result<Pack, PaymentError> {
+        self.update_pack_with(service_id, pack_id, input, None)
+    }
+
+    /// [`Store::update_pack`] by an operator, audited in the same transaction (none
+    /// when there is no such pack).
+    pub fn update_pack_audited(
+        &self,
+        service_id: Id,
+        pack_id: Id,
+        input: &PackInput,
+        audit: &AuditRecord,
+    ) -> Result<Pack, PaymentError> {
+        self.update_pack_with(service_id, pack_id, input, Some(audit))
+    }
+
+    fn update_pack_with(
+        &self,
+        service_id: Id,
+        pack_id: Id,
+        input: &PackInput,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Pack, PaymentError> {
         input.validate()?;
         let now = self.now().micros();
         let name = input.name.trim();
         let row: Option<PackRow> = write_tx!(self, |c| {
-            diesel::update(
+            let row = diesel::update(
                 packs::table
                     .filter(packs::id.eq(pack_id))
                     .filter(packs::service_id.eq(service_id)),
@@ -409,7 +458,11 @@ impl Store {
             .returning(PackRow::as_returning())
             .get_result::<PackRow>(c)
             .optional()
-            .map_err(|e| pack_conflict(e, name))
+            .map_err(|e| pack_conflict(e, name))?;
+            if let (Some(_), Some(audit)) = (&row, audit) {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, PaymentError>(row)
         })?;
         row.ok_or_else(|| PaymentError::NotFound(format!("no pack {pack_id} for this service")))?
             .try_into()
@@ -522,6 +575,27 @@ impl Store {
         id: Id,
         confirmation: &Confirmation,
     ) -> Result<ConfirmOutcome, PaymentError> {
+        self.confirm_order_with(id, confirmation, None)
+    }
+
+    /// [`Store::confirm_order`] with the operator's audit line, written in the same
+    /// transaction; `detail` says what the confirmation did.
+    pub fn confirm_order_audited(
+        &self,
+        id: Id,
+        confirmation: &Confirmation,
+        audit: &AuditRecord,
+        detail: fn(&ConfirmOutcome) -> String,
+    ) -> Result<ConfirmOutcome, PaymentError> {
+        self.confirm_order_with(id, confirmation, Some((audit, detail)))
+    }
+
+    fn confirm_order_with(
+        &self,
+        id: Id,
+        confirmation: &Confirmation,
+        audit: Option<AuditWith<'_, ConfirmOutcome>>,
+    ) -> Result<ConfirmOutcome, PaymentError> {
         let now = self.now();
         let result = write_tx!(self, |c| {
             let order = c.load_order(id)?;
@@ -530,7 +604,11 @@ impl Store {
                 .map_err(LedgerError::from_account_lookup)?;
             // Re-read under the lock: a concurrent confirmation may have credited it.
             let order = c.load_order(id)?;
-            Ok((c.confirm_locked(order, confirmation, now)?, account))
+            let outcome = c.confirm_locked(order, confirmation, now)?;
+            if let Some((audit, detail)) = audit {
+                write_audit_record(c, now.micros(), &audit.with_detail(detail(&outcome)))?;
+            }
+            Ok::<_, PaymentError>((outcome, account))
         })
         .map(|(outcome, account)| {
             self.forget_if_bound(&account, &outcome.order, outcome.credited_now);
@@ -542,6 +620,20 @@ impl Store {
 
     /// Cancels a pending order (`account_id`: only if it is that account's).
     pub fn cancel_order(&self, id: Id, account_id: Option<Id>) -> Result<Order, PaymentError> {
+        self.cancel_order_with(id, account_id, None)
+    }
+
+    /// [`Store::cancel_order`] by an operator, audited in the same transaction.
+    pub fn cancel_order_audited(&self, id: Id, audit: &AuditRecord) -> Result<Order, PaymentError> {
+        self.cancel_order_with(id, None, Some(audit))
+    }
+
+    fn cancel_order_with(
+        &self,
+        id: Id,
+        account_id: Option<Id>,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Order, PaymentError> {
         let now = self.now();
         write_tx!(self, |c| {
             let order = c.load_order(id)?;
@@ -551,7 +643,11 @@ impl Store {
             c.lock_account(order.account_id)
                 .map_err(LedgerError::from_account_lookup)?;
             let order = c.load_order(id)?;
-            c.cancel_locked(order, now)
+            let order = c.cancel_locked(order, now)?;
+            if let Some(audit) = audit {
+                write_audit_record(c, now.micros(), audit)?;
+            }
+            Ok::<_, PaymentError>(order)
         })
     }
 
@@ -813,6 +909,28 @@ impl Store {
         trial_credits: Credits,
         trial_days: i32,
     ) -> Result<Service, LedgerError> {
+        self.set_service_trial_with(service_id, trial_credits, trial_days, None)
+    }
+
+    /// [`Store::set_service_trial`] by an operator, audited in the same transaction.
+    pub fn set_service_trial_audited(
+        &self,
+        service_id: Id,
+        trial_credits: Credits,
+        trial_days: i32,
+        audit: &AuditRecord,
+    ) -> Result<Service, LedgerError> {
+        self.set_service_trial_with(service_id, trial_credits, trial_days, Some(audit))
+    }
+
+    fn set_service_trial_with(
+        &self,
+        service_id: Id,
+        trial_credits: Credits,
+        trial_days: i32,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Service, LedgerError> {
+        let now = self.now().micros();
         if !(0..=3650).contains(&trial_days) {
             return Err(LedgerError::Invalid(
                 "trial days must be between 0 and 3650".into(),
@@ -820,14 +938,18 @@ impl Store {
         }
         self.lookups.services_changed();
         let row: Option<ServiceRow> = write_tx!(self, |c| {
-            diesel::update(services::table.find(service_id))
+            let row = diesel::update(services::table.find(service_id))
                 .set((
                     services::trial_credits.eq(trial_credits.units()),
                     services::trial_days.eq(trial_days),
                 ))
                 .returning(ServiceRow::as_returning())
                 .get_result::<ServiceRow>(c)
-                .optional()
+                .optional()?;
+            if let (Some(_), Some(audit)) = (&row, audit) {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, LedgerError>(row)
         })?;
         self.lookups.services_changed();
         row.map(Service::try_from)

@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use super::console::{AuditRecord, write_audit_record};
 use super::rows::{AccountRow, ServiceRow, convert};
 use super::schema::{accounts, service_databases, services, trial_grants};
 use super::{Store, read_tx, write_tx};
@@ -149,6 +150,28 @@ impl Store {
         open_to_all: bool,
         dbuuids: &[String],
     ) -> Result<(Service, Vec<String>), LedgerError> {
+        self.set_service_databases_with(name, open_to_all, dbuuids, None)
+    }
+
+    /// [`Store::set_service_databases`] by an operator, audited in the same transaction.
+    pub fn set_service_databases_audited(
+        &self,
+        name: &str,
+        open_to_all: bool,
+        dbuuids: &[String],
+        audit: &AuditRecord,
+    ) -> Result<(Service, Vec<String>), LedgerError> {
+        self.set_service_databases_with(name, open_to_all, dbuuids, Some(audit))
+    }
+
+    fn set_service_databases_with(
+        &self,
+        name: &str,
+        open_to_all: bool,
+        dbuuids: &[String],
+        audit: Option<&AuditRecord>,
+    ) -> Result<(Service, Vec<String>), LedgerError> {
+        let now = self.now().micros();
         for db in dbuuids {
             if db.trim().is_empty() || db.len() > 64 {
                 return Err(LedgerError::Invalid(format!(
@@ -176,6 +199,9 @@ impl Store {
                     ))
                     .on_conflict_do_nothing()
                     .execute(c)?;
+            }
+            if let Some(audit) = audit {
+                write_audit_record(c, now, audit)?;
             }
             Ok::<_, LedgerError>(row)
         })?;

@@ -161,6 +161,23 @@ const TESTS: &[(&str, TestFn)] = &[
     ),
     ("console_root_page", console::console_root_page),
     ("console_access_rules", console::console_access_rules),
+    ("console_overview_rollup", console::console_overview_rollup),
+    (
+        "console_admin_token_lifecycle",
+        console::console_admin_token_lifecycle,
+    ),
+    (
+        "console_database_refresh_release",
+        console::console_database_refresh_release,
+    ),
+    (
+        "console_refused_actions_leave_no_audit_line",
+        console::console_refused_actions_leave_no_audit_line,
+    ),
+    (
+        "console_action_undone_without_its_audit_line",
+        console::console_action_undone_without_its_audit_line,
+    ),
 ];
 
 /// Need `python3` with `requests` and `aiosmtpd` (installed by `.ci/run`).
@@ -175,6 +192,7 @@ const PYTHON_TESTS: &[(&str, TestFn)] = &[
         alerts::alerts_from_odoo_settings,
     ),
     ("alerts_rearm_after_off", alerts::alerts_rearm_after_off),
+    ("console_alert_retry", alerts::console_alert_retry),
 ];
 
 const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";

@@ -249,6 +249,31 @@ impl TestDb {
     }
 }
 
+/// One BIGINT column named `v`.
+#[derive(QueryableByName)]
+struct RawI64 {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    v: i64,
+}
+
+impl TestDb {
+    /// Runs one query answering a single BIGINT column `v`, on a connection of its own.
+    pub fn raw_i64(&self, sql: &str) -> Result<i64, String> {
+        let row: RawI64 = match &self.target {
+            Target::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+                diesel::sql_query(sql).get_result(&mut c)
+            }
+            Target::Postgres(url) => {
+                let mut c = PgConnection::establish(url).map_err(|e| e.to_string())?;
+                diesel::sql_query(sql).get_result(&mut c)
+            }
+        }
+        .map_err(|e| format!("{sql}: {e}"))?;
+        Ok(row.v)
+    }
+}
+
 /// `url` with its database name replaced by `name` (query string kept).
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -18,7 +18,7 @@ use crate::odoo::{
     OdooClient, TargetPolicy,
     sync::{Snapshot, read_database},
 };
-use crate::store::{OdooCredentials, Store};
+use crate::store::{AuditRecord, OdooCredentials, Store};
 use crate::usecase::contact::{self, ContactError, Rules};
 
 /// The admin, or the addon of `dbuuid` with its database token.
@@ -232,6 +232,22 @@ pub async fn refresh_database(
     policy: &TargetPolicy,
     rules: &Rules,
 ) -> Result<Result<Refreshed, String>, LedgerError> {
+    refresh_database_audited(store, dbuuid, timeout, policy, rules, None).await
+}
+
+/// An operator's audit line for a refresh, its detail made from the outcome.
+pub type RefreshAudit = (AuditRecord, fn(&Result<Refreshed, String>) -> String);
+
+/// [`refresh_database`]; with `audit`, the line (its detail made from the outcome) is
+/// written in the transaction that saves the outcome.
+pub async fn refresh_database_audited(
+    store: &Store,
+    dbuuid: &str,
+    timeout: Duration,
+    policy: &TargetPolicy,
+    rules: &Rules,
+    audit: Option<RefreshAudit>,
+) -> Result<Result<Refreshed, String>, LedgerError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
         web::block(move || store.database_credentials(&dbuuid))
@@ -269,8 +285,13 @@ pub async fn refresh_database(
         })
         .map_err(Clone::clone);
     let rules = *rules;
+    let audit = audit.map(|(record, detail)| record.with_detail(detail(&result)));
     web::block(move || {
-        store.save_refresh(&dbuuid, outcome.as_ref().map_err(Clone::clone))?;
+        let saved = outcome.as_ref().map_err(Clone::clone);
+        match &audit {
+            Some(audit) => store.save_refresh_audited(&dbuuid, saved, audit)?,
+            None => store.save_refresh(&dbuuid, saved)?,
+        }
         match &outcome {
             Ok(snapshot) => open_accounts(&store, &rules, snapshot),
             Err(_) => Ok(()),
