@@ -162,8 +162,11 @@ pub fn outage_under_load(backend: &Backend) -> Result<(), Failed> {
         }
         let result = (|| -> Result<(), Failed> {
             thread::sleep(BEFORE);
-            let outage = Outage::start(&db)?;
+            // The outage begins as `start` begins: calls may fail from its first
+            // statement on (terminated backends fail their calls at once, possibly
+            // before `start` returns).
             let began = Instant::now();
+            let outage = Outage::start(&db)?;
             // Each /health during the outage must say 503 within the bound.
             while began.elapsed() < OUTAGE {
                 health_during.push(health(&rt)?);
