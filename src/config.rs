@@ -40,6 +40,7 @@ pub struct Settings {
     pub payments: PaymentSettings,
     pub log: LogSettings,
     pub limits: LimitSettings,
+    pub sms: SmsSettings,
 }
 
 /// What callers holding no key can cause: requests per client address, accounts per
@@ -225,6 +226,70 @@ pub struct AlertSettings {
     pub lease_secs: u64,
     /// Alerts sent per round.
     pub batch: i64,
+}
+
+/// Odoo's own SMS through the operator's gateway (README, "SMS").
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// The gateway that sends, a name under `gateways`. Without one the SMS routes answer
+    /// every message `server_error` and nothing is charged.
+    pub gateway: Option<String>,
+    /// `[sms.gateways.NAME]`, each with a `kind` (`twilio`, `smpp`, `webhook`).
+    pub gateways: std::collections::BTreeMap<String, crate::sms::gateway::GatewaySettings>,
+    /// The IAP service SMS are paid on (created on first use, like any service).
+    pub service: String,
+    /// Credits per segment, by country calling code (`"32"`, `"1"`, `"44"`); `"*"` prices
+    /// every other country. A number whose country has no price is refused
+    /// (`country_not_supported`) and costs nothing.
+    pub prices: std::collections::BTreeMap<String, String>,
+    /// Accounts must complete Odoo's registration (18/19: phone, code, sender) before
+    /// their messages go out; until then they are answered `unregistered`. Odoo 17 has no
+    /// registration wizard, so leave this off for 17 databases.
+    pub require_registration: bool,
+    /// Most numbers one send call may carry (Odoo sends at most 500).
+    pub max_batch: usize,
+    /// Run the outbox worker (sending, delivery reports) in this process.
+    pub worker: bool,
+    /// Seconds between two looks at the outbox when nothing wakes the worker earlier.
+    pub poll_interval_secs: u64,
+    /// First retry delay; doubled per attempt (with jitter) up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// A message the gateway has not taken within this many hours fails as `expired` and
+    /// its credits are given back (at most `ledger.max_hold_ttl_hours`: the credits are
+    /// held meanwhile).
+    pub give_up_hours: i64,
+    /// Messages sent per round.
+    pub batch: i64,
+    /// How long a claimed message belongs to one worker before another may retry it.
+    pub lease_secs: u64,
+    /// Seconds before one gateway call gives up (then retried).
+    pub submit_timeout_secs: u64,
+    /// The verification text sent at registration; `{code}` is replaced by the code.
+    pub verification_text: String,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            gateway: None,
+            gateways: std::collections::BTreeMap::new(),
+            service: "sms".into(),
+            prices: std::collections::BTreeMap::new(),
+            require_registration: false,
+            max_batch: 1000,
+            worker: true,
+            poll_interval_secs: 5,
+            retry_base_secs: 5,
+            retry_max_secs: 300,
+            give_up_hours: 24,
+            batch: 50,
+            lease_secs: 60,
+            submit_timeout_secs: 15,
+            verification_text: "Your SMS account verification code: {code}".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

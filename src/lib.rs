@@ -24,6 +24,7 @@ pub mod odoo;
 pub mod payments;
 pub mod portal;
 pub mod service_keys;
+pub mod sms;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;

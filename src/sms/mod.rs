@@ -1,0 +1,11 @@
+//! Odoo's own SMS, sent through the operator's gateway and paid in credits.
+//!
+//! - [`text`]: how many segments a text costs (GSM-7 or UCS-2, as gateways count).
+//! - [`number`]: destination numbers and the country they are priced by.
+//! - [`gateway`]: the `Gateway` interface and its adapters (Twilio, SMPP, JSON webhook).
+//! - [`status`]: the words Odoo reads (send results, delivery reports).
+
+pub mod gateway;
+pub mod number;
+pub mod status;
+pub mod text;
