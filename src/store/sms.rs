@@ -219,19 +219,31 @@ impl Store {
         write_tx!(self, |c| {
             let mut outcomes = Vec::with_capacity(messages.len());
             for m in messages {
-                let known: Option<(String, Option<String>)> = sms_messages::table
+                let known: Option<(Id, String, Option<String>, bool)> = sms_messages::table
                     .filter(sms_messages::account_id.eq(account_id))
                     .filter(sms_messages::uuid.eq(&m.uuid))
-                    .select((sms_messages::status, sms_messages::failure))
+                    .select((
+                        sms_messages::id,
+                        sms_messages::status,
+                        sms_messages::failure,
+                        sms_messages::refunded,
+                    ))
                     .first(c)
                     .optional()?;
-                if let Some((status, failure)) = known {
-                    outcomes.push(Queued::Known {
-                        status: SmsStatus::parse(&status)?,
-                        failure,
-                    });
-                    continue;
-                }
+                // A message that failed and was given back may go again under its uuid
+                // (Odoo's "Resend" puts the same record back); any other known uuid is
+                // answered from its row.
+                let again = match known {
+                    Some((id, status, _, true)) if status == SmsStatus::Failed.as_str() => Some(id),
+                    Some((_, status, failure, _)) => {
+                        outcomes.push(Queued::Known {
+                            status: SmsStatus::parse(&status)?,
+                            failure,
+                        });
+                        continue;
+                    }
+                    None => None,
+                };
                 let hold_key = if m.price.is_zero() {
                     None
                 } else {
@@ -263,6 +275,35 @@ impl Store {
                         Err(e) => return Err(e),
                     }
                 };
+                if let Some(id) = again {
+                    diesel::update(sms_messages::table.find(id))
+                        .set((
+                            sms_messages::content.eq(&m.content),
+                            sms_messages::number.eq(&m.number),
+                            sms_messages::encoding.eq(m.encoding.as_str()),
+                            sms_messages::segments
+                                .eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
+                            sms_messages::country.eq(&m.country),
+                            sms_messages::price.eq(m.price.units()),
+                            sms_messages::hold_key.eq(&hold_key),
+                            sms_messages::sender.eq(&m.sender),
+                            sms_messages::webhook_url.eq(&m.webhook_url),
+                            sms_messages::status.eq(SmsStatus::Queued.as_str()),
+                            sms_messages::failure.eq(None::<String>),
+                            sms_messages::refunded.eq(false),
+                            sms_messages::attempts.eq(0),
+                            sms_messages::next_attempt_at.eq(now.micros()),
+                            sms_messages::claimed_until.eq(0),
+                            sms_messages::give_up_at.eq(give_up_at.micros()),
+                            sms_messages::gateway.eq(None::<String>),
+                            sms_messages::gateway_ref.eq(None::<String>),
+                            sms_messages::submitted_at.eq(None::<i64>),
+                            sms_messages::done_at.eq(None::<i64>),
+                        ))
+                        .execute(c)?;
+                    outcomes.push(Queued::New);
+                    continue;
+                }
                 diesel::insert_into(sms_messages::table)
                     .values((
                         sms_messages::account_id.eq(account_id),

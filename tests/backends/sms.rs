@@ -491,6 +491,31 @@ pub fn sms_outbox_retries_refunds_and_receipts(backend: &Backend) -> Result<(), 
         })
     })?;
 
+    // Odoo's "Resend" puts the refused message back under its uuid: it goes again, paid
+    // again; a delivered one sent again is answered and not sent twice.
+    peers.seen(|s| s.refuse.clear());
+    let resend = send(
+        &sidecar,
+        &peers,
+        json!([{"content": "Hello", "numbers": [
+            {"uuid": uuid(4), "number": "+32470000004"},
+            {"uuid": uuid(1), "number": "+32470000001"}]}]),
+    );
+    assert_eq!(
+        states(&resend),
+        vec![(uuid(4), "success".to_owned()), (uuid(1), "success".to_owned())]
+    );
+    assert_eq!(available(&sidecar), 6.0, "only the resent one is charged");
+    eventually("the resent one at the relay", || peers.seen(|s| s.messages.len()) == 4)?;
+    eventually("the resent one submitted", || {
+        sidecar
+            .db
+            .raw_i64(&format!("SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}' AND status = 'submitted'", uuid(4)))
+            .is_ok_and(|n| n == 1)
+    })?;
+    assert_eq!(peers.seen(|s| s.messages.len()), 4, "the delivered one is not sent again");
+    sidecar.grant(&service, TOKEN, 1);
+
     // One never taken: down again, past the give-up time → expired and given back.
     peers.seen(|s| s.down = true);
     send(
