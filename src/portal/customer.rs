@@ -14,7 +14,7 @@ use crate::payments::{Order, OrderStatus, Pack};
 use crate::store::{AlertUpdate, OrderFilter};
 use crate::usecase::contact;
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 /// Journal lines per page.
 const PAGE: i64 = 25;
 /// At most this many alert recipients (as through the protocol).
