@@ -299,6 +299,22 @@ pub fn sms_send_charges_per_segment(backend: &Backend) -> Result<(), Failed> {
     let (status, _) = get(&format!("/api/v1/accounts/{}/sms?days=0", account.id));
     assert_eq!(status, 400);
 
+    // The customer's view: Odoo's "Register now" link leads to the account's portal
+    // page, which shows the day's SMS.
+    let web = crate::portal_web::Web::new(&sidecar.base);
+    let register = web.get(&format!("/1/account?account_token={TOKEN}"));
+    assert_eq!(register.status, 303, "{}", register.body);
+    let mut page = web.follow(&register);
+    for _ in 0..3 {
+        if page.status != 303 {
+            break;
+        }
+        page = web.follow(&page);
+    }
+    let body = page.expect(200, "the SMS account's page");
+    assert!(body.contains("SMS per day"), "{body}");
+    assert!(body.contains(r#"id="sms""#), "{body}");
+
     eventually("Odoo told `sent` for the three", || {
         peers.seen(|s| {
             s.reports
