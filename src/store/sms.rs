@@ -341,14 +341,7 @@ impl Store {
     pub fn sms_claim(&self, limit: i64, lease_micros: i64) -> Result<Vec<SmsJob>, LedgerError> {
         let now = self.now().micros();
         let rows: Vec<JobRow> = write_tx!(self, |c| {
-            let ids: Vec<Id> = sms_messages::table
-                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                .filter(sms_messages::next_attempt_at.le(now))
-                .filter(sms_messages::claimed_until.lt(now))
-                .order(sms_messages::id)
-                .limit(limit)
-                .select(sms_messages::id)
-                .load(c)?;
+            let ids = c.due_sms(now, limit)?;
             if ids.is_empty() {
                 return Ok::<_, LedgerError>(Vec::new());
             }
@@ -564,22 +557,8 @@ impl Store {
         );
         let now = self.now().micros();
         write_tx!(self, |c| {
-            let pending: Vec<Row> = sms_reports::table
-                .filter(sms_reports::status.eq("pending"))
-                .order(sms_reports::id)
-                .limit(i64::try_from(urls * per_url * 4).unwrap_or(i64::MAX))
-                .select((
-                    sms_reports::id,
-                    sms_reports::webhook_url,
-                    sms_reports::dbuuid,
-                    sms_reports::uuid,
-                    sms_reports::sms_status,
-                    sms_reports::attempts,
-                    sms_reports::next_attempt_at,
-                    sms_reports::claimed_until,
-                    sms_reports::created_at,
-                ))
-                .load(c)?;
+            let pending: Vec<Row> =
+                c.pending_reports(i64::try_from(urls * per_url * 4).unwrap_or(i64::MAX))?;
             let mut jobs: Vec<ReportJob> = Vec::new();
             let mut seen: Vec<String> = Vec::new();
             for (id, url, dbuuid, uuid, status, attempts, next_at, claimed, created) in pending {
@@ -874,33 +853,98 @@ struct ReportRow<'a> {
     word: &'a str,
 }
 
+/// A pending report as the claim reads it.
+type PendingReport = (Id, String, Option<String>, String, String, i32, i64, i64, i64);
+
 /// Writes SMS rows on either backend's connection, inside the caller's transaction.
 trait WriteSms {
     fn insert_report(&mut self, row: &ReportRow<'_>, now: i64) -> QueryResult<usize>;
+    /// Due queued messages. PostgreSQL skips rows another worker has locked, so
+    /// replicas share the outbox and never claim the same message (SQLite's BEGIN
+    /// IMMEDIATE already made this connection the only writer).
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>>;
+    /// Pending reports, oldest first. PostgreSQL locks them and waits for another
+    /// worker's claim rather than skip: a skipped report would let a newer one to the
+    /// same Odoo overtake it.
+    fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>>;
 }
 
-macro_rules! write_sms_for {
-    ($conn:ty) => {
-        impl WriteSms for $conn {
-            fn insert_report(&mut self, row: &ReportRow<'_>, now: i64) -> QueryResult<usize> {
-                diesel::insert_into(sms_reports::table)
-                    .values((
-                        sms_reports::message_id.eq(row.message_id),
-                        sms_reports::webhook_url.eq(row.url),
-                        sms_reports::dbuuid.eq(row.dbuuid),
-                        sms_reports::uuid.eq(row.uuid),
-                        sms_reports::sms_status.eq(row.word),
-                        sms_reports::next_attempt_at.eq(now),
-                        sms_reports::created_at.eq(now),
-                    ))
-                    .execute(self)
-            }
+macro_rules! due_sms_query {
+    ($now:expr, $limit:expr) => {
+        sms_messages::table
+            .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
+            .filter(sms_messages::next_attempt_at.le($now))
+            .filter(sms_messages::claimed_until.lt($now))
+            .order(sms_messages::id)
+            .limit($limit)
+            .select(sms_messages::id)
+    };
+}
+
+macro_rules! pending_reports_query {
+    ($limit:expr) => {
+        sms_reports::table
+            .filter(sms_reports::status.eq("pending"))
+            .order(sms_reports::id)
+            .limit($limit)
+            .select((
+                sms_reports::id,
+                sms_reports::webhook_url,
+                sms_reports::dbuuid,
+                sms_reports::uuid,
+                sms_reports::sms_status,
+                sms_reports::attempts,
+                sms_reports::next_attempt_at,
+                sms_reports::claimed_until,
+                sms_reports::created_at,
+            ))
+    };
+}
+
+macro_rules! insert_report_for {
+    () => {
+        fn insert_report(&mut self, row: &ReportRow<'_>, now: i64) -> QueryResult<usize> {
+            diesel::insert_into(sms_reports::table)
+                .values((
+                    sms_reports::message_id.eq(row.message_id),
+                    sms_reports::webhook_url.eq(row.url),
+                    sms_reports::dbuuid.eq(row.dbuuid),
+                    sms_reports::uuid.eq(row.uuid),
+                    sms_reports::sms_status.eq(row.word),
+                    sms_reports::next_attempt_at.eq(now),
+                    sms_reports::created_at.eq(now),
+                ))
+                .execute(self)
         }
     };
 }
 
-write_sms_for!(diesel::SqliteConnection);
-write_sms_for!(diesel::PgConnection);
+impl WriteSms for diesel::SqliteConnection {
+    insert_report_for!();
+
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+        due_sms_query!(now, limit).load(self)
+    }
+
+    fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>> {
+        pending_reports_query!(limit).load(self)
+    }
+}
+
+impl WriteSms for diesel::PgConnection {
+    insert_report_for!();
+
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+        due_sms_query!(now, limit)
+            .for_update()
+            .skip_locked()
+            .load(self)
+    }
+
+    fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>> {
+        pending_reports_query!(limit).for_update().load(self)
+    }
+}
 
 /// Queues one delivery report in the caller's transaction.
 fn queue_report(

@@ -423,11 +423,14 @@ pub fn sms_outbox_retries_refunds_and_receipts(backend: &Backend) -> Result<(), 
         json!([{"content": "Hello", "numbers": numbers}]),
     );
     assert_eq!(available(&sidecar), 6.0);
+    // A failed attempt is recorded (error, claim released) before the clock moves: its
+    // retry time is counted from the clock at that moment.
     eventually("every message tried once", || {
         sidecar
             .db
             .raw_i64(
-                "SELECT COUNT(*) AS v FROM sms_messages WHERE attempts >= 1 AND status = 'queued'",
+                "SELECT COUNT(*) AS v FROM sms_messages WHERE attempts >= 1 AND status = 'queued' \
+                 AND last_error IS NOT NULL AND claimed_until = 0",
             )
             .is_ok_and(|n| n == 4)
     })?;
@@ -582,7 +585,8 @@ pub fn sms_outbox_retries_refunds_and_receipts(backend: &Backend) -> Result<(), 
         sidecar
             .db
             .raw_i64(&format!(
-                "SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}' AND attempts >= 1",
+                "SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}' AND attempts >= 1 \
+                 AND last_error IS NOT NULL AND claimed_until = 0",
                 uuid(7)
             ))
             .is_ok_and(|n| n == 1)
