@@ -173,6 +173,9 @@ pub struct SmsDay {
 
 use crate::ledger::time::MICROS_PER_DAY;
 
+/// A queued message's hold, report URL, database and uuid.
+type PayingRow = (Option<String>, Option<String>, Option<String>, String);
+
 type JobRow = (
     Id,
     String,
@@ -379,18 +382,17 @@ impl Store {
     ) -> Result<bool, LedgerError> {
         let now = self.now();
         write_tx!(self, |c| {
-            let row: Option<(Option<String>, Option<String>, Option<String>, String)> =
-                sms_messages::table
-                    .find(id)
-                    .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                    .select((
-                        sms_messages::hold_key,
-                        sms_messages::webhook_url,
-                        sms_messages::dbuuid,
-                        sms_messages::uuid,
-                    ))
-                    .first(c)
-                    .optional()?;
+            let row: Option<PayingRow> = sms_messages::table
+                .find(id)
+                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
+                .select((
+                    sms_messages::hold_key,
+                    sms_messages::webhook_url,
+                    sms_messages::dbuuid,
+                    sms_messages::uuid,
+                ))
+                .first(c)
+                .optional()?;
             let Some((hold_key, webhook_url, dbuuid, uuid)) = row else {
                 return Ok(false);
             };
@@ -420,18 +422,17 @@ impl Store {
         let now = self.now();
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
-            let row: Option<(Option<String>, Option<String>, Option<String>, String)> =
-                sms_messages::table
-                    .find(id)
-                    .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                    .select((
-                        sms_messages::hold_key,
-                        sms_messages::webhook_url,
-                        sms_messages::dbuuid,
-                        sms_messages::uuid,
-                    ))
-                    .first(c)
-                    .optional()?;
+            let row: Option<PayingRow> = sms_messages::table
+                .find(id)
+                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
+                .select((
+                    sms_messages::hold_key,
+                    sms_messages::webhook_url,
+                    sms_messages::dbuuid,
+                    sms_messages::uuid,
+                ))
+                .first(c)
+                .optional()?;
             let Some((hold_key, webhook_url, dbuuid, uuid)) = row else {
                 return Ok(false);
             };
@@ -716,10 +717,10 @@ impl Store {
         );
         write_tx!(self, |c| {
             diesel::insert_into(sms_registrations::table)
-                .values((sms_registrations::account_id.eq(account_id), values.clone()))
+                .values((sms_registrations::account_id.eq(account_id), values))
                 .on_conflict(sms_registrations::account_id)
                 .do_update()
-                .set(values.clone())
+                .set(values)
                 .execute(c)?;
             if let Some(m) = code_message {
                 diesel::insert_into(sms_messages::table)
@@ -815,7 +816,7 @@ impl Store {
                 entry.spent += price;
             }
         }
-        out.sort_by(|a, b| b.day.cmp(&a.day));
+        out.sort_by_key(|d| std::cmp::Reverse(d.day));
         Ok(out)
     }
 
@@ -854,7 +855,17 @@ struct ReportRow<'a> {
 }
 
 /// A pending report as the claim reads it.
-type PendingReport = (Id, String, Option<String>, String, String, i32, i64, i64, i64);
+type PendingReport = (
+    Id,
+    String,
+    Option<String>,
+    String,
+    String,
+    i32,
+    i64,
+    i64,
+    i64,
+);
 
 /// Writes SMS rows on either backend's connection, inside the caller's transaction.
 trait WriteSms {
