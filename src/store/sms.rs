@@ -91,8 +91,6 @@ pub enum Queued {
     },
     /// The account cannot pay for it; nothing written.
     Insufficient,
-    /// The account is disabled; nothing written.
-    Disabled,
 }
 
 /// A message the worker hands to the gateway.
@@ -206,10 +204,10 @@ fn job(row: JobRow) -> Result<SmsJob, LedgerError> {
 
 impl Store {
     /// Queues a send call's messages for one account in one transaction: each new uuid
-    /// gets a hold of its price (until `hold_until`) and an outbox row; a known uuid is
-    /// answered from its row. Nothing is written when the transaction cannot commit
-    /// before `deadline`: the caller is then answered an error and must find nothing
-    /// applied.
+    /// gets a hold of its price (until `hold_until`, all of the call's holds under one
+    /// lock of the account) and an outbox row; a known uuid is answered from its row.
+    /// Nothing is written when the transaction cannot commit before `deadline`: the
+    /// caller is then answered an error and must find nothing applied.
     pub fn sms_queue(
         &self,
         account_id: Id,
@@ -218,9 +216,17 @@ impl Store {
         hold_until: Timestamp,
         deadline: Instant,
     ) -> Result<Vec<Queued>, LedgerError> {
+        /// What a message of the call is, before any hold.
+        enum Plan {
+            Known(Queued),
+            /// Failed and given back: goes again under its uuid (Odoo's "Resend").
+            Again(Id),
+            New,
+        }
         let now = self.now();
         write_tx!(self, |c| {
-            let mut outcomes = Vec::with_capacity(messages.len());
+            let mut plans = Vec::with_capacity(messages.len());
+            let mut seen = std::collections::HashSet::new();
             for m in messages {
                 let known: Option<(Id, String, Option<String>, bool)> = sms_messages::table
                     .filter(sms_messages::account_id.eq(account_id))
@@ -233,52 +239,68 @@ impl Store {
                     ))
                     .first(c)
                     .optional()?;
-                // A message that failed and was given back may go again under its uuid
-                // (Odoo's "Resend" puts the same record back); any other known uuid is
-                // answered from its row.
-                let again = match known {
-                    Some((id, status, _, true)) if status == SmsStatus::Failed.as_str() => Some(id),
-                    Some((_, status, failure, _)) => {
-                        outcomes.push(Queued::Known {
-                            status: SmsStatus::parse(&status)?,
-                            failure,
-                        });
-                        continue;
+                // A uuid repeated within the call is the same message: the first one
+                // decides.
+                let repeated = !seen.insert(m.uuid.as_str());
+                plans.push(match known {
+                    _ if repeated => Plan::Known(Queued::Known {
+                        status: SmsStatus::Queued,
+                        failure: None,
+                    }),
+                    Some((id, status, _, true)) if status == SmsStatus::Failed.as_str() => {
+                        Plan::Again(id)
                     }
-                    None => None,
-                };
-                let hold_key = if m.price.is_zero() {
-                    None
-                } else {
-                    let (_token, key) = new_transaction_token(now.micros());
-                    let description = format!("SMS to {} ({} segments)", m.number, m.segments);
-                    // A savepoint: a refused hold leaves nothing behind (its account's
-                    // settlement included) while the rest of the batch goes on.
-                    let held = c.transaction(|c| {
-                        ops::authorize(
-                            c,
-                            account_id,
-                            m.price,
-                            hold_until,
-                            &key,
-                            Some(&description),
-                            now,
-                        )
-                    });
-                    match held {
-                        Ok(_) => Some(key),
-                        Err(LedgerError::InsufficientCredit { .. }) => {
-                            outcomes.push(Queued::Insufficient);
-                            continue;
-                        }
-                        Err(LedgerError::Disabled) => {
-                            outcomes.push(Queued::Disabled);
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                };
-                if let Some(id) = again {
+                    Some((_, status, failure, _)) => Plan::Known(Queued::Known {
+                        status: SmsStatus::parse(&status)?,
+                        failure,
+                    }),
+                    None => Plan::New,
+                });
+            }
+            // The holds of the paid messages to write, in the call's order.
+            let keys: Vec<Option<String>> = messages
+                .iter()
+                .zip(&plans)
+                .map(|(m, plan)| match plan {
+                    Plan::Known(_) => None,
+                    _ if m.price.is_zero() => None,
+                    _ => Some(new_transaction_token(now.micros()).1),
+                })
+                .collect();
+            let descriptions: Vec<String> = messages
+                .iter()
+                .map(|m| format!("SMS to {} ({} segments)", m.number, m.segments))
+                .collect();
+            let requests: Vec<ops::HoldRequest<'_>> = messages
+                .iter()
+                .zip(&keys)
+                .zip(&descriptions)
+                .filter_map(|((m, key), description)| {
+                    key.as_deref().map(|token_hash| ops::HoldRequest {
+                        amount: m.price,
+                        token_hash,
+                        description: Some(description),
+                    })
+                })
+                .collect();
+            let mut holds = if requests.is_empty() {
+                Vec::new()
+            } else {
+                ops::authorize_each(c, account_id, &requests, hold_until, now)?
+            }
+            .into_iter();
+            let mut outcomes = Vec::with_capacity(messages.len());
+            for ((m, plan), key) in messages.iter().zip(plans).zip(&keys) {
+                if let Plan::Known(known) = plan {
+                    outcomes.push(known);
+                    continue;
+                }
+                if key.is_some() && holds.next().flatten().is_none() {
+                    outcomes.push(Queued::Insufficient);
+                    continue;
+                }
+                let hold_key = key.clone();
+                if let Plan::Again(id) = plan {
                     diesel::update(sms_messages::table.find(id))
                         .set((
                             sms_messages::content.eq(&m.content),
@@ -304,30 +326,30 @@ impl Store {
                             sms_messages::done_at.eq(None::<i64>),
                         ))
                         .execute(c)?;
-                    outcomes.push(Queued::New);
-                    continue;
+                } else {
+                    diesel::insert_into(sms_messages::table)
+                        .values((
+                            sms_messages::account_id.eq(account_id),
+                            sms_messages::kind.eq(m.kind.as_str()),
+                            sms_messages::uuid.eq(&m.uuid),
+                            sms_messages::number.eq(&m.number),
+                            sms_messages::content.eq(&m.content),
+                            sms_messages::encoding.eq(m.encoding.as_str()),
+                            sms_messages::segments
+                                .eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
+                            sms_messages::country.eq(&m.country),
+                            sms_messages::price.eq(m.price.units()),
+                            sms_messages::hold_key.eq(&hold_key),
+                            sms_messages::sender.eq(&m.sender),
+                            sms_messages::dbuuid.eq(&m.dbuuid),
+                            sms_messages::webhook_url.eq(&m.webhook_url),
+                            sms_messages::status.eq(SmsStatus::Queued.as_str()),
+                            sms_messages::next_attempt_at.eq(now.micros()),
+                            sms_messages::give_up_at.eq(give_up_at.micros()),
+                            sms_messages::created_at.eq(now.micros()),
+                        ))
+                        .execute(c)?;
                 }
-                diesel::insert_into(sms_messages::table)
-                    .values((
-                        sms_messages::account_id.eq(account_id),
-                        sms_messages::kind.eq(m.kind.as_str()),
-                        sms_messages::uuid.eq(&m.uuid),
-                        sms_messages::number.eq(&m.number),
-                        sms_messages::content.eq(&m.content),
-                        sms_messages::encoding.eq(m.encoding.as_str()),
-                        sms_messages::segments.eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
-                        sms_messages::country.eq(&m.country),
-                        sms_messages::price.eq(m.price.units()),
-                        sms_messages::hold_key.eq(&hold_key),
-                        sms_messages::sender.eq(&m.sender),
-                        sms_messages::dbuuid.eq(&m.dbuuid),
-                        sms_messages::webhook_url.eq(&m.webhook_url),
-                        sms_messages::status.eq(SmsStatus::Queued.as_str()),
-                        sms_messages::next_attempt_at.eq(now.micros()),
-                        sms_messages::give_up_at.eq(give_up_at.micros()),
-                        sms_messages::created_at.eq(now.micros()),
-                    ))
-                    .execute(c)?;
                 outcomes.push(Queued::New);
             }
             if Instant::now() >= deadline {

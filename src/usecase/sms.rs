@@ -307,10 +307,6 @@ pub fn send(
                 result.state = SendState::InsufficientCredit;
                 result.credit = Credits::ZERO;
             }
-            Queued::Disabled => {
-                result.state = SendState::Unregistered;
-                result.credit = Credits::ZERO;
-            }
         }
     }
     Ok(results)
