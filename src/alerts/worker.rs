@@ -47,7 +47,8 @@ pub fn backoff(base_secs: u64, max_secs: u64, attempts: i32) -> Duration {
     Duration::from_secs_f64(secs as f64 * jitter)
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs a store call off the async workers (every outbox worker's way to the database).
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
     tokio::task::spawn_blocking(f)

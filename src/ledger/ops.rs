@@ -102,6 +102,36 @@ impl Locked {
         Ok(())
     }
 
+    /// Reserves `r.amount` in a new hold until `expires_at`, drawn from the lots; the
+    /// caller checked that the credits are available.
+    fn reserve<R: LedgerRepo>(
+        &mut self,
+        repo: &mut R,
+        r: &HoldRequest<'_>,
+        expires_at: Timestamp,
+    ) -> Result<Hold, LedgerError> {
+        let hold = repo.insert_hold(NewHold {
+            account_id: self.account.id,
+            token_hash: r.token_hash,
+            amount: r.amount,
+            description: r.description,
+            created_at: self.now,
+            expires_at,
+        })?;
+        let allocations: Vec<Allocation> = self
+            .draw(repo, r.amount)?
+            .into_iter()
+            .map(|(lot_id, amount)| Allocation {
+                hold_id: hold.id,
+                lot_id,
+                amount,
+            })
+            .collect();
+        repo.insert_allocations(&allocations)?;
+        self.account.reserved = self.account.reserved.checked_add(r.amount)?;
+        Ok(hold)
+    }
+
     /// Takes `amount` from unexpired lots, earliest expiry then oldest first.
     fn draw<R: LedgerRepo>(
         &mut self,
@@ -326,6 +356,26 @@ pub fn grant<R: LedgerRepo>(
     })
 }
 
+/// Locks an account that is to take holds until `expires_at`: refused when it is
+/// disabled or the holds would expire at once.
+fn lock_to_hold<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<Locked, LedgerError> {
+    let locked = lock(repo, account_id, now)?;
+    if locked.account.disabled {
+        return Err(LedgerError::Disabled);
+    }
+    if expires_at <= locked.now {
+        return Err(LedgerError::InvalidExpiry(
+            "the hold would expire at once".into(),
+        ));
+    }
+    Ok(locked)
+}
+
 /// Reserves `amount` for a provider until `expires_at`.
 pub fn authorize<R: LedgerRepo>(
     repo: &mut R,
@@ -336,15 +386,7 @@ pub fn authorize<R: LedgerRepo>(
     description: Option<&str>,
     now: Timestamp,
 ) -> Result<(Hold, Balance), LedgerError> {
-    let mut locked = lock(repo, account_id, now)?;
-    if locked.account.disabled {
-        return Err(LedgerError::Disabled);
-    }
-    if expires_at <= locked.now {
-        return Err(LedgerError::InvalidExpiry(
-            "the hold would expire at once".into(),
-        ));
-    }
+    let mut locked = lock_to_hold(repo, account_id, expires_at, now)?;
     let available = locked.available();
     if amount > available {
         return Err(LedgerError::InsufficientCredit {
@@ -352,25 +394,15 @@ pub fn authorize<R: LedgerRepo>(
             available,
         });
     }
-    let hold = repo.insert_hold(NewHold {
-        account_id,
-        token_hash,
-        amount,
-        description,
-        created_at: locked.now,
-        expires_at,
-    })?;
-    let drawn = locked.draw(repo, amount)?;
-    let allocations: Vec<Allocation> = drawn
-        .into_iter()
-        .map(|(lot_id, amount)| Allocation {
-            hold_id: hold.id,
-            lot_id,
+    let hold = locked.reserve(
+        repo,
+        &HoldRequest {
             amount,
-        })
-        .collect();
-    repo.insert_allocations(&allocations)?;
-    locked.account.reserved = locked.account.reserved.checked_add(amount)?;
+            token_hash,
+            description,
+        },
+        expires_at,
+    )?;
     let account = locked.save(repo)?;
     Ok((hold, figures(&account)))
 }
@@ -394,40 +426,14 @@ pub fn authorize_each<R: LedgerRepo>(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<Vec<Option<Hold>>, LedgerError> {
-    let mut locked = lock(repo, account_id, now)?;
-    if locked.account.disabled {
-        return Err(LedgerError::Disabled);
-    }
-    if expires_at <= locked.now {
-        return Err(LedgerError::InvalidExpiry(
-            "the hold would expire at once".into(),
-        ));
-    }
+    let mut locked = lock_to_hold(repo, account_id, expires_at, now)?;
     let mut holds = Vec::with_capacity(requests.len());
     for r in requests {
         if r.amount.is_zero() || r.amount > locked.available() {
             holds.push(None);
             continue;
         }
-        let hold = repo.insert_hold(NewHold {
-            account_id,
-            token_hash: r.token_hash,
-            amount: r.amount,
-            description: r.description,
-            created_at: locked.now,
-            expires_at,
-        })?;
-        let allocations: Vec<Allocation> = locked
-            .draw(repo, r.amount)?
-            .into_iter()
-            .map(|(lot_id, amount)| Allocation {
-                hold_id: hold.id,
-                lot_id,
-                amount,
-            })
-            .collect();
-        repo.insert_allocations(&allocations)?;
-        locked.account.reserved = locked.account.reserved.checked_add(r.amount)?;
+        let hold = locked.reserve(repo, r, expires_at)?;
         holds.push(Some(hold));
     }
     locked.save(repo)?;

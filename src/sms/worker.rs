@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::gateway::{Gateway, Outgoing, SubmitError};
 use super::status::Failure;
-use crate::alerts::worker::backoff;
+use crate::alerts::worker::{backoff, blocking};
 use crate::config::SmsSettings;
 use crate::ledger::{LedgerError, Timestamp};
 use crate::store::Store;
@@ -59,14 +59,6 @@ pub struct SmsWorker {
     pub wake: Arc<Notify>,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, LedgerError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| LedgerError::Store(format!("worker task: {e}")))?
-}
-
 /// How one attempt ended.
 enum Attempt {
     Submitted,
@@ -77,6 +69,17 @@ enum Attempt {
 impl SmsWorker {
     fn micros(secs: u64) -> i64 {
         i64::try_from(secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
+    }
+
+    /// When a failed attempt is tried again (and after how long).
+    fn retry_at(&self, attempts: i32) -> (Timestamp, Duration) {
+        let delay = backoff(
+            self.settings.retry_base_secs,
+            self.settings.retry_max_secs,
+            attempts,
+        );
+        let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+        (self.store.now().plus_micros(micros), delay)
     }
 
     /// Claims due messages once and hands each to the gateway.
@@ -147,13 +150,7 @@ impl SmsWorker {
                 Ok(Attempt::Failed)
             }
             Err(SubmitError::Transient(error)) => {
-                let delay = backoff(
-                    self.settings.retry_base_secs,
-                    self.settings.retry_max_secs,
-                    job.attempts,
-                );
-                let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
-                let retry_at = Timestamp(store.now().micros().saturating_add(micros));
+                let (retry_at, delay) = self.retry_at(job.attempts);
                 tracing::warn!(sms = id, attempts = job.attempts, %error, retry_in_ms = delay.as_millis() as u64, "SMS not sent yet");
                 blocking(move || store.sms_retry(id, &error, retry_at)).await?;
                 Ok(Attempt::Retried)
@@ -186,13 +183,7 @@ impl SmsWorker {
                         blocking(move || store.sms_reports_done(&ids, Some(&error))).await?;
                         continue;
                     }
-                    let delay = backoff(
-                        self.settings.retry_base_secs,
-                        self.settings.retry_max_secs,
-                        job.attempts,
-                    );
-                    let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
-                    let retry_at = Timestamp(store.now().micros().saturating_add(micros));
+                    let (retry_at, _) = self.retry_at(job.attempts);
                     tracing::info!(url = %job.webhook_url, %error, "SMS delivery reports not taken yet");
                     let url = job.webhook_url.clone();
                     blocking(move || store.sms_reports_retry(&url, &ids, &error, retry_at)).await?;

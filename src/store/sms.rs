@@ -404,17 +404,7 @@ impl Store {
     ) -> Result<bool, LedgerError> {
         let now = self.now();
         write_tx!(self, |c| {
-            let row: Option<PayingRow> = sms_messages::table
-                .find(id)
-                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                .select((
-                    sms_messages::hold_key,
-                    sms_messages::webhook_url,
-                    sms_messages::dbuuid,
-                    sms_messages::uuid,
-                ))
-                .first(c)
-                .optional()?;
+            let row: Option<PayingRow> = c.queued_row(id)?;
             let Some((hold_key, webhook_url, dbuuid, uuid)) = row else {
                 return Ok(false);
             };
@@ -444,17 +434,7 @@ impl Store {
         let now = self.now();
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
-            let row: Option<PayingRow> = sms_messages::table
-                .find(id)
-                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                .select((
-                    sms_messages::hold_key,
-                    sms_messages::webhook_url,
-                    sms_messages::dbuuid,
-                    sms_messages::uuid,
-                ))
-                .first(c)
-                .optional()?;
+            let row: Option<PayingRow> = c.queued_row(id)?;
             let Some((hold_key, webhook_url, dbuuid, uuid)) = row else {
                 return Ok(false);
             };
@@ -900,6 +880,8 @@ trait WriteSms {
     /// worker's claim rather than skip: a skipped report would let a newer one to the
     /// same Odoo overtake it.
     fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>>;
+    /// A message still queued: its hold, report URL, database and uuid.
+    fn queued_row(&mut self, id: Id) -> QueryResult<Option<PayingRow>>;
 }
 
 macro_rules! due_sms_query {
@@ -934,8 +916,22 @@ macro_rules! pending_reports_query {
     };
 }
 
-macro_rules! insert_report_for {
+macro_rules! shared_sms_writes {
     () => {
+        fn queued_row(&mut self, id: Id) -> QueryResult<Option<PayingRow>> {
+            sms_messages::table
+                .find(id)
+                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
+                .select((
+                    sms_messages::hold_key,
+                    sms_messages::webhook_url,
+                    sms_messages::dbuuid,
+                    sms_messages::uuid,
+                ))
+                .first(self)
+                .optional()
+        }
+
         fn insert_report(&mut self, row: &ReportRow<'_>, now: i64) -> QueryResult<usize> {
             diesel::insert_into(sms_reports::table)
                 .values((
@@ -953,7 +949,7 @@ macro_rules! insert_report_for {
 }
 
 impl WriteSms for diesel::SqliteConnection {
-    insert_report_for!();
+    shared_sms_writes!();
 
     fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
         due_sms_query!(now, limit).load(self)
@@ -965,7 +961,7 @@ impl WriteSms for diesel::SqliteConnection {
 }
 
 impl WriteSms for diesel::PgConnection {
-    insert_report_for!();
+    shared_sms_writes!();
 
     fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
         due_sms_query!(now, limit)

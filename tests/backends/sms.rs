@@ -139,6 +139,17 @@ fn eventually(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), Failed>
 }
 
 fn sidecar(backend: &Backend, peers: &Peers, prices: &[(&str, &str)]) -> Result<Sidecar, Failed> {
+    sidecar_with(backend, peers, prices, |_| {})
+}
+
+/// A sidecar sending through the relay at `prices`, its `sms` service created; `tweak`
+/// changes more settings.
+fn sidecar_with(
+    backend: &Backend,
+    peers: &Peers,
+    prices: &[(&str, &str)],
+    tweak: impl FnOnce(&mut iap_sidecar::config::Settings),
+) -> Result<Sidecar, Failed> {
     let relay = format!("{}/relay", peers.base);
     let prices: Vec<(String, String)> = prices
         .iter()
@@ -154,6 +165,7 @@ fn sidecar(backend: &Backend, peers: &Peers, prices: &[(&str, &str)]) -> Result<
         s.sms.prices = prices.into_iter().collect();
         s.sms.poll_interval_secs = 1;
         s.odoo.allowed_hosts = vec!["127.0.0.1".into()];
+        tweak(s);
     })?;
     sidecar.service("sms", "key-sms", None);
     Ok(sidecar)
@@ -630,19 +642,14 @@ pub fn sms_outbox_retries_refunds_and_receipts(backend: &Backend) -> Result<(), 
 /// set once; `get-accounts-information` reports both. Strangers cause no SMS.
 pub fn sms_registration_flow(backend: &Backend) -> Result<(), Failed> {
     let peers = Peers::start()?;
-    let relay = format!("{}/relay", peers.base);
-    let sidecar = Sidecar::start_with(backend, move |s| {
-        s.sms.gateway = Some("relay".into());
-        s.sms.gateways.insert(
-            "relay".into(),
-            serde_json::from_value(json!({"kind": "webhook", "url": relay, "secret": SECRET}))
-                .expect("gateway settings"),
-        );
-        s.sms.prices = [("*".to_owned(), "1".to_owned())].into_iter().collect();
+    let sidecar = sidecar_with(backend, &peers, &[("*", "1")], |s| {
         s.sms.require_registration = true;
-        s.sms.poll_interval_secs = 1;
     })?;
-    let service = sidecar.service("sms", "key-sms", None);
+    let service = sidecar
+        .db
+        .store
+        .service_by_name("sms")
+        .map_err(|e| e.to_string())?;
     let call = |path: &str, params: Value| sidecar.call(path, params).result().clone();
     let stranger = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
     assert_eq!(
@@ -754,18 +761,12 @@ pub fn sms_registration_flow(backend: &Backend) -> Result<(), Failed> {
 /// Malformed and oversized calls: a JSON-RPC error in Odoo's shape, nothing written.
 pub fn sms_bad_input_changes_nothing(backend: &Backend) -> Result<(), Failed> {
     let peers = Peers::start()?;
-    let relay = format!("{}/relay", peers.base);
-    let sidecar = Sidecar::start_with(backend, move |s| {
-        s.sms.gateway = Some("relay".into());
-        s.sms.gateways.insert(
-            "relay".into(),
-            serde_json::from_value(json!({"kind": "webhook", "url": relay, "secret": SECRET}))
-                .expect("gateway settings"),
-        );
-        s.sms.prices = [("*".to_owned(), "1".to_owned())].into_iter().collect();
-        s.sms.max_batch = 10;
-    })?;
-    let service = sidecar.service("sms", "key-sms", None);
+    let sidecar = sidecar_with(backend, &peers, &[("*", "1")], |s| s.sms.max_batch = 10)?;
+    let service = sidecar
+        .db
+        .store
+        .service_by_name("sms")
+        .map_err(|e| e.to_string())?;
     sidecar.grant(&service, TOKEN, 100);
     let good = |n: u32| json!({"uuid": uuid(n), "number": "+32470000001"});
     let bad_calls = [
