@@ -17,6 +17,7 @@
 //! session protocol (SMPP's `deliver_sm`) pushes them into the [`ReceiptSink`] the
 //! adapter was built with.
 
+pub mod smpp;
 pub mod twilio;
 pub mod webhook;
 
@@ -118,6 +119,8 @@ pub trait Gateway: Send + Sync {
 pub enum GatewaySettings {
     /// Twilio's Messages API (`twilio.rs`).
     Twilio(twilio::TwilioSettings),
+    /// An SMSC over SMPP 3.4 (`smpp.rs`).
+    Smpp(smpp::SmppSettings),
     /// A generic JSON webhook (`webhook.rs`).
     Webhook(webhook::WebhookSettings),
 }
@@ -145,6 +148,8 @@ impl Context {
 pub fn build(settings: &GatewaySettings, cx: Context) -> Result<Arc<dyn Gateway>, String> {
     match settings {
         GatewaySettings::Twilio(s) => Ok(Arc::new(twilio::TwilioGateway::new(s, cx)?)),
+        // Starts the session task: call from within the tokio runtime.
+        GatewaySettings::Smpp(s) => Ok(Arc::new(smpp::SmppGateway::new(s, cx)?)),
         GatewaySettings::Webhook(s) => Ok(Arc::new(webhook::WebhookGateway::new(s, cx)?)),
     }
 }
