@@ -3,7 +3,7 @@
 small JSON control interface on a second port.
 
     python3 tests/sms/smsc.py --port P --control-port C --system-id ID --password PW \
-        [--auto-receipt DELIVRD|UNDELIV|REJECTD|EXPIRED] [--reject-prefix +999]
+        [--auto-receipt DELIVRD|UNDELIV|REJECTD|EXPIRED] [--reject-prefix +999] [--verbose]
 
 Port 0 picks a free port. Once both ports listen it prints one line
 `READY smpp=P control=C` (the ports actually bound) on stdout.
@@ -380,8 +380,10 @@ def main():
     parser.add_argument("--password", required=True)
     parser.add_argument("--auto-receipt", choices=sorted(STATES))
     parser.add_argument("--reject-prefix")
+    parser.add_argument("--verbose", action="store_true", help="log sessions on stderr")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The library logs every connection at WARNING; errors are what a test needs to see.
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR, stream=sys.stderr)
 
     smsc = Smsc(args)
     smsc.listen()
