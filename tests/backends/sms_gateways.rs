@@ -40,6 +40,7 @@ const SMPP_TESTS: &[(&str, TestFn)] = &[
         smpp_texts_numbers_and_receipts,
     ),
     ("smpp_refusals_and_outage", smpp_refusals_and_outage),
+    ("smpp_session_keepalive", smpp_session_keepalive),
 ];
 
 const TWILIO_TESTS: &[(&str, TestFn)] = &[
@@ -417,6 +418,44 @@ fn smpp_refusals_and_outage() -> Result<(), Failed> {
             Err(SubmitError::Transient(_)) => Ok(()),
             other => Err(format!("want a transient error, got {other:?}").into()),
         }
+    })
+}
+
+fn smpp_session_keepalive() -> Result<(), Failed> {
+    // The SMSC sends enquire_link after 0.3 s idle and drops a session that leaves one
+    // unanswered for 1 s; the gateway sends its own every second.
+    let server = smsc(&["--enquire-link-secs", "0.3", "--response-secs", "1"])?;
+    let control_url = format!("http://127.0.0.1:{}", server.port("control")?);
+    let smpp_port = server.port("smpp")?;
+    runtime().block_on(async move {
+        let http = reqwest::Client::new();
+        let (receipts, _rx) = sink();
+        let mut settings = smpp_settings(smpp_port, PASSWORD);
+        if let GatewaySettings::Smpp(s) = &mut settings {
+            s.enquire_link_secs = 1;
+        }
+        let gw = build(&settings, context("smsc", "http://127.0.0.1:1", receipts))?;
+        submit_when_bound(gw.as_ref(), &outgoing(1, "+32470123456", None, "first")).await?;
+
+        let deadline = Instant::now() + PATIENCE;
+        let sessions = loop {
+            let s = control(&http, "GET", format!("{control_url}/sessions"), json!(null)).await;
+            let n = |k: &str| s[k].as_u64().unwrap_or(0);
+            if n("enquire_links") >= 3 && n("enquire_links_answered") >= 3 {
+                break s;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no enquire_link exchange: {s}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        // Still the first session: no enquire_link went unanswered either way.
+        assert_eq!(sessions["binds"], 1, "{sessions}");
+        assert_eq!(sessions["bound"], 1, "{sessions}");
+        gw.submit(&outgoing(2, "+32470123456", None, "second"))
+            .await
+            .map_err(|e| format!("after idle time: {e}"))?;
+        Ok(())
     })
 }
 
