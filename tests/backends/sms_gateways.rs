@@ -75,7 +75,7 @@ pub fn trials(ci: bool) -> Vec<Trial> {
         for &(name, test) in tests {
             let full = format!("sms_gateways::{name}");
             trials.push(if available || ci {
-                Trial::test(full, move || test())
+                Trial::test(full, test)
             } else {
                 Trial::test(full, move || {
                     Err(format!("{missing} is not installed").into())

@@ -539,11 +539,17 @@ fn is_receipt(esm_class: u8) -> bool {
 // ---------------------------------------------------------------------------------------
 // The session task.
 
+/// The answer to one `submit_sm`: its `submit_sm_resp` (status, message_id), or why
+/// there is none (transient).
+type Reply = oneshot::Sender<Result<(u32, String), String>>;
+
+/// `submit_sm` sent and not answered yet, by sequence number, with when they were sent.
+type Pending = HashMap<u32, (Instant, Reply)>;
+
 /// What the submit side asks of the session.
 struct Submit {
     body: Vec<u8>,
-    /// The `submit_sm_resp` (status, message_id), or why there is none.
-    reply: oneshot::Sender<Result<(u32, String), String>>,
+    reply: Reply,
 }
 
 struct Session {
@@ -685,8 +691,7 @@ impl Session {
             reason,
             bound: true,
         };
-        type Reply = oneshot::Sender<Result<(u32, String), String>>;
-        let mut pending: HashMap<u32, (Instant, Reply)> = HashMap::new();
+        let mut pending = Pending::new();
         let mut link = tokio::time::interval(self.enquire_link);
         link.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         link.tick().await;
@@ -750,7 +755,7 @@ impl Session {
     fn handle(
         &mut self,
         pdu: Pdu,
-        pending: &mut HashMap<u32, (Instant, oneshot::Sender<Result<(u32, String), String>>)>,
+        pending: &mut Pending,
         awaiting_link: &mut Option<Instant>,
     ) -> Handled {
         let answer = |command_id: u32, status: u32, body: Vec<u8>| {
