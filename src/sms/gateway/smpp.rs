@@ -706,6 +706,10 @@ impl Session {
                         let _ = write.write_all(&unbind.encode()).await;
                         return End::Closed;
                     }
+                    // A caller that gave up (its deadline passed while the session was
+                    // binding) was told "transient" and will submit again: sending this
+                    // one now would send the message twice.
+                    Some(Submit { reply, .. }) if reply.is_closed() => {}
                     Some(Submit { body, reply }) => {
                         let sequence = self.next_sequence();
                         out = Some(Pdu::new(SUBMIT_SM, sequence, body));
