@@ -639,8 +639,8 @@ impl Session {
 
         let bind_sequence = self.next_sequence();
         let bind = Pdu::new(BIND_TRANSCEIVER, bind_sequence, self.bind.clone());
-        if let Err(e) = write.write_all(&bind.encode()).await {
-            return lost(format!("write: {e}"));
+        if let Err(e) = write_pdu(&mut write, &bind, self.timeout).await {
+            return lost(e);
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
@@ -667,8 +667,8 @@ impl Session {
                             sequence: pdu.sequence,
                             body: Vec::new(),
                         };
-                        if let Err(e) = write.write_all(&nack.encode()).await {
-                            return lost(format!("write: {e}"));
+                        if let Err(e) = write_pdu(&mut write, &nack, self.timeout).await {
+                            return lost(e);
                         }
                     }
                 }
@@ -703,7 +703,7 @@ impl Session {
                 command = commands.recv() => match command {
                     None => {
                         let unbind = Pdu::new(UNBIND, self.next_sequence(), Vec::new());
-                        let _ = write.write_all(&unbind.encode()).await;
+                        let _ = write_pdu(write, &unbind, self.timeout).await;
                         return End::Closed;
                     }
                     // A caller that gave up (its deadline passed while the session was
@@ -723,7 +723,7 @@ impl Session {
                         Handled::Answer(pdu) => out = Some(pdu),
                         Handled::Nothing => {}
                         Handled::Unbound(answer) => {
-                            let _ = write.write_all(&answer.encode()).await;
+                            let _ = write_pdu(write, &answer, self.timeout).await;
                             return lost("the SMSC unbound".into());
                         }
                     },
@@ -749,9 +749,9 @@ impl Session {
                 },
             }
             if let Some(pdu) = out
-                && let Err(e) = write.write_all(&pdu.encode()).await
+                && let Err(e) = write_pdu(write, &pdu, self.timeout).await
             {
-                return lost(format!("write: {e}"));
+                return lost(e);
             }
         }
     }
@@ -836,6 +836,16 @@ enum Handled {
     Nothing,
     /// The SMSC unbound: send this `unbind_resp`, then reconnect.
     Unbound(Pdu),
+}
+
+/// Writes one PDU within `timeout`: an SMSC that stops reading must not stall the
+/// session (its enquire_link check runs on the same task).
+async fn write_pdu(write: &mut OwnedWriteHalf, pdu: &Pdu, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, write.write_all(&pdu.encode())).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write: {e}")),
+        Err(_) => Err("write timed out".into()),
+    }
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
