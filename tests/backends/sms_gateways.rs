@@ -738,6 +738,28 @@ fn twilio_refusals_and_outage() -> Result<(), Failed> {
         );
         assert_eq!(messages[0]["sid"], sid);
 
+        // Through a Messaging Service instead of a number: Twilio picks the sender.
+        let service = format!("MG{}", "ab".repeat(16));
+        let mut settings = twilio_settings(port, AUTH_TOKEN);
+        if let GatewaySettings::Twilio(s) = &mut settings {
+            s.from = None;
+            s.messaging_service_sid = Some(service.clone());
+        }
+        let pooled = build(&settings, context("twilio", "http://127.0.0.1:1", receipts))?;
+        let sid = pooled.submit(&message).await?.gateway_ref;
+        let messages = control(
+            &http,
+            "GET",
+            format!("{api}/_control/messages"),
+            json!(null),
+        )
+        .await;
+        let last = &messages[1];
+        assert_eq!(last["sid"], sid);
+        assert_eq!(last["messaging_service_sid"], service);
+        assert_eq!(last["from"], Value::Null);
+        assert_eq!(last["status"], "accepted");
+
         // Nobody listening at all: transient.
         drop(server);
         match gw.submit(&message).await {

@@ -1224,6 +1224,102 @@ mod tests {
         );
     }
 
+    fn session() -> (Session, mpsc::UnboundedReceiver<Receipt>) {
+        let (receipts, rx) = mpsc::unbounded_channel();
+        let session = Session {
+            host: "127.0.0.1".into(),
+            port: 1,
+            bind: Vec::new(),
+            timeout: Duration::from_secs(1),
+            enquire_link: Duration::from_secs(30),
+            bound: Arc::new(AtomicBool::new(true)),
+            receipts,
+            name: "test".into(),
+            sequence: 0,
+        };
+        (session, rx)
+    }
+
+    fn answered(h: Handled) -> Pdu {
+        match h {
+            Handled::Answer(pdu) => pdu,
+            Handled::Nothing => panic!("no answer"),
+            Handled::Unbound(pdu) => panic!("unbound: {pdu:?}"),
+        }
+    }
+
+    #[test]
+    fn session_answers_what_the_smsc_sends() {
+        let (mut s, mut rx) = session();
+        let mut pending = Pending::new();
+        let mut link = None;
+        let mut handle = |s: &mut Session, pdu: Pdu| s.handle(pdu, &mut pending, &mut link);
+
+        // Unknown requests get a generic_nack with their sequence number.
+        let nack = answered(handle(&mut s, Pdu::new(0x0000_0103, 7, vec![1, 2])));
+        assert_eq!(
+            (nack.command_id, nack.status, nack.sequence),
+            (GENERIC_NACK, ESME_RINVCMDID, 7)
+        );
+        let resp = answered(handle(&mut s, Pdu::new(ENQUIRE_LINK, 8, Vec::new())));
+        assert_eq!((resp.command_id, resp.sequence), (ENQUIRE_LINK_RESP, 8));
+
+        // A receipt is answered and goes to the sink; one with a state we do not know
+        // and a message from a handset are answered and dropped; an unreadable
+        // deliver_sm is refused for good.
+        let receipt = |text: &str| ShortMessage {
+            esm_class: 0x04,
+            short_message: text.as_bytes().to_vec(),
+            ..ShortMessage::default()
+        };
+        let body = receipt("id:m1 stat:DELIVRD err:000").encode().unwrap();
+        let resp = answered(handle(&mut s, Pdu::new(DELIVER_SM, 9, body)));
+        assert_eq!(
+            (resp.command_id, resp.status, resp.sequence, resp.body),
+            (DELIVER_SM_RESP, ESME_ROK, 9, vec![0])
+        );
+        let r = rx.try_recv().unwrap();
+        assert_eq!(
+            (r.gateway_ref.as_str(), r.delivery),
+            ("m1", Delivery::Delivered)
+        );
+        let body = receipt("id:m1 stat:LOST err:000").encode().unwrap();
+        assert_eq!(
+            answered(handle(&mut s, Pdu::new(DELIVER_SM, 10, body))).status,
+            ESME_ROK
+        );
+        let mo = ShortMessage {
+            esm_class: 0,
+            ..receipt("hello")
+        };
+        let body = mo.encode().unwrap();
+        assert_eq!(
+            answered(handle(&mut s, Pdu::new(DELIVER_SM, 11, body))).status,
+            ESME_ROK
+        );
+        assert!(rx.try_recv().is_err());
+        let resp = answered(handle(&mut s, Pdu::new(DELIVER_SM, 12, vec![0xFF; 3])));
+        assert_eq!(
+            (resp.command_id, resp.status),
+            (DELIVER_SM_RESP, ESME_RX_P_APPN)
+        );
+
+        // submit_sm_resp reaches the waiting submit by sequence number.
+        let (reply, mut answer) = oneshot::channel();
+        pending.insert(42, (Instant::now(), reply));
+        let mut handle = |s: &mut Session, pdu: Pdu| s.handle(pdu, &mut pending, &mut link);
+        let mut resp = Pdu::new(SUBMIT_SM_RESP, 42, b"abc\0".to_vec());
+        resp.status = ESME_ROK;
+        assert!(matches!(handle(&mut s, resp), Handled::Nothing));
+        assert_eq!(answer.try_recv().unwrap(), Ok((ESME_ROK, "abc".to_owned())));
+
+        // The SMSC unbinds: answered, and the session ends.
+        match handle(&mut s, Pdu::new(UNBIND, 13, Vec::new())) {
+            Handled::Unbound(pdu) => assert_eq!((pdu.command_id, pdu.sequence), (UNBIND_RESP, 13)),
+            _ => panic!("want unbound"),
+        }
+    }
+
     #[test]
     fn senders_and_statuses() {
         assert_eq!(
