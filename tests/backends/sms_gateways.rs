@@ -642,7 +642,12 @@ fn twilio_submit_and_signed_callbacks() -> Result<(), Failed> {
         let failed = status(&gsm_sid, "failed", Some(30008)).await;
         assert_eq!(
             read(&failed, &callback_url)?[0].delivery,
-            Delivery::Failed(Failure::NotDelivered)
+            Delivery::Failed(Failure::Rejected)
+        );
+        let failed = status(&gsm_sid, "failed", Some(30006)).await;
+        assert_eq!(
+            read(&failed, &callback_url)?[0].delivery,
+            Delivery::Failed(Failure::InvalidDestination)
         );
 
         // Bad signatures: a body changed on the way, another URL, no header at all.

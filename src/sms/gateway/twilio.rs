@@ -278,11 +278,12 @@ impl Gateway for TwilioGateway {
                     .and_then(delivery_failure)
                     .unwrap_or(Failure::NotDelivered),
             ),
-            "failed" => Delivery::Failed(
-                error_code
-                    .and_then(delivery_failure)
-                    .unwrap_or(Failure::Rejected),
-            ),
+            // Failed: Twilio could not send it at all. Rejected, unless the code blames
+            // the destination (an unknown or barred number, an expired validity).
+            "failed" => Delivery::Failed(match error_code.and_then(delivery_failure) {
+                Some(Failure::NotDelivered) | None => Failure::Rejected,
+                Some(failure) => failure,
+            }),
             "canceled" => Delivery::Failed(Failure::Rejected),
             other => {
                 return Err(CallbackError::Invalid(format!(
