@@ -62,7 +62,11 @@ impl SmsRules {
                 .map_err(|e| format!("sms.prices.{code}: {price:?}: {e}"))?;
             prices.insert(code.clone(), credits);
         }
-        if !(1..=max_hold_ttl_hours.saturating_sub(1)).contains(&s.give_up_hours) {
+        // Checked only when SMS can be sent: a sidecar without a gateway starts whatever
+        // its hold limit is.
+        if s.gateway.is_some()
+            && !(1..=max_hold_ttl_hours.saturating_sub(1)).contains(&s.give_up_hours)
+        {
             return Err(format!(
                 "sms.give_up_hours must be between 1 and ledger.max_hold_ttl_hours - 1 ({})",
                 max_hold_ttl_hours.saturating_sub(1)

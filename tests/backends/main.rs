@@ -212,6 +212,8 @@ const PYTHON_TESTS: &[(&str, TestFn)] = &[
     ),
     ("alerts_rearm_after_off", alerts::alerts_rearm_after_off),
     ("console_alert_retry", alerts::console_alert_retry),
+    // Needs smpp.twisted3 too (installed by `.ci/run`).
+    ("sms_through_smpp", sms::sms_through_smpp),
 ];
 
 const PG_ENV: &str = "IAP_SIDECAR_TEST_PG_URL";

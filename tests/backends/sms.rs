@@ -794,3 +794,172 @@ pub fn sms_bad_input_changes_nothing(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(available(&sidecar), 100.0);
     Ok(())
 }
+
+/// The whole way through the real SMSC (`tests/sms/smsc.py`, SMPP 3.4 of
+/// `smpp.twisted3`): the sidecar's SMPP session takes the messages out (a long text in
+/// three parts), the SMSC's delivery receipts come back over the session and become
+/// Odoo's delivery reports; charges are per segment.
+pub fn sms_through_smpp(backend: &Backend) -> Result<(), Failed> {
+    let smsc = crate::sms_gateways::Server::start(
+        "smsc.py",
+        &[
+            "--port",
+            "0",
+            "--control-port",
+            "0",
+            "--system-id",
+            "iapsidecar",
+            "--password",
+            "secret12",
+        ],
+    )?;
+    let (port, control) = (smsc.port("smpp")?, smsc.port("control")?);
+    let peers = Peers::start()?;
+    let sidecar = sidecar_with(backend, &peers, &[("*", "1")], |s| {
+        s.sms.gateway = Some("smsc".into());
+        s.sms.gateways.insert(
+            "smsc".into(),
+            serde_json::from_value(json!({"kind": "smpp", "host": "127.0.0.1", "port": port,
+                                          "system_id": "iapsidecar", "password": "secret12",
+                                          "source_addr": "IAPTEST"}))
+            .expect("gateway settings"),
+        );
+    })?;
+    let service = sidecar
+        .db
+        .store
+        .service_by_name("sms")
+        .map_err(|e| e.to_string())?;
+    sidecar.grant(&service, TOKEN, 10);
+    let long = "b".repeat(400); // GSM-7: 3 segments
+    send(
+        &sidecar,
+        &peers,
+        json!([
+            {"content": "Your order is ready", "numbers": [
+                {"uuid": uuid(1), "number": "+32470000001"},
+                {"uuid": uuid(2), "number": "+33600000002"}]},
+            {"content": long, "numbers": [{"uuid": uuid(3), "number": "+32470000003"}]},
+        ]),
+    );
+    assert_eq!(available(&sidecar), 5.0, "1 + 1 + 3 segments held");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let http = reqwest::Client::new();
+    let control_get = |path: &str| -> Value {
+        rt.block_on(async {
+            match http
+                .get(format!("http://127.0.0.1:{control}{path}"))
+                .send()
+                .await
+            {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        })
+    };
+    let control_post = |path: &str, body: Value| -> Value {
+        rt.block_on(async {
+            match http
+                .post(format!("http://127.0.0.1:{control}{path}"))
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        })
+    };
+    let messages = || {
+        control_get("/messages")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    eventually("five submit_sm at the SMSC", || messages().len() >= 5)?;
+    eventually("three submitted", || {
+        sidecar
+            .db
+            .raw_i64("SELECT COUNT(*) AS v FROM sms_messages WHERE status = 'submitted'")
+            .is_ok_and(|n| n == 3)
+    })?;
+    let got = messages();
+    assert_eq!(got.len(), 5, "each part once: {got:?}");
+    let to_first = got
+        .iter()
+        .filter(|m| m["text"] == "Your order is ready")
+        .filter_map(|m| m["destination"].as_str())
+        .collect::<Vec<_>>();
+    assert_eq!(to_first.len(), 2, "{got:?}");
+    assert!(
+        to_first.iter().any(|d| d.ends_with("32470000001")),
+        "{to_first:?}"
+    );
+    let long_text: String = got
+        .iter()
+        .filter(|m| {
+            m["destination"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("32470000003"))
+        })
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(long_text, "b".repeat(400));
+    assert_eq!(available(&sidecar), 5.0, "captured");
+    // Receipts for the first part of each message: delivered, undelivered, delivered.
+    // A long message is known by its first part's message_id.
+    let refs: Vec<(String, String)> = got
+        .iter()
+        .filter(|m| m.get("udh").is_none_or(|u| u.is_null() || u["seq"] == 1))
+        .filter_map(|m| {
+            Some((
+                m["message_id"].as_str()?.to_owned(),
+                m["destination"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    assert_eq!(refs.len(), 3, "first parts: {got:?}");
+    for (id, destination) in &refs {
+        let stat = if destination.ends_with("33600000002") {
+            "UNDELIV"
+        } else {
+            "DELIVRD"
+        };
+        let sent = control_post(
+            "/receipts",
+            json!({"message_ids": [id], "stat": stat, "err": "000"}),
+        );
+        assert_eq!(sent["sent"], 1, "{sent}");
+    }
+    eventually("two delivered, one failed", || {
+        sidecar
+            .db
+            .raw_i64("SELECT COUNT(*) AS v FROM sms_messages WHERE status = 'delivered'")
+            .is_ok_and(|n| n == 2)
+            && sidecar
+                .db
+                .raw_i64("SELECT COUNT(*) AS v FROM sms_messages WHERE status = 'failed' AND failure = 'not_delivered'")
+                .is_ok_and(|n| n == 1)
+    })?;
+    eventually("Odoo told delivered and not_delivered", || {
+        peers.seen(|s| {
+            let count = |word: &str| {
+                s.reports
+                    .iter()
+                    .filter(|g| g["sms_status"] == word)
+                    .map(|g| g["uuids"].as_array().map_or(0, Vec::len))
+                    .sum::<usize>()
+            };
+            count("delivered") == 2 && count("not_delivered") == 1
+        })
+    })?;
+    assert_eq!(
+        available(&sidecar),
+        5.0,
+        "a carrier's failure is not given back"
+    );
+    Ok(())
+}

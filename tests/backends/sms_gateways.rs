@@ -96,14 +96,14 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A test server process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// The `key=value` pairs of its READY line.
     ready: Vec<(String, String)>,
 }
 
 impl Server {
-    fn start(script: &str, args: &[&str]) -> Result<Server, Failed> {
+    pub(crate) fn start(script: &str, args: &[&str]) -> Result<Server, Failed> {
         let path = format!("{}/tests/sms/{script}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(&path)
@@ -134,7 +134,7 @@ impl Server {
         Ok(server)
     }
 
-    fn port(&self, key: &str) -> Result<u16, Failed> {
+    pub(crate) fn port(&self, key: &str) -> Result<u16, Failed> {
         self.ready
             .iter()
             .find(|(k, _)| k == key)
