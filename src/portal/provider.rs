@@ -9,13 +9,13 @@ use super::session::{LOGIN_COOKIE, PROVIDER_COOKIE, ProviderSession};
 use super::{
     Cx, Form, PortalError, html_response, layout, path_id, respond, see_other, session, with_cookie,
 };
+use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::random_hex;
 use crate::ledger::{Credits, Service, Timestamp};
 use crate::payments::{Pack, PackInput, Price};
 use crate::store::DatabaseUsage;
 
 const PATH: &str = "/portal/provider";
-use crate::ledger::time::MICROS_PER_DAY;
 
 fn query(cx: &Cx) -> Result<Form, PortalError> {
     Form::parse(cx.here.split_once('?').map_or("", |(_, q)| q).as_bytes())

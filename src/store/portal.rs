@@ -17,6 +17,7 @@ use super::schema::{
 use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::ops::{self, Grant};
 use crate::ledger::repo::LedgerRepo;
+use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::random_hex;
 use crate::ledger::{
     Account, Credits, EntryKind, Id, LedgerError, Service, Timestamp, time::NEVER,
@@ -33,7 +34,6 @@ diesel::allow_columns_to_appear_in_same_group_by_clause!(accounts::dbuuid, order
 
 /// A customer may leave this many orders unpaid on one account; more are refused.
 pub const MAX_PENDING_ORDERS: i64 = 20;
-use crate::ledger::time::MICROS_PER_DAY;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = packs)]

@@ -9,6 +9,7 @@ use super::schema::{accounts, service_databases, services, trial_grants};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{self, Grant, GrantOutcome};
 use crate::ledger::repo::LedgerRepo;
+use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::AccountToken;
 use crate::ledger::{
     Account, Credits, EntryKind, Id, LedgerError, Recipient, Service, Timestamp, time::NEVER,
@@ -22,8 +23,6 @@ pub struct AlertUpdate {
     pub warn_me: Option<bool>,
     pub recipients: Option<Vec<Recipient>>,
 }
-
-use crate::ledger::time::MICROS_PER_DAY;
 
 impl Store {
     /// Every account of this token, whatever the service (Odoo 17 sends tokens alone).

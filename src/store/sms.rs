@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use super::schema::{accounts, odoo_databases, sms_messages, sms_registrations, sms_reports};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops;
+use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::new_transaction_token;
 use crate::ledger::{Credits, Id, LedgerError, Timestamp};
 use crate::sms::status::Failure;
@@ -168,8 +169,6 @@ pub struct SmsDay {
     /// Credits consumed (units of 1/10000).
     pub spent: i64,
 }
-
-use crate::ledger::time::MICROS_PER_DAY;
 
 /// A queued message's hold, report URL, database and uuid.
 type PayingRow = (Option<String>, Option<String>, Option<String>, String);
