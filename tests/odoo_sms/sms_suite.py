@@ -27,7 +27,7 @@ system parameters it changed; the contacts it made stay (named "SMS suite ...").
 
 import hashlib
 import importlib.util
-import json
+import traceback
 import os
 import re
 import select
@@ -362,8 +362,6 @@ class Suite:
             self.results.append((name, "FAIL"))
             return
         except Exception as exc:  # a crash is a failure of the step, with its trace
-            import traceback  # pylint: disable=import-outside-toplevel
-
             traceback.print_exc()
             print(f"FAIL {name}: {exc.__class__.__name__}: {exc}", flush=True)
             self.results.append((name, "FAIL"))
@@ -497,7 +495,6 @@ class Suite:
             self.odoo.set_param(key, value)
         # The account Odoo sends with: the newest SMS account of the company, as
         # iap.account.get("sms") picks it (created here when there is none).
-        service_field = "service_name"
         domain = [("service_name", "=", "sms")]
         accounts = self.odoo.call("iap.account", "search", domain, order="id desc")
         if not accounts:
@@ -507,7 +504,7 @@ class Suite:
                 )
                 values = {"service_id": services[0]}
             else:
-                values = {service_field: "sms"}
+                values = {"service_name": "sms"}
             accounts = [self.odoo.call("iap.account", "create", values)]
         self.account_id = accounts[0]
         [row] = self.odoo.call("iap.account", "read", [self.account_id], ["account_token"])
