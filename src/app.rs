@@ -19,6 +19,8 @@ pub enum StartError {
     Store(#[from] LedgerError),
     #[error("smtp: {0}")]
     Smtp(String),
+    #[error("sms: {0}")]
+    Sms(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -77,11 +79,14 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         .unwrap_or_else(|| format!("http://{bound}"))
         .trim_end_matches('/')
         .to_owned();
+    let sms_settings = settings.sms.clone();
+    let sms = sms_state(&settings, &store, &public_url)?;
     let state = AppState {
         store: store.clone(),
         limiter: Arc::new(http::rate_limit::RateLimiter::new(&settings.limits)),
         settings: Arc::new(settings),
         public_url: public_url.clone(),
+        sms: sms.clone(),
     };
     let running = http::serve(state, listener).map_err(|source| StartError::Bind {
         addr: addr.to_string(),
@@ -97,6 +102,24 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
             crate::usecase::contact::Rules::from_settings(&state_limits),
         )),
     ];
+    if sms_settings.worker
+        && let Some(name) = &sms_settings.gateway
+        && let Some(gateway) = sms.gateways.get(name)
+    {
+        let policy = crate::odoo::TargetPolicy::allowing(&odoo.allowed_hosts);
+        tasks.push(tokio::spawn(
+            crate::sms::worker::SmsWorker {
+                store: store.clone(),
+                gateway: gateway.clone(),
+                gateway_name: name.clone(),
+                settings: sms_settings.clone(),
+                reports_http: reports_client(&policy)?,
+                policy,
+                wake: sms.wake.clone(),
+            }
+            .run(),
+        ));
+    }
     if alerts.worker {
         match Mailer::from_settings(&smtp, &public_url).map_err(StartError::Smtp)? {
             Some(mailer) => tasks.push(tokio::spawn(
@@ -118,6 +141,71 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         store,
         tasks,
     })
+}
+
+/// The SMS rules and gateways; a gateway pushing receipts (SMPP) records them through
+/// the same use case as the HTTP callbacks.
+fn sms_state(
+    settings: &Settings,
+    store: &Store,
+    public_url: &str,
+) -> Result<Arc<http::SmsState>, StartError> {
+    let invalid = |e: String| StartError::Sms(e);
+    let rules =
+        crate::usecase::sms::SmsRules::from_settings(&settings.sms, settings.ledger.max_hold_ttl_hours)
+            .map_err(invalid)?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    crate::tls::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| invalid(format!("HTTP client: {e}")))?;
+    let mut gateways = crate::sms::gateway::Gateways::new();
+    for (name, gateway) in &settings.sms.gateways {
+        let (store, sink_name, sink_wake) = (store.clone(), name.clone(), wake.clone());
+        let receipts: crate::sms::gateway::ReceiptSink = Arc::new(move |receipt| {
+            let (store, name, wake) = (store.clone(), sink_name.clone(), sink_wake.clone());
+            Box::pin(async move {
+                let recorded = tokio::task::spawn_blocking(move || {
+                    crate::usecase::sms::record_receipt(&store, &name, &receipt)
+                })
+                .await;
+                match recorded {
+                    Ok(Ok(outcome)) => {
+                        tracing::debug!(?outcome, "SMS receipt");
+                        wake.notify_one();
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "SMS receipt not recorded"),
+                    Err(e) => tracing::warn!(error = %e, "SMS receipt task failed"),
+                }
+            })
+        });
+        let cx = crate::sms::gateway::Context {
+            name: name.clone(),
+            public_url: public_url.to_owned(),
+            receipts,
+            http: http.clone(),
+        };
+        let adapter = crate::sms::gateway::build(gateway, cx)
+            .map_err(|e| invalid(format!("sms.gateways.{name}: {e}")))?;
+        gateways.insert(name.clone(), adapter);
+    }
+    Ok(Arc::new(http::SmsState {
+        rules,
+        gateways,
+        wake,
+    }))
+}
+
+/// The client delivery reports go out with: a `webhook_url` is the caller's claim, so it
+/// reaches only what `odoo.allowed_hosts` allows, and follows no redirect.
+fn reports_client(policy: &crate::odoo::TargetPolicy) -> Result<reqwest::Client, StartError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(policy.resolver())
+        .build()
+        .map_err(|e| StartError::Sms(format!("HTTP client: {e}")))
 }
 
 /// Connects and, when `database.migrate_on_start` is set, applies pending migrations.

@@ -27,14 +27,17 @@ pub struct Worker {
     pub keys: Keys,
 }
 
-/// Exponential backoff with jitter: base × 2^(attempt-1), capped, then scaled by a random
-/// factor in [0.5, 1) so that a batch failing together does not retry together.
+/// Exponential backoff with jitter for the alert outbox; see [`backoff`].
 pub fn retry_delay(settings: &AlertSettings, attempts: i32) -> Duration {
+    backoff(settings.retry_base_secs, settings.retry_max_secs, attempts)
+}
+
+/// Exponential backoff with jitter: base × 2^(attempt-1), capped, then scaled by a random
+/// factor in [0.5, 1) so that a batch failing together does not retry together. Every
+/// outbox (alerts, SMS, SMS reports) retries by it.
+pub fn backoff(base_secs: u64, max_secs: u64, attempts: i32) -> Duration {
     let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    let secs = settings
-        .retry_base_secs
-        .saturating_mul(1u64 << exponent)
-        .min(settings.retry_max_secs);
+    let secs = base_secs.saturating_mul(1u64 << exponent).min(max_secs);
     let mut byte = [0u8; 1];
     let jitter = if getrandom::fill(&mut byte).is_ok() {
         0.5 + f64::from(byte[0]) / 512.0

@@ -26,6 +26,17 @@ pub struct AppState {
     pub public_url: String,
     /// Requests per client address on the routes that need no key.
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// Odoo's SMS: the rules, the gateways (their callbacks come to
+    /// `/sms/receipts/{name}`) and the worker's bell.
+    pub sms: Arc<SmsState>,
+}
+
+/// What the SMS routes reach.
+pub struct SmsState {
+    pub rules: crate::usecase::sms::SmsRules,
+    pub gateways: crate::sms::gateway::Gateways,
+    /// Rung when messages or reports were queued.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

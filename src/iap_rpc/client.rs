@@ -95,14 +95,21 @@ pub fn accounts_information(ctx: &Ctx, map: Map<String, Value>) -> Result<Value,
             Err(e) => return Err(e),
         };
         let figures = ctx.store.balance(account.id)?;
-        out.insert(
-            raw.to_owned(),
-            json!({
-                "balance": number(figures.available),
-                "warning_threshold": number(account.alerts.threshold),
-                "registered": account.state.as_str(),
-            }),
-        );
+        let mut info = json!({
+            "balance": number(figures.available),
+            "warning_threshold": number(account.alerts.threshold),
+            "registered": account.state.as_str(),
+        });
+        // Odoo 18/19 read an SMS account's registration and sender name from here.
+        if name == ctx.sms.rules.service {
+            let (state, sender) =
+                crate::usecase::sms::registration_state(&ctx.store, &ctx.sms.rules, &account)?;
+            info["registered"] = json!(state);
+            if let Some(sender) = sender {
+                info["sender_name"] = json!(sender);
+            }
+        }
+        out.insert(raw.to_owned(), info);
     }
     Ok(Value::Object(out))
 }

@@ -8,6 +8,7 @@ mod client;
 mod error;
 mod params;
 mod provider;
+mod sms;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -27,6 +28,10 @@ pub struct Ctx {
     /// This sidecar's public origin, without a trailing slash.
     pub public_url: String,
     pub rules: crate::usecase::contact::Rules,
+    pub sms: std::sync::Arc<crate::http::SmsState>,
+    /// When the caller stops waiting (`database.call_deadline_ms` from the request's
+    /// arrival): a write not committed by then is not applied.
+    pub deadline: std::time::Instant,
 }
 
 impl Ctx {
@@ -69,10 +74,20 @@ const ROUTES: &[(&str, Handler)] = &[
         "/iap/update-warning-odoo",
         Handler::Blocking(client::update_warning_odoo),
     ),
+    // Odoo's SMS (`sms.endpoint` pointed here); an early 17.0 sent to `/iap/sms/3/send`.
+    ("/api/sms/3/send", Handler::Blocking(sms::send)),
+    ("/iap/sms/3/send", Handler::Blocking(sms::send)),
+    ("/api/sms/1/account/create", Handler::Blocking(sms::create)),
+    ("/api/sms/2/account/verify", Handler::Blocking(sms::verify)),
+    (
+        "/api/sms/1/account/update_sender",
+        Handler::Blocking(sms::update_sender),
+    ),
 ];
 
 /// Registers the protocol routes at the root of the origin.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    sms::routes(cfg);
     for &(path, handler) in ROUTES {
         cfg.route(
             path,
@@ -147,6 +162,7 @@ async fn dispatch(
     path: &'static str,
     handler: Handler,
 ) -> HttpResponse {
+    let arrived = std::time::Instant::now();
     if req.method() != actix_web::http::Method::POST {
         return answer(
             Value::Null,
@@ -178,6 +194,8 @@ async fn dispatch(
         store: state.store.clone(),
         public_url: state.public_url.clone(),
         rules: crate::usecase::contact::Rules::from_settings(&state.settings.limits),
+        sms: state.sms.clone(),
+        deadline: arrived + std::time::Duration::from_millis(state.settings.database.call_deadline_ms),
     };
     let outcome = match handler {
         Handler::Blocking(handler) => blocking(move || handler(&ctx, params)).await,

@@ -9,3 +9,4 @@ pub mod gateway;
 pub mod number;
 pub mod status;
 pub mod text;
+pub mod worker;

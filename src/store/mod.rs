@@ -15,6 +15,7 @@ mod odoo;
 mod portal;
 mod protocol;
 mod rows;
+pub mod sms;
 pub mod schema;
 
 use std::sync::Arc;

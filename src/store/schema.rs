@@ -171,6 +171,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     payment_events,
     portal_secrets,
     portal_revoked_sessions,
+    sms_messages,
+    sms_reports,
+    sms_registrations,
 );
 
 diesel::table! {
@@ -288,3 +291,72 @@ diesel::joinable!(packs -> services (service_id));
 diesel::joinable!(orders -> accounts (account_id));
 diesel::joinable!(orders -> packs (pack_id));
 diesel::joinable!(payment_events -> orders (order_id));
+
+diesel::table! {
+    sms_messages (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        kind -> Text,
+        uuid -> Text,
+        number -> Text,
+        content -> Text,
+        encoding -> Text,
+        segments -> Integer,
+        country -> Text,
+        price -> BigInt,
+        hold_key -> Nullable<Text>,
+        sender -> Nullable<Text>,
+        dbuuid -> Nullable<Text>,
+        webhook_url -> Nullable<Text>,
+        status -> Text,
+        failure -> Nullable<Text>,
+        refunded -> Bool,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        claimed_until -> BigInt,
+        give_up_at -> BigInt,
+        last_error -> Nullable<Text>,
+        gateway -> Nullable<Text>,
+        gateway_ref -> Nullable<Text>,
+        created_at -> BigInt,
+        submitted_at -> Nullable<BigInt>,
+        done_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sms_reports (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        webhook_url -> Text,
+        dbuuid -> Nullable<Text>,
+        uuid -> Text,
+        sms_status -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        claimed_until -> BigInt,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sms_registrations (account_id) {
+        account_id -> BigInt,
+        phone -> Nullable<Text>,
+        code_hash -> Nullable<Text>,
+        code_expires_at -> Nullable<BigInt>,
+        failed_attempts -> Integer,
+        codes_sent -> Integer,
+        codes_window_start -> BigInt,
+        verified_at -> Nullable<BigInt>,
+        sender_name -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(sms_messages -> accounts (account_id));
+diesel::joinable!(sms_reports -> sms_messages (message_id));
+diesel::joinable!(sms_registrations -> accounts (account_id));

@@ -3,3 +3,4 @@
 //! shape; the rules about who may do what live here, not in the faces nor in `store`.
 
 pub mod contact;
+pub mod sms;
