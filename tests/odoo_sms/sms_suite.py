@@ -292,15 +292,24 @@ password = "{SMSC_PASSWORD}"
             expect=(200, 201),
         )
 
-    def figures(self, token):
-        """(balance, reserved, available) of the SMS account of ``token``."""
+    def account_row(self, token):
         hint = hashlib.sha1(token.encode()).hexdigest()
         rows = self.api("GET", "/api/v1/accounts?service=sms&limit=500")
         rows = rows if isinstance(rows, list) else rows.get("accounts", [])
         found = [row for row in rows if hint.startswith(row["token_hint"])]
         check(len(found) == 1, f"{len(found)} SMS accounts of that token on the sidecar")
-        row = found[0]
+        return found[0]
+
+    def figures(self, token):
+        """(balance, reserved, available) of the SMS account of ``token``."""
+        row = self.account_row(token)
         return tuple(Decimal(str(row[k])) for k in ("balance", "reserved", "available"))
+
+    def last_entry(self, token):
+        """The newest ledger entry of the SMS account of ``token`` (its seq and kind)."""
+        account = self.account_row(token)["id"]
+        page = self.api("GET", f"/api/v1/accounts/{account}/journal?limit=1")
+        return [(e["seq"], e["kind"]) for e in page["entries"]]
 
     def rpc(self, path, params, request_id=None):
         """A raw JSON-RPC call as Odoo makes it; the decoded answer."""
@@ -725,6 +734,7 @@ class Suite:
 
     def bad_input(self):
         before = self.settled()
+        entry_before = self.sidecar.last_entry(self.token)
         parts_before = len(self.smsc.parts())
         base = {
             "webhook_url": f"{self.odoo_url}/sms/status",
@@ -771,6 +781,10 @@ class Suite:
             )
         checked.append(f"{MAX_BATCH + 1} numbers")
         check(self.sidecar.figures(self.token) == before, "bad batches changed the balance")
+        check(
+            self.sidecar.last_entry(self.token) == entry_before,
+            "bad batches wrote to the account's journal",
+        )
 
         # Receipts: a replay of the DELIVRD one, and a status no SMSC should send, on a
         # message still pending; a later good receipt (reports go to Odoo in order) then
@@ -786,6 +800,7 @@ class Suite:
         [pending] = self.wait_at_smsc(pending_text, 1)
         [sentinel] = self.wait_at_smsc(sentinel_text, 1)
         figures = self.settled()
+        entry_sent = self.sidecar.last_entry(self.token)
         self.smsc.receipts(message["message_ids"], "DELIVRD")
         self.smsc.receipts(pending["message_ids"], "BOGUS", "042")
         self.smsc.receipts(sentinel["message_ids"], "DELIVRD")
@@ -795,6 +810,10 @@ class Suite:
         row = self.notification(partner, marker)
         check(row["notification_status"] == "sent", f"replayed receipt gave {row}")
         check(self.sidecar.figures(self.token) == figures, "receipts changed the balance")
+        check(
+            self.sidecar.last_entry(self.token) == entry_sent,
+            "receipts wrote to the account's journal",
+        )
         checked += ["replayed receipt", "unknown SMSC status"]
         # HTTP receipts for a gateway that takes none, and for no gateway at all.
         for path in ("/sms/receipts/smsc", "/sms/receipts/nosuchgateway"):
