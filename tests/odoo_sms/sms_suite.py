@@ -93,6 +93,13 @@ def wait_for(what, probe, deadline=DEADLINE, every=0.3):
         time.sleep(every)
 
 
+def exactly(text, length, pad):
+    """``text`` cut or padded to ``length`` characters, without trailing spaces (Odoo's
+    chatter drops them from the SMS)."""
+    text = text[:length].rstrip()
+    return text + pad * (length - len(text))
+
+
 class Smsc:
     """tests/sms/smsc.py as a child process, and its control interface."""
 
@@ -561,8 +568,7 @@ class Suite:
     def chatter_sms(self):
         before = self.sidecar.figures(self.token)
         # 200 GSM-7 characters: two segments (153 each once concatenated).
-        text = f"Chatter {self.run_id} " + "two segments of GSM text. " * 8
-        text = text[:200]
+        text = exactly(f"Chatter {self.run_id} " + "two segments of GSM text. " * 8, 200, "x")
         [partner] = self.partners("chatter", ["+32470200001"])
         self.composer_send("comment", [partner], text)
         row = self.notification(partner, f"Chatter {self.run_id}")
@@ -583,6 +589,24 @@ class Suite:
         self.wait_notification(partner, f"Chatter {self.run_id}", "sent")
         self.chatter["delivered"] = (partner, message, f"Chatter {self.run_id}")
         return f"2 segments to {message['destination']}, {2 * PRICE_BE} credits; DELIVRD -> 'sent' (Delivered)"
+
+    def chatter_ucs2(self):
+        before = self.sidecar.figures(self.token)
+        # Characters outside GSM-7 make the whole text UCS-2: 100 characters are two
+        # segments (67 each once concatenated), where GSM-7 would fit them in one.
+        marker = f"Unicode {self.run_id}"
+        text = exactly(marker + " Zażółć gęślą jaźń, żółw łódź." * 5, 100, "ż")
+        [partner] = self.partners("unicode", ["+32470200003"])
+        self.composer_send("comment", [partner], text)
+        [message] = self.wait_at_smsc(text, 1)
+        check(message["data_coding"] == 8, f"data_coding {message['data_coding']}, not UCS-2")
+        check(message["parts"] == 2, f"{message['parts']} parts, expected 2")
+        after = self.settled()
+        check(
+            before[0] - after[0] == 2 * PRICE_BE,
+            f"charged {before[0] - after[0]}, expected 2 x {PRICE_BE}",
+        )
+        return f"100 UCS-2 characters: 2 parts (data_coding 8), {2 * PRICE_BE} credits"
 
     def chatter_undelivered(self):
         before = self.sidecar.figures(self.token)
@@ -865,6 +889,7 @@ class Suite:
             )
             funded = ["credits for 20 of 50: 20 out, 30 insufficient credit"]
             self.step("chatter SMS, 2 segments, delivered", self.chatter_sms, needs=funded)
+            self.step("chatter SMS in UCS-2", self.chatter_ucs2, needs=funded)
             self.step(
                 "chatter SMS undelivered", self.chatter_undelivered, needs=funded
             )
