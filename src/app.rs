@@ -151,9 +151,11 @@ fn sms_state(
     public_url: &str,
 ) -> Result<Arc<http::SmsState>, StartError> {
     let invalid = |e: String| StartError::Sms(e);
-    let rules =
-        crate::usecase::sms::SmsRules::from_settings(&settings.sms, settings.ledger.max_hold_ttl_hours)
-            .map_err(invalid)?;
+    let rules = crate::usecase::sms::SmsRules::from_settings(
+        &settings.sms,
+        settings.ledger.max_hold_ttl_hours,
+    )
+    .map_err(invalid)?;
     let wake = Arc::new(tokio::sync::Notify::new());
     crate::tls::install_crypto_provider();
     let http = reqwest::Client::builder()

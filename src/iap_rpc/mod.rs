@@ -195,7 +195,8 @@ async fn dispatch(
         public_url: state.public_url.clone(),
         rules: crate::usecase::contact::Rules::from_settings(&state.settings.limits),
         sms: state.sms.clone(),
-        deadline: arrived + std::time::Duration::from_millis(state.settings.database.call_deadline_ms),
+        deadline: arrived
+            + std::time::Duration::from_millis(state.settings.database.call_deadline_ms),
     };
     let outcome = match handler {
         Handler::Blocking(handler) => blocking(move || handler(&ctx, params)).await,

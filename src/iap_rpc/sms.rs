@@ -35,8 +35,13 @@ fn group(item: &Value) -> Result<SendGroup, RpcError> {
     let Value::Object(map) = item else {
         return Err(invalid("each item of \"messages\" must be an object"));
     };
-    if let Some(extra) = map.keys().find(|k| !matches!(k.as_str(), "content" | "numbers")) {
-        return Err(invalid(format!("unknown key {extra:?} in an item of \"messages\"")));
+    if let Some(extra) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "content" | "numbers"))
+    {
+        return Err(invalid(format!(
+            "unknown key {extra:?} in an item of \"messages\""
+        )));
     }
     let content = match map.get("content") {
         Some(Value::String(s)) if s.chars().count() <= MAX_CONTENT => s.clone(),
@@ -45,10 +50,16 @@ fn group(item: &Value) -> Result<SendGroup, RpcError> {
                 "an SMS text is longer than {MAX_CONTENT} characters"
             )));
         }
-        _ => return Err(invalid("each item of \"messages\" needs \"content\" (a string)")),
+        _ => {
+            return Err(invalid(
+                "each item of \"messages\" needs \"content\" (a string)",
+            ));
+        }
     };
     let Some(Value::Array(numbers)) = map.get("numbers") else {
-        return Err(invalid("each item of \"messages\" needs \"numbers\" (a list)"));
+        return Err(invalid(
+            "each item of \"messages\" needs \"numbers\" (a list)",
+        ));
     };
     let numbers = numbers
         .iter()
@@ -57,7 +68,9 @@ fn group(item: &Value) -> Result<SendGroup, RpcError> {
                 return Err(invalid("each item of \"numbers\" must be an object"));
             };
             if let Some(extra) = n.keys().find(|k| !matches!(k.as_str(), "uuid" | "number")) {
-                return Err(invalid(format!("unknown key {extra:?} in an item of \"numbers\"")));
+                return Err(invalid(format!(
+                    "unknown key {extra:?} in an item of \"numbers\""
+                )));
             }
             let uuid = match n.get("uuid") {
                 Some(Value::String(u)) if valid_uuid(u) => u.clone(),
@@ -71,7 +84,11 @@ fn group(item: &Value) -> Result<SendGroup, RpcError> {
             let number = match n.get("number") {
                 None | Some(Value::Null) | Some(Value::Bool(false)) => None,
                 Some(Value::String(s)) if s.len() <= 64 => Some(s.clone()),
-                _ => return Err(invalid("\"number\" must be a string of at most 64 characters")),
+                _ => {
+                    return Err(invalid(
+                        "\"number\" must be a string of at most 64 characters",
+                    ));
+                }
             };
             Ok((uuid, number))
         })
@@ -109,17 +126,20 @@ pub fn send(ctx: &Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
         webhook_url,
         groups,
     };
-    let results = usecase::send(&ctx.store, &ctx.sms.rules, &call, ctx.deadline).map_err(|e| match e {
-        SmsError::TooLarge { .. } => invalid(e.to_string()),
-        SmsError::Ledger(e) => RpcError::from(e),
-    })?;
+    let results =
+        usecase::send(&ctx.store, &ctx.sms.rules, &call, ctx.deadline).map_err(|e| match e {
+            SmsError::TooLarge { .. } => invalid(e.to_string()),
+            SmsError::Ledger(e) => RpcError::from(e),
+        })?;
     if results.iter().any(|r| r.state == SendState::Success) {
         ctx.sms.wake.notify_one();
     }
     Ok(Value::Array(
         results
             .into_iter()
-            .map(|r| json!({"uuid": r.uuid, "state": r.state.as_str(), "credit": r.credit.to_f64()}))
+            .map(
+                |r| json!({"uuid": r.uuid, "state": r.state.as_str(), "credit": r.credit.to_f64()}),
+            )
             .collect(),
     ))
 }

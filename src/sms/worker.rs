@@ -105,9 +105,14 @@ impl SmsWorker {
         let store = self.store.clone();
         if store.now() >= job.give_up_at {
             let id = job.id;
-            blocking(move || store.sms_give_up(id, Failure::Expired, "not taken by the gateway in time"))
-                .await?;
-            tracing::warn!(sms = job.id, "SMS expired in the outbox; its credits are given back");
+            blocking(move || {
+                store.sms_give_up(id, Failure::Expired, "not taken by the gateway in time")
+            })
+            .await?;
+            tracing::warn!(
+                sms = job.id,
+                "SMS expired in the outbox; its credits are given back"
+            );
             return Ok(Attempt::Failed);
         }
         let message = Outgoing {

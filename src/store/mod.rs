@@ -15,8 +15,8 @@ mod odoo;
 mod portal;
 mod protocol;
 mod rows;
-pub mod sms;
 pub mod schema;
+pub mod sms;
 
 use std::sync::Arc;
 

@@ -173,7 +173,17 @@ pub struct SmsDay {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-type JobRow = (Id, String, String, String, String, i32, Option<String>, i32, i64);
+type JobRow = (
+    Id,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    Option<String>,
+    i32,
+    i64,
+);
 
 fn job(row: JobRow) -> Result<SmsJob, LedgerError> {
     let (id, uuid, number, content, encoding, segments, sender, attempts, give_up_at) = row;
@@ -209,19 +219,31 @@ impl Store {
         write_tx!(self, |c| {
             let mut outcomes = Vec::with_capacity(messages.len());
             for m in messages {
-                let known: Option<(String, Option<String>)> = sms_messages::table
+                let known: Option<(Id, String, Option<String>, bool)> = sms_messages::table
                     .filter(sms_messages::account_id.eq(account_id))
                     .filter(sms_messages::uuid.eq(&m.uuid))
-                    .select((sms_messages::status, sms_messages::failure))
+                    .select((
+                        sms_messages::id,
+                        sms_messages::status,
+                        sms_messages::failure,
+                        sms_messages::refunded,
+                    ))
                     .first(c)
                     .optional()?;
-                if let Some((status, failure)) = known {
-                    outcomes.push(Queued::Known {
-                        status: SmsStatus::parse(&status)?,
-                        failure,
-                    });
-                    continue;
-                }
+                // A message that failed and was given back may go again under its uuid
+                // (Odoo's "Resend" puts the same record back); any other known uuid is
+                // answered from its row.
+                let again = match known {
+                    Some((id, status, _, true)) if status == SmsStatus::Failed.as_str() => Some(id),
+                    Some((_, status, failure, _)) => {
+                        outcomes.push(Queued::Known {
+                            status: SmsStatus::parse(&status)?,
+                            failure,
+                        });
+                        continue;
+                    }
+                    None => None,
+                };
                 let hold_key = if m.price.is_zero() {
                     None
                 } else {
@@ -253,6 +275,35 @@ impl Store {
                         Err(e) => return Err(e),
                     }
                 };
+                if let Some(id) = again {
+                    diesel::update(sms_messages::table.find(id))
+                        .set((
+                            sms_messages::content.eq(&m.content),
+                            sms_messages::number.eq(&m.number),
+                            sms_messages::encoding.eq(m.encoding.as_str()),
+                            sms_messages::segments
+                                .eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
+                            sms_messages::country.eq(&m.country),
+                            sms_messages::price.eq(m.price.units()),
+                            sms_messages::hold_key.eq(&hold_key),
+                            sms_messages::sender.eq(&m.sender),
+                            sms_messages::webhook_url.eq(&m.webhook_url),
+                            sms_messages::status.eq(SmsStatus::Queued.as_str()),
+                            sms_messages::failure.eq(None::<String>),
+                            sms_messages::refunded.eq(false),
+                            sms_messages::attempts.eq(0),
+                            sms_messages::next_attempt_at.eq(now.micros()),
+                            sms_messages::claimed_until.eq(0),
+                            sms_messages::give_up_at.eq(give_up_at.micros()),
+                            sms_messages::gateway.eq(None::<String>),
+                            sms_messages::gateway_ref.eq(None::<String>),
+                            sms_messages::submitted_at.eq(None::<i64>),
+                            sms_messages::done_at.eq(None::<i64>),
+                        ))
+                        .execute(c)?;
+                    outcomes.push(Queued::New);
+                    continue;
+                }
                 diesel::insert_into(sms_messages::table)
                     .values((
                         sms_messages::account_id.eq(account_id),
@@ -327,7 +378,12 @@ impl Store {
     }
 
     /// The gateway took a queued message: its hold is captured, Odoo is told `sent`.
-    pub fn sms_submitted(&self, id: Id, gateway: &str, gateway_ref: &str) -> Result<bool, LedgerError> {
+    pub fn sms_submitted(
+        &self,
+        id: Id,
+        gateway: &str,
+        gateway_ref: &str,
+    ) -> Result<bool, LedgerError> {
         let now = self.now();
         write_tx!(self, |c| {
             let row: Option<(Option<String>, Option<String>, Option<String>, String)> =
@@ -426,12 +482,20 @@ impl Store {
     }
 
     /// The message a gateway's reference names.
-    pub fn sms_by_ref(&self, gateway: &str, gateway_ref: &str) -> Result<Option<SmsByRef>, LedgerError> {
+    pub fn sms_by_ref(
+        &self,
+        gateway: &str,
+        gateway_ref: &str,
+    ) -> Result<Option<SmsByRef>, LedgerError> {
         let row: Option<(Id, String, Option<String>)> = read_tx!(self, |c| {
             sms_messages::table
                 .filter(sms_messages::gateway.eq(gateway))
                 .filter(sms_messages::gateway_ref.eq(gateway_ref))
-                .select((sms_messages::id, sms_messages::status, sms_messages::failure))
+                .select((
+                    sms_messages::id,
+                    sms_messages::status,
+                    sms_messages::failure,
+                ))
                 .first(c)
                 .optional()
         })?;
@@ -453,7 +517,11 @@ impl Store {
             let row: Option<(Option<String>, Option<String>, String)> = sms_messages::table
                 .find(change.id)
                 .filter(sms_messages::status.eq(change.from.as_str()))
-                .select((sms_messages::webhook_url, sms_messages::dbuuid, sms_messages::uuid))
+                .select((
+                    sms_messages::webhook_url,
+                    sms_messages::dbuuid,
+                    sms_messages::uuid,
+                ))
                 .first(c)
                 .optional()?;
             let Some((webhook_url, dbuuid, uuid)) = row else {
@@ -483,7 +551,17 @@ impl Store {
         per_url: usize,
         lease_micros: i64,
     ) -> Result<Vec<ReportJob>, LedgerError> {
-        type Row = (Id, String, Option<String>, String, String, i32, i64, i64, i64);
+        type Row = (
+            Id,
+            String,
+            Option<String>,
+            String,
+            String,
+            i32,
+            i64,
+            i64,
+            i64,
+        );
         let now = self.now().micros();
         write_tx!(self, |c| {
             let pending: Vec<Row> = sms_reports::table
@@ -532,7 +610,10 @@ impl Store {
                     job.items.push((id, uuid, status));
                 }
             }
-            let ids: Vec<Id> = jobs.iter().flat_map(|j| j.items.iter().map(|i| i.0)).collect();
+            let ids: Vec<Id> = jobs
+                .iter()
+                .flat_map(|j| j.items.iter().map(|i| i.0))
+                .collect();
             if !ids.is_empty() {
                 diesel::update(sms_reports::table.filter(sms_reports::id.eq_any(&ids)))
                     .set((
@@ -574,7 +655,10 @@ impl Store {
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
             diesel::update(sms_reports::table.filter(sms_reports::id.eq_any(ids)))
-                .set((sms_reports::last_error.eq(&error), sms_reports::claimed_until.eq(0)))
+                .set((
+                    sms_reports::last_error.eq(&error),
+                    sms_reports::claimed_until.eq(0),
+                ))
                 .execute(c)?;
             diesel::update(
                 sms_reports::table
@@ -641,7 +725,8 @@ impl Store {
         let values = (
             sms_registrations::phone.eq(&registration.phone),
             sms_registrations::code_hash.eq(&registration.code_hash),
-            sms_registrations::code_expires_at.eq(registration.code_expires_at.map(Timestamp::micros)),
+            sms_registrations::code_expires_at
+                .eq(registration.code_expires_at.map(Timestamp::micros)),
             sms_registrations::failed_attempts.eq(registration.failed_attempts),
             sms_registrations::codes_sent.eq(registration.codes_sent),
             sms_registrations::codes_window_start
@@ -682,7 +767,10 @@ impl Store {
 
     /// Sender names registered by the accounts of `token_hash` (every service), for
     /// `get-accounts-information`: (account id, verified, sender name).
-    pub fn sms_registrations_of(&self, account_ids: &[Id]) -> Result<Vec<(Id, bool, Option<String>)>, LedgerError> {
+    pub fn sms_registrations_of(
+        &self,
+        account_ids: &[Id],
+    ) -> Result<Vec<(Id, bool, Option<String>)>, LedgerError> {
         let rows: Vec<(Id, Option<i64>, Option<String>)> = read_tx!(self, |c| {
             sms_registrations::table
                 .filter(sms_registrations::account_id.eq_any(account_ids))
@@ -701,13 +789,20 @@ impl Store {
 
     /// An account's messages per day, newest day first, over `days` days.
     pub fn sms_days(&self, account_id: Id, days: i64) -> Result<Vec<SmsDay>, LedgerError> {
-        let since = self.now().micros().saturating_sub(days.saturating_mul(MICROS_PER_DAY));
+        let since = self
+            .now()
+            .micros()
+            .saturating_sub(days.saturating_mul(MICROS_PER_DAY));
         let rows: Vec<(i64, String, i64)> = read_tx!(self, |c| {
             sms_messages::table
                 .filter(sms_messages::account_id.eq(account_id))
                 .filter(sms_messages::kind.eq(SmsKind::Odoo.as_str()))
                 .filter(sms_messages::created_at.ge(since))
-                .select((sms_messages::created_at, sms_messages::status, sms_messages::price))
+                .select((
+                    sms_messages::created_at,
+                    sms_messages::status,
+                    sms_messages::price,
+                ))
                 .load(c)
         })?;
         let mut out: Vec<SmsDay> = Vec::new();
@@ -734,7 +829,10 @@ impl Store {
                 SmsStatus::Delivered => entry.delivered += 1,
                 SmsStatus::Failed => entry.failed += 1,
             }
-            if !matches!(SmsStatus::parse(&status)?, SmsStatus::Queued | SmsStatus::Failed) {
+            if !matches!(
+                SmsStatus::parse(&status)?,
+                SmsStatus::Queued | SmsStatus::Failed
+            ) {
                 entry.spent += price;
             }
         }

@@ -79,7 +79,9 @@ impl SmsRules {
         if let Some(name) = &s.gateway
             && !s.gateways.contains_key(name)
         {
-            return Err(format!("sms.gateway names {name:?}, which is not under sms.gateways"));
+            return Err(format!(
+                "sms.gateway names {name:?}, which is not under sms.gateways"
+            ));
         }
         Ok(SmsRules {
             service: s.service.clone(),
@@ -209,7 +211,9 @@ pub fn send(
         None => false,
     };
     let sender = match &account {
-        Some(account) => store.sms_registration(account.id)?.and_then(|r| r.sender_name),
+        Some(account) => store
+            .sms_registration(account.id)?
+            .and_then(|r| r.sender_name),
         None => None,
     };
 
@@ -250,7 +254,8 @@ pub fn send(
                 answer(SendState::Unregistered);
                 continue;
             }
-            let price = (0..counted.count).try_fold(Credits::ZERO, |sum, _| sum.checked_add(per_segment));
+            let price =
+                (0..counted.count).try_fold(Credits::ZERO, |sum, _| sum.checked_add(per_segment));
             let Ok(price) = price else {
                 answer(SendState::InsufficientCredit);
                 continue;
@@ -571,13 +576,18 @@ pub fn registration_state(
     account: &Account,
 ) -> Result<(&'static str, Option<String>), LedgerError> {
     let registration = store.sms_registration(account.id)?;
-    let verified = registration.as_ref().is_some_and(|r| r.verified_at.is_some());
+    let verified = registration
+        .as_ref()
+        .is_some_and(|r| r.verified_at.is_some());
     let state = if rules.require_registration && !verified {
         "unregistered"
     } else {
         account.state.as_str()
     };
-    Ok((state, registration.and_then(|r: SmsRegistration| r.sender_name)))
+    Ok((
+        state,
+        registration.and_then(|r: SmsRegistration| r.sender_name),
+    ))
 }
 
 fn random_code() -> String {
@@ -607,7 +617,15 @@ mod tests {
         for ok in ["ACME", "Shop 24", "My-Shop", "abc", "ABCDEFGHIJK"] {
             assert!(valid_sender_name(ok), "{ok}");
         }
-        for bad in ["ab", "ABCDEFGHIJKL", " abc", "abc ", "12345", "ab_c", "café"] {
+        for bad in [
+            "ab",
+            "ABCDEFGHIJKL",
+            " abc",
+            "abc ",
+            "12345",
+            "ab_c",
+            "café",
+        ] {
             assert!(!valid_sender_name(bad), "{bad}");
         }
     }
@@ -625,7 +643,9 @@ mod tests {
         let rules = SmsRules::from_settings(&settings, 4320).unwrap();
         let price = |n: &str| {
             let number = Number::parse(n).unwrap();
-            rules.price_of(&number).map(|(c, p)| (c.to_owned(), p.units()))
+            rules
+                .price_of(&number)
+                .map(|(c, p)| (c.to_owned(), p.units()))
         };
         assert_eq!(price("+32470123456"), Some(("32".into(), 5000)));
         assert_eq!(price("+33612345678"), Some(("3".into(), 7000)));
@@ -646,8 +666,14 @@ mod tests {
             after_receipt(SmsStatus::Submitted, Delivery::Failed(Failure::Expired)),
             Some(SmsStatus::Failed)
         );
-        assert_eq!(after_receipt(SmsStatus::Delivered, Delivery::Delivered), None);
-        assert_eq!(after_receipt(SmsStatus::Delivered, Delivery::Failed(Failure::Rejected)), None);
+        assert_eq!(
+            after_receipt(SmsStatus::Delivered, Delivery::Delivered),
+            None
+        );
+        assert_eq!(
+            after_receipt(SmsStatus::Delivered, Delivery::Failed(Failure::Rejected)),
+            None
+        );
         assert_eq!(after_receipt(SmsStatus::Submitted, Delivery::Sent), None);
         assert_eq!(after_receipt(SmsStatus::Queued, Delivery::Delivered), None);
     }

@@ -27,6 +27,7 @@ mod scenarios;
 mod security_contact;
 mod security_registration;
 mod security_web;
+mod sms;
 mod support;
 mod upgrade;
 
@@ -177,6 +178,23 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "console_action_undone_without_its_audit_line",
         console::console_action_undone_without_its_audit_line,
+    ),
+    (
+        "sms_send_charges_per_segment",
+        sms::sms_send_charges_per_segment,
+    ),
+    (
+        "sms_insufficient_credit_per_message",
+        sms::sms_insufficient_credit_per_message,
+    ),
+    (
+        "sms_outbox_retries_refunds_and_receipts",
+        sms::sms_outbox_retries_refunds_and_receipts,
+    ),
+    ("sms_registration_flow", sms::sms_registration_flow),
+    (
+        "sms_bad_input_changes_nothing",
+        sms::sms_bad_input_changes_nothing,
     ),
 ];
 

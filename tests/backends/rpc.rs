@@ -135,6 +135,24 @@ impl Sidecar {
         })
     }
 
+    /// Posts raw bytes with extra headers; the status and the JSON answer (null if none).
+    pub fn rt_post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+        self.rt.block_on(async {
+            let mut request = self
+                .client
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let r = request.send().await.expect("request sent");
+            let status = r.status().as_u16();
+            let text = r.text().await.expect("body");
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
     /// Posts a whole JSON-RPC request as given.
     pub fn post(&self, path: &str, request: &Value) -> Answer {
         self.post_bytes(path, serde_json::to_vec(request).expect("json"))
