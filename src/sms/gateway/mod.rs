@@ -17,6 +17,8 @@
 //! session protocol (SMPP's `deliver_sm`) pushes them into the [`ReceiptSink`] the
 //! adapter was built with.
 
+pub mod smpp;
+pub mod twilio;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -115,6 +117,10 @@ pub trait Gateway: Send + Sync {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum GatewaySettings {
+    /// Twilio's Messages API (`twilio.rs`).
+    Twilio(twilio::TwilioSettings),
+    /// An SMSC over SMPP 3.4 (`smpp.rs`).
+    Smpp(smpp::SmppSettings),
     /// A generic JSON webhook (`webhook.rs`).
     Webhook(webhook::WebhookSettings),
 }
@@ -141,6 +147,9 @@ impl Context {
 /// Builds the adapter for one configured gateway.
 pub fn build(settings: &GatewaySettings, cx: Context) -> Result<Arc<dyn Gateway>, String> {
     match settings {
+        GatewaySettings::Twilio(s) => Ok(Arc::new(twilio::TwilioGateway::new(s, cx)?)),
+        // Starts the session task: call from within the tokio runtime.
+        GatewaySettings::Smpp(s) => Ok(Arc::new(smpp::SmppGateway::new(s, cx)?)),
         GatewaySettings::Webhook(s) => Ok(Arc::new(webhook::WebhookGateway::new(s, cx)?)),
     }
 }
