@@ -19,7 +19,7 @@ use crate::store::{
     AccountFilter, AlertFilter, AuditRecord, GrantRequest, Idempotency, NewService, OrderFilter,
 };
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 
 fn num(lang: Lang, c: Credits) -> String {
     lang.number(c)

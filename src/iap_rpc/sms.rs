@@ -277,8 +277,7 @@ async fn register_page(
         .map(|t| t.trim().replace(' ', "+"))
         .unwrap_or_default();
     let target = format!(
-        "{}/iap/1/credit?{}",
-        state.public_url,
+        "/iap/1/credit?{}",
         serde_urlencoded::to_string([
             ("service_name", state.sms.rules.service.as_str()),
             ("account_token", token.as_str()),

@@ -9,6 +9,10 @@ pub struct Timestamp(pub i64);
 /// Stored in place of "never" so expiries sort and compare without NULL handling.
 pub const NEVER: Timestamp = Timestamp(i64::MAX);
 
+/// Microseconds in an hour and in a UTC day: every room counts days with these.
+pub const MICROS_PER_HOUR: i64 = 3_600_000_000;
+pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
+
 impl Timestamp {
     pub fn now() -> Self {
         Timestamp(chrono::Utc::now().timestamp_micros())
@@ -22,9 +26,27 @@ impl Timestamp {
         self == NEVER
     }
 
+    /// The UTC day it falls in, as days since 1970-01-01.
+    pub fn day(self) -> i64 {
+        self.0.div_euclid(MICROS_PER_DAY)
+    }
+
+    /// Midnight UTC of a day counted as by [`Timestamp::day`].
+    pub fn from_day(day: i64) -> Self {
+        Timestamp(day.saturating_mul(MICROS_PER_DAY))
+    }
+
+    /// `YYYY-MM-DD` (UTC).
+    pub fn date(self) -> String {
+        match chrono::DateTime::from_timestamp_micros(self.0) {
+            Some(t) => t.format("%Y-%m-%d").to_string(),
+            None => format!("@{}us", self.0),
+        }
+    }
+
     /// `self + hours`, saturating at [`NEVER`].
     pub fn plus_hours(self, hours: i64) -> Self {
-        let micros = hours.saturating_mul(3_600_000_000);
+        let micros = hours.saturating_mul(MICROS_PER_HOUR);
         Timestamp(self.0.saturating_add(micros))
     }
 

@@ -14,7 +14,7 @@ use crate::payments::{Order, OrderStatus, Pack};
 use crate::store::{AlertUpdate, OrderFilter};
 use crate::usecase::contact;
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 /// Journal lines per page.
 const PAGE: i64 = 25;
 /// At most this many alert recipients (as through the protocol).
@@ -131,6 +131,8 @@ struct AccountView {
     trial_available: bool,
     /// Companies the account is restricted to in Odoo (when its database is registered).
     companies: Vec<String>,
+    /// SMS per day, for the SMS service's accounts.
+    sms: Option<Vec<crate::store::sms::SmsDay>>,
 }
 
 /// The pack to preselect for an operation that lacked `needed` credits: the smallest
@@ -166,6 +168,7 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
         let (account, service) = session_account(&cx, &session, id).await?;
         let today = cx.now().micros().div_euclid(MICROS_PER_DAY);
         let first_day = today - range + 1;
+        let sms_service = cx.state.sms.rules.service.clone();
         let view = cx
             .run(move |s| {
                 let now = s.now();
@@ -196,6 +199,9 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                     .map_err(PortalError::from)?;
                 let trial_available = contact::trial_offered(s, &service, Some(&account), None)?;
                 let companies = s.account_companies(&account)?;
+                let sms = (service.technical_name == sms_service)
+                    .then(|| s.sms_days(id, range))
+                    .transpose()?;
                 Ok::<_, PortalError>(AccountView {
                     account,
                     service,
@@ -209,6 +215,7 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                     orders,
                     trial_available,
                     companies,
+                    sms,
                 })
             })
             .await?;
@@ -317,6 +324,38 @@ fn account_body(
             }
             p.muted { (lang.total_consumed(&lang.number(total), unit, range)) }
             (chart::daily_bars(&v.daily, first_day, range, lang, unit))
+        }
+
+        @if let Some(days) = &v.sms {
+            div.card id="sms" {
+                h2 { (t.sms_title) }
+                @if days.is_empty() {
+                    p.muted { (t.sms_none) }
+                } @else {
+                    div.scroll { table {
+                        thead { tr {
+                            th { (t.col_day) }
+                            th.num { (t.col_sms_waiting) }
+                            th.num { (t.col_sms_sent) }
+                            th.num { (t.col_sms_delivered) }
+                            th.num { (t.col_sms_failed) }
+                            th.num { (t.col_sms_spent) }
+                        } }
+                        tbody {
+                            @for d in days {
+                                tr {
+                                    td.nowrap { (crate::ledger::Timestamp::from_day(d.day).date()) }
+                                    td.num { (d.queued) }
+                                    td.num { (d.submitted) }
+                                    td.num { (d.delivered) }
+                                    td.num { (d.failed) }
+                                    td.num { (amount(lang, Credits::from_units(d.spent).unwrap_or_default())) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
         }
 
         div.card id="journal" {

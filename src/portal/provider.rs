@@ -15,7 +15,7 @@ use crate::payments::{Pack, PackInput, Price};
 use crate::store::DatabaseUsage;
 
 const PATH: &str = "/portal/provider";
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 
 fn query(cx: &Cx) -> Result<Form, PortalError> {
     Form::parse(cx.here.split_once('?').map_or("", |(_, q)| q).as_bytes())

@@ -27,7 +27,7 @@ use crate::store::Store;
 use crate::store::sms::{ReportJob, SmsJob};
 
 /// Reports older than this are dropped.
-const REPORT_GIVE_UP_MICROS: i64 = 24 * 3_600 * 1_000_000;
+const REPORT_GIVE_UP_MICROS: i64 = crate::ledger::time::MICROS_PER_DAY;
 /// Report calls per round, and reports per call.
 const REPORT_URLS: usize = 8;
 const REPORTS_PER_CALL: usize = 100;

@@ -56,7 +56,7 @@ diesel::table! {
 diesel::joinable!(console_sessions -> admin_tokens (token_id));
 diesel::allow_tables_to_appear_in_same_query!(console_sessions, admin_tokens);
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 
 /// A current console session.
 #[derive(Clone, Debug)]

@@ -33,7 +33,7 @@ diesel::allow_columns_to_appear_in_same_group_by_clause!(accounts::dbuuid, order
 
 /// A customer may leave this many orders unpaid on one account; more are refused.
 pub const MAX_PENDING_ORDERS: i64 = 20;
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = packs)]

@@ -23,7 +23,7 @@ pub struct AlertUpdate {
     pub recipients: Option<Vec<Recipient>>,
 }
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 
 impl Store {
     /// Every account of this token, whatever the service (Odoo 17 sends tokens alone).

@@ -171,7 +171,7 @@ pub struct SmsDay {
     pub spent: i64,
 }
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+use crate::ledger::time::MICROS_PER_DAY;
 
 type JobRow = (
     Id,
@@ -807,7 +807,7 @@ impl Store {
         })?;
         let mut out: Vec<SmsDay> = Vec::new();
         for (created, status, price) in rows {
-            let day = created.div_euclid(MICROS_PER_DAY);
+            let day = Timestamp(created).day();
             let entry = match out.iter_mut().find(|d| d.day == day) {
                 Some(entry) => entry,
                 None => {

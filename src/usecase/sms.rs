@@ -410,7 +410,7 @@ const CODES_PER_HOUR: i32 = 3;
 const ATTEMPTS_PER_CODE: i32 = 5;
 /// How long a code is good for.
 const CODE_LIFETIME_MICROS: i64 = 10 * 60 * 1_000_000;
-const HOUR_MICROS: i64 = 3_600 * 1_000_000;
+use crate::ledger::time::MICROS_PER_HOUR as HOUR_MICROS;
 
 fn code_hash(account_id: i64, code: &str) -> String {
     hex::encode(Sha256::digest(format!("{account_id}:{code}").as_bytes()))

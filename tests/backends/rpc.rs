@@ -153,6 +153,22 @@ impl Sidecar {
         })
     }
 
+    /// GETs `path` with an admin bearer token; the status and the JSON answer.
+    pub fn rt_get(&self, path: &str, bearer: &str) -> (u16, Value) {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .expect("request sent");
+            let status = r.status().as_u16();
+            let text = r.text().await.expect("body");
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
     /// Posts a whole JSON-RPC request as given.
     pub fn post(&self, path: &str, request: &Value) -> Answer {
         self.post_bytes(path, serde_json::to_vec(request).expect("json"))

@@ -273,6 +273,48 @@ pub fn sms_send_charges_per_segment(backend: &Backend) -> Result<(), Failed> {
     let account = sidecar.db.account(service.id, TOKEN)?;
     crate::support::audit_clean(store, account.id)?;
 
+    // The operator's view: prices, and the account's day.
+    let admin = sidecar
+        .db
+        .store
+        .create_admin_token("tests")
+        .expect("admin token");
+    let get = |path: &str| sidecar.rt_get(path, &admin);
+    let (status, settings) = get("/api/v1/sms/settings");
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(settings["gateway"], "relay");
+    assert_eq!(
+        settings["prices"],
+        json!([{"country": "32", "per_segment": "0.5"}, {"country": "33", "per_segment": "1"}])
+    );
+    let (status, days) = get(&format!("/api/v1/accounts/{}/sms", account.id));
+    assert_eq!(status, 200, "{days}");
+    assert_eq!(days.as_array().map(Vec::len), Some(1), "{days}");
+    assert_eq!(
+        (days[0]["sent"].clone(), days[0]["spent"].clone()),
+        (json!(3), json!("4"))
+    );
+    let (status, _) = get("/api/v1/accounts/999999/sms");
+    assert_eq!(status, 404);
+    let (status, _) = get(&format!("/api/v1/accounts/{}/sms?days=0", account.id));
+    assert_eq!(status, 400);
+
+    // The customer's view: Odoo's "Register now" link leads to the account's portal
+    // page, which shows the day's SMS.
+    let web = crate::portal_web::Web::new(&sidecar.base);
+    let register = web.get(&format!("/1/account?account_token={TOKEN}"));
+    assert_eq!(register.status, 303, "{}", register.body);
+    let mut page = web.follow(&register);
+    for _ in 0..3 {
+        if page.status != 303 {
+            break;
+        }
+        page = web.follow(&page);
+    }
+    let body = page.expect(200, "the SMS account's page");
+    assert!(body.contains("SMS per day"), "{body}");
+    assert!(body.contains(r#"id="sms""#), "{body}");
+
     eventually("Odoo told `sent` for the three", || {
         peers.seen(|s| {
             s.reports
@@ -503,17 +545,29 @@ pub fn sms_outbox_retries_refunds_and_receipts(backend: &Backend) -> Result<(), 
     );
     assert_eq!(
         states(&resend),
-        vec![(uuid(4), "success".to_owned()), (uuid(1), "success".to_owned())]
+        vec![
+            (uuid(4), "success".to_owned()),
+            (uuid(1), "success".to_owned())
+        ]
     );
     assert_eq!(available(&sidecar), 6.0, "only the resent one is charged");
-    eventually("the resent one at the relay", || peers.seen(|s| s.messages.len()) == 4)?;
+    eventually("the resent one at the relay", || {
+        peers.seen(|s| s.messages.len()) == 4
+    })?;
     eventually("the resent one submitted", || {
         sidecar
             .db
-            .raw_i64(&format!("SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}' AND status = 'submitted'", uuid(4)))
+            .raw_i64(&format!(
+                "SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}' AND status = 'submitted'",
+                uuid(4)
+            ))
             .is_ok_and(|n| n == 1)
     })?;
-    assert_eq!(peers.seen(|s| s.messages.len()), 4, "the delivered one is not sent again");
+    assert_eq!(
+        peers.seen(|s| s.messages.len()),
+        4,
+        "the delivered one is not sent again"
+    );
     sidecar.grant(&service, TOKEN, 1);
 
     // One never taken: down again, past the give-up time → expired and given back.

@@ -8,6 +8,7 @@ pub mod dto;
 mod orders;
 mod rules;
 mod services;
+mod sms;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -286,6 +287,8 @@ impl Modify for BearerAuth {
         orders::create_pack,
         orders::update_pack,
         orders::payment_webhook,
+        sms::settings,
+        sms::days,
     ),
     components(schemas(Problem, crate::store::AuditLine, audit::AuditPage)),
     modifiers(&BearerAuth, &Conformance),
@@ -310,6 +313,8 @@ const RESOURCES: &[(&str, &str)] = &[
     ("/accounts/{id}", "GET"),
     ("/accounts/{id}/journal", "GET"),
     ("/accounts/{id}/balance", "GET"),
+    ("/accounts/{id}/sms", "GET"),
+    ("/sms/settings", "GET"),
     ("/grants", "POST"),
     ("/alerts", "GET"),
     ("/audit", "GET"),
@@ -357,6 +362,8 @@ pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
         .service(resource("/accounts/{id}").route(web::get().to(accounts::detail)))
         .service(resource("/accounts/{id}/journal").route(web::get().to(accounts::journal)))
         .service(resource("/accounts/{id}/balance").route(web::get().to(accounts::balance_at)))
+        .service(resource("/accounts/{id}/sms").route(web::get().to(sms::days)))
+        .service(resource("/sms/settings").route(web::get().to(sms::settings)))
         .service(resource("/grants").route(web::post().to(accounts::grant)))
         .service(resource("/alerts").route(web::get().to(alerts::list)))
         .service(resource("/audit").route(web::get().to(audit::list)))
