@@ -28,6 +28,7 @@ mod security_contact;
 mod security_registration;
 mod security_web;
 mod sms;
+mod sms_gateways;
 mod support;
 mod upgrade;
 
@@ -331,6 +332,9 @@ fn main() {
             _ => trial(full, backend.clone(), console_browser::console_browser_flow),
         });
     }
+
+    // SMS gateways against a real SMSC and Twilio's API: no database, one trial each.
+    trials.extend(sms_gateways::trials(ci));
 
     // How the engine keeps SQLite's WAL short: nothing of it applies to PostgreSQL.
     trials.push(trial(

@@ -3,7 +3,7 @@
 small JSON control interface on a second port.
 
     python3 tests/sms/smsc.py --port P --control-port C --system-id ID --password PW \
-        [--auto-receipt DELIVRD|UNDELIV|REJECTD|EXPIRED] [--reject-prefix +999]
+        [--auto-receipt DELIVRD|UNDELIV|REJECTD|EXPIRED] [--reject-prefix +999] [--verbose]
 
 Port 0 picks a free port. Once both ports listen it prints one line
 `READY smpp=P control=C` (the ports actually bound) on stdout.
@@ -13,7 +13,13 @@ answered with a fresh message_id; destinations starting with --reject-prefix are
 ESME_RINVDSTADR. With --auto-receipt, each accepted submit_sm is followed by a delivery
 receipt with that stat on a bound transceiver/receiver session.
 
+--enquire-link-secs S (default 10): the SMSC sends enquire_link after S idle seconds and
+drops a session that does not answer within --response-secs (default 60).
+
 Control (HTTP, JSON):
+- GET  /sessions: {"bound": sessions bound now, "binds": binds that succeeded,
+  "enquire_links": enquire_link PDUs received, "enquire_links_answered": the SMSC's own
+  enquire_link PDUs that were answered}.
 - GET  /messages: every submit_sm taken, oldest first: {"message_id", "source",
   "destination" (with "+" when dest_addr_ton is international), "text" (GSM 03.38 default
   alphabet, unpacked septets, for data_coding 0; Latin-1 for 3; UCS-2 for 8),
@@ -38,7 +44,7 @@ import sys
 import uuid
 
 from smpp.pdu import pdu_types
-from smpp.pdu.operations import DeliverSM, SubmitSM
+from smpp.pdu.operations import DeliverSM, EnquireLink, SubmitSM
 from smpp.pdu.pdu_encoding import DataCodingEncoder, EsmClassEncoder
 from smpp.pdu.pdu_types import (
     AddrNpi,
@@ -185,7 +191,12 @@ class Smsc:
         config = SMPPServerConfig(
             msgHandler=self.on_request,
             systems={args.system_id: {"max_bindings": 8}},
+            enquireLinkTimerSecs=args.enquire_link_secs,
+            responseTimerSecs=args.response_secs,
         )
+        # What GET /sessions reports: binds that succeeded, enquire_link PDUs the ESME
+        # sent, and the SMSC's own enquire_link PDUs the ESME answered.
+        self.counts = {"binds": 0, "enquire_links": 0, "enquire_links_answered": 0}
         smsc = self
 
         class Protocol(SMPPServerProtocol):
@@ -197,7 +208,24 @@ class Smsc:
                 smsc.sessions.discard(self)
                 SMPPServerProtocol.connectionLost(self, reason)
 
-        self.factory = SMPPServerFactory(config, auth_portal=portal)
+            def onPDURequest_enquire_link(self, reqPDU):
+                smsc.counts["enquire_links"] += 1
+                SMPPServerProtocol.onPDURequest_enquire_link(self, reqPDU)
+
+            def enquireLinkTimerExpired(self):
+                # The library's own, counting the answers (an unanswered one ends the
+                # session after --response-secs).
+                txn = self.sendRequest(EnquireLink(), self.config().responseTimerSecs)
+                txn.addCallback(lambda _: smsc.counts.__setitem__(
+                    "enquire_links_answered", smsc.counts["enquire_links_answered"] + 1))
+                txn.addErrback(self.enquireLinkErr)
+
+        class Factory(SMPPServerFactory):
+            def addBoundConnection(self, connection):
+                smsc.counts["binds"] += 1
+                SMPPServerFactory.addBoundConnection(self, connection)
+
+        self.factory = Factory(config, auth_portal=portal)
         self.factory.protocol = Protocol
         self.port = args.port
 
@@ -338,6 +366,11 @@ class Control(resource.Resource):
         if request.path == b"/messages":
             request.setHeader(b"content-type", b"application/json")
             return json.dumps(self.smsc.messages).encode()
+        if request.path == b"/sessions":
+            binds = self.smsc.factory.getBoundConnections(self.smsc.args.system_id)
+            value = dict(self.smsc.counts, bound=len(binds) if binds else 0)
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(value).encode()
         request.setResponseCode(404)
         return b'{"error": "not found"}'
 
@@ -380,8 +413,14 @@ def main():
     parser.add_argument("--password", required=True)
     parser.add_argument("--auto-receipt", choices=sorted(STATES))
     parser.add_argument("--reject-prefix")
+    parser.add_argument("--verbose", action="store_true", help="log sessions on stderr")
+    parser.add_argument("--enquire-link-secs", type=float, default=10,
+                        help="idle time before the SMSC sends enquire_link")
+    parser.add_argument("--response-secs", type=float, default=60,
+                        help="how long the SMSC waits for a response before dropping the session")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The library logs every connection at WARNING; errors are what a test needs to see.
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR, stream=sys.stderr)
 
     smsc = Smsc(args)
     smsc.listen()

@@ -2,7 +2,7 @@
 """Twilio's Messages API as Twilio documents it, for the tests (standard library only).
 
     python3 tests/sms/twilio_api.py --port P --account-sid AC… --auth-token T \
-        [--auto-status delivered|undelivered|failed]
+        [--auto-status delivered|undelivered|failed] [--verbose]
 
 Port 0 picks a free port; once listening it prints `READY port=P` on stdout.
 
@@ -103,6 +103,7 @@ class State:
         self.account_sid = args.account_sid
         self.auth_token = args.auth_token
         self.auto_status = args.auto_status
+        self.verbose = args.verbose
         self.lock = threading.Lock()
         self.messages = {}  # sid -> resource (+ "status_callback"), insertion ordered
         self.down = False
@@ -223,7 +224,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format, *args):
-        sys.stderr.write("twilio_api: " + (format % args) + "\n")
+        # Access lines only on request: the tests' output stays readable.
+        if self.state.verbose:
+            sys.stderr.write("twilio_api: " + (format % args) + "\n")
 
     def send_json(self, status, value):
         # 204 and 304 carry no body (a mirrored callback status may be one of them).
@@ -315,6 +318,7 @@ def main():
     parser.add_argument("--account-sid", required=True)
     parser.add_argument("--auth-token", required=True)
     parser.add_argument("--auto-status", choices=["delivered", "undelivered", "failed"])
+    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
     args = parser.parse_args()
     Handler.state = State(args)
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

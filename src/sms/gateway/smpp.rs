@@ -539,11 +539,17 @@ fn is_receipt(esm_class: u8) -> bool {
 // ---------------------------------------------------------------------------------------
 // The session task.
 
+/// The answer to one `submit_sm`: its `submit_sm_resp` (status, message_id), or why
+/// there is none (transient).
+type Reply = oneshot::Sender<Result<(u32, String), String>>;
+
+/// `submit_sm` sent and not answered yet, by sequence number, with when they were sent.
+type Pending = HashMap<u32, (Instant, Reply)>;
+
 /// What the submit side asks of the session.
 struct Submit {
     body: Vec<u8>,
-    /// The `submit_sm_resp` (status, message_id), or why there is none.
-    reply: oneshot::Sender<Result<(u32, String), String>>,
+    reply: Reply,
 }
 
 struct Session {
@@ -685,8 +691,7 @@ impl Session {
             reason,
             bound: true,
         };
-        type Reply = oneshot::Sender<Result<(u32, String), String>>;
-        let mut pending: HashMap<u32, (Instant, Reply)> = HashMap::new();
+        let mut pending = Pending::new();
         let mut link = tokio::time::interval(self.enquire_link);
         link.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         link.tick().await;
@@ -701,6 +706,10 @@ impl Session {
                         let _ = write.write_all(&unbind.encode()).await;
                         return End::Closed;
                     }
+                    // A caller that gave up (its deadline passed while the session was
+                    // binding) was told "transient" and will submit again: sending this
+                    // one now would send the message twice.
+                    Some(Submit { reply, .. }) if reply.is_closed() => {}
                     Some(Submit { body, reply }) => {
                         let sequence = self.next_sequence();
                         out = Some(Pdu::new(SUBMIT_SM, sequence, body));
@@ -750,7 +759,7 @@ impl Session {
     fn handle(
         &mut self,
         pdu: Pdu,
-        pending: &mut HashMap<u32, (Instant, oneshot::Sender<Result<(u32, String), String>>)>,
+        pending: &mut Pending,
         awaiting_link: &mut Option<Instant>,
     ) -> Handled {
         let answer = |command_id: u32, status: u32, body: Vec<u8>| {
@@ -1237,5 +1246,53 @@ mod tests {
                 ..
             })
         ));
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use crate::config::Settings;
+    use crate::sms::gateway::GatewaySettings;
+
+    #[test]
+    fn gateways_load_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sidecar.toml");
+        std::fs::write(
+            &path,
+            r#"
+[sms]
+gateway = "smsc"
+[sms.gateways.smsc]
+kind = "smpp"
+host = "127.0.0.1"
+port = 2775
+system_id = "iapsidecar"
+password = "secret12"
+[sms.gateways.twilio]
+kind = "twilio"
+account_sid = "AC0123456789abcdef0123456789abcdef"
+auth_token = "f00dfeedf00dfeedf00dfeedf00dfeed"
+from = "+15005550006"
+api_base = "http://127.0.0.1:9"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&path)).unwrap();
+        match &settings.sms.gateways["smsc"] {
+            GatewaySettings::Smpp(s) => {
+                assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 2775));
+                assert_eq!((s.timeout_secs, s.enquire_link_secs), (10, 30));
+                assert_eq!(format!("{:?}", s.password), "[redacted]");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &settings.sms.gateways["twilio"] {
+            GatewaySettings::Twilio(s) => {
+                assert_eq!(s.from.as_deref(), Some("+15005550006"));
+                assert_eq!(s.messaging_service_sid, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
