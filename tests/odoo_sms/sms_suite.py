@@ -27,7 +27,6 @@ system parameters it changed; the contacts it made stay (named "SMS suite ...").
 
 import hashlib
 import importlib.util
-import traceback
 import os
 import re
 import select
@@ -35,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -68,8 +68,8 @@ def load(name, path):
     return module
 
 
-# The addon suite's JSON-RPC client and step runner helpers, and the addon's sidecar
-# launcher (a throwaway SQLite database, the binary's CLI).
+# The addon suite's JSON-RPC client and checks, and the addon's sidecar launcher (a
+# throwaway SQLite database, the binary's CLI).
 run_suite = load(
     "run_suite", os.path.join(ROOT, "odoo_addon", "tests_real", "run_suite.py")
 )
