@@ -375,6 +375,65 @@ pub fn authorize<R: LedgerRepo>(
     Ok((hold, figures(&account)))
 }
 
+/// One hold of a batch (see [`authorize_each`]).
+#[derive(Clone, Debug)]
+pub struct HoldRequest<'a> {
+    pub amount: Credits,
+    pub token_hash: &'a str,
+    pub description: Option<&'a str>,
+}
+
+/// Reserves each request's amount, in order, as far as the available credits go, under
+/// one lock and one settlement of the account (a batch of SMS costs one account write,
+/// not one per message). A request the account cannot cover any more is answered `None`
+/// and the next ones are still tried: a cheaper one may fit.
+pub fn authorize_each<R: LedgerRepo>(
+    repo: &mut R,
+    account_id: Id,
+    requests: &[HoldRequest<'_>],
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<Vec<Option<Hold>>, LedgerError> {
+    let mut locked = lock(repo, account_id, now)?;
+    if locked.account.disabled {
+        return Err(LedgerError::Disabled);
+    }
+    if expires_at <= locked.now {
+        return Err(LedgerError::InvalidExpiry(
+            "the hold would expire at once".into(),
+        ));
+    }
+    let mut holds = Vec::with_capacity(requests.len());
+    for r in requests {
+        if r.amount.is_zero() || r.amount > locked.available() {
+            holds.push(None);
+            continue;
+        }
+        let hold = repo.insert_hold(NewHold {
+            account_id,
+            token_hash: r.token_hash,
+            amount: r.amount,
+            description: r.description,
+            created_at: locked.now,
+            expires_at,
+        })?;
+        let allocations: Vec<Allocation> = locked
+            .draw(repo, r.amount)?
+            .into_iter()
+            .map(|(lot_id, amount)| Allocation {
+                hold_id: hold.id,
+                lot_id,
+                amount,
+            })
+            .collect();
+        repo.insert_allocations(&allocations)?;
+        locked.account.reserved = locked.account.reserved.checked_add(r.amount)?;
+        holds.push(Some(hold));
+    }
+    locked.save(repo)?;
+    Ok(holds)
+}
+
 /// Finds an open-or-closed hold and locks its account; checks the service when given.
 fn lock_hold<R: LedgerRepo>(
     repo: &mut R,

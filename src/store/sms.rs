@@ -91,8 +91,6 @@ pub enum Queued {
     },
     /// The account cannot pay for it; nothing written.
     Insufficient,
-    /// The account is disabled; nothing written.
-    Disabled,
 }
 
 /// A message the worker hands to the gateway.
@@ -173,6 +171,9 @@ pub struct SmsDay {
 
 use crate::ledger::time::MICROS_PER_DAY;
 
+/// A queued message's hold, report URL, database and uuid.
+type PayingRow = (Option<String>, Option<String>, Option<String>, String);
+
 type JobRow = (
     Id,
     String,
@@ -203,10 +204,10 @@ fn job(row: JobRow) -> Result<SmsJob, LedgerError> {
 
 impl Store {
     /// Queues a send call's messages for one account in one transaction: each new uuid
-    /// gets a hold of its price (until `hold_until`) and an outbox row; a known uuid is
-    /// answered from its row. Nothing is written when the transaction cannot commit
-    /// before `deadline`: the caller is then answered an error and must find nothing
-    /// applied.
+    /// gets a hold of its price (until `hold_until`, all of the call's holds under one
+    /// lock of the account) and an outbox row; a known uuid is answered from its row.
+    /// Nothing is written when the transaction cannot commit before `deadline`: the
+    /// caller is then answered an error and must find nothing applied.
     pub fn sms_queue(
         &self,
         account_id: Id,
@@ -215,9 +216,17 @@ impl Store {
         hold_until: Timestamp,
         deadline: Instant,
     ) -> Result<Vec<Queued>, LedgerError> {
+        /// What a message of the call is, before any hold.
+        enum Plan {
+            Known(Queued),
+            /// Failed and given back: goes again under its uuid (Odoo's "Resend").
+            Again(Id),
+            New,
+        }
         let now = self.now();
         write_tx!(self, |c| {
-            let mut outcomes = Vec::with_capacity(messages.len());
+            let mut plans = Vec::with_capacity(messages.len());
+            let mut seen = std::collections::HashSet::new();
             for m in messages {
                 let known: Option<(Id, String, Option<String>, bool)> = sms_messages::table
                     .filter(sms_messages::account_id.eq(account_id))
@@ -230,52 +239,68 @@ impl Store {
                     ))
                     .first(c)
                     .optional()?;
-                // A message that failed and was given back may go again under its uuid
-                // (Odoo's "Resend" puts the same record back); any other known uuid is
-                // answered from its row.
-                let again = match known {
-                    Some((id, status, _, true)) if status == SmsStatus::Failed.as_str() => Some(id),
-                    Some((_, status, failure, _)) => {
-                        outcomes.push(Queued::Known {
-                            status: SmsStatus::parse(&status)?,
-                            failure,
-                        });
-                        continue;
+                // A uuid repeated within the call is the same message: the first one
+                // decides.
+                let repeated = !seen.insert(m.uuid.as_str());
+                plans.push(match known {
+                    _ if repeated => Plan::Known(Queued::Known {
+                        status: SmsStatus::Queued,
+                        failure: None,
+                    }),
+                    Some((id, status, _, true)) if status == SmsStatus::Failed.as_str() => {
+                        Plan::Again(id)
                     }
-                    None => None,
-                };
-                let hold_key = if m.price.is_zero() {
-                    None
-                } else {
-                    let (_token, key) = new_transaction_token(now.micros());
-                    let description = format!("SMS to {} ({} segments)", m.number, m.segments);
-                    // A savepoint: a refused hold leaves nothing behind (its account's
-                    // settlement included) while the rest of the batch goes on.
-                    let held = c.transaction(|c| {
-                        ops::authorize(
-                            c,
-                            account_id,
-                            m.price,
-                            hold_until,
-                            &key,
-                            Some(&description),
-                            now,
-                        )
-                    });
-                    match held {
-                        Ok(_) => Some(key),
-                        Err(LedgerError::InsufficientCredit { .. }) => {
-                            outcomes.push(Queued::Insufficient);
-                            continue;
-                        }
-                        Err(LedgerError::Disabled) => {
-                            outcomes.push(Queued::Disabled);
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                };
-                if let Some(id) = again {
+                    Some((_, status, failure, _)) => Plan::Known(Queued::Known {
+                        status: SmsStatus::parse(&status)?,
+                        failure,
+                    }),
+                    None => Plan::New,
+                });
+            }
+            // The holds of the paid messages to write, in the call's order.
+            let keys: Vec<Option<String>> = messages
+                .iter()
+                .zip(&plans)
+                .map(|(m, plan)| match plan {
+                    Plan::Known(_) => None,
+                    _ if m.price.is_zero() => None,
+                    _ => Some(new_transaction_token(now.micros()).1),
+                })
+                .collect();
+            let descriptions: Vec<String> = messages
+                .iter()
+                .map(|m| format!("SMS to {} ({} segments)", m.number, m.segments))
+                .collect();
+            let requests: Vec<ops::HoldRequest<'_>> = messages
+                .iter()
+                .zip(&keys)
+                .zip(&descriptions)
+                .filter_map(|((m, key), description)| {
+                    key.as_deref().map(|token_hash| ops::HoldRequest {
+                        amount: m.price,
+                        token_hash,
+                        description: Some(description),
+                    })
+                })
+                .collect();
+            let mut holds = if requests.is_empty() {
+                Vec::new()
+            } else {
+                ops::authorize_each(c, account_id, &requests, hold_until, now)?
+            }
+            .into_iter();
+            let mut outcomes = Vec::with_capacity(messages.len());
+            for ((m, plan), key) in messages.iter().zip(plans).zip(&keys) {
+                if let Plan::Known(known) = plan {
+                    outcomes.push(known);
+                    continue;
+                }
+                if key.is_some() && holds.next().flatten().is_none() {
+                    outcomes.push(Queued::Insufficient);
+                    continue;
+                }
+                let hold_key = key.clone();
+                if let Plan::Again(id) = plan {
                     diesel::update(sms_messages::table.find(id))
                         .set((
                             sms_messages::content.eq(&m.content),
@@ -301,30 +326,30 @@ impl Store {
                             sms_messages::done_at.eq(None::<i64>),
                         ))
                         .execute(c)?;
-                    outcomes.push(Queued::New);
-                    continue;
+                } else {
+                    diesel::insert_into(sms_messages::table)
+                        .values((
+                            sms_messages::account_id.eq(account_id),
+                            sms_messages::kind.eq(m.kind.as_str()),
+                            sms_messages::uuid.eq(&m.uuid),
+                            sms_messages::number.eq(&m.number),
+                            sms_messages::content.eq(&m.content),
+                            sms_messages::encoding.eq(m.encoding.as_str()),
+                            sms_messages::segments
+                                .eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
+                            sms_messages::country.eq(&m.country),
+                            sms_messages::price.eq(m.price.units()),
+                            sms_messages::hold_key.eq(&hold_key),
+                            sms_messages::sender.eq(&m.sender),
+                            sms_messages::dbuuid.eq(&m.dbuuid),
+                            sms_messages::webhook_url.eq(&m.webhook_url),
+                            sms_messages::status.eq(SmsStatus::Queued.as_str()),
+                            sms_messages::next_attempt_at.eq(now.micros()),
+                            sms_messages::give_up_at.eq(give_up_at.micros()),
+                            sms_messages::created_at.eq(now.micros()),
+                        ))
+                        .execute(c)?;
                 }
-                diesel::insert_into(sms_messages::table)
-                    .values((
-                        sms_messages::account_id.eq(account_id),
-                        sms_messages::kind.eq(m.kind.as_str()),
-                        sms_messages::uuid.eq(&m.uuid),
-                        sms_messages::number.eq(&m.number),
-                        sms_messages::content.eq(&m.content),
-                        sms_messages::encoding.eq(m.encoding.as_str()),
-                        sms_messages::segments.eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
-                        sms_messages::country.eq(&m.country),
-                        sms_messages::price.eq(m.price.units()),
-                        sms_messages::hold_key.eq(&hold_key),
-                        sms_messages::sender.eq(&m.sender),
-                        sms_messages::dbuuid.eq(&m.dbuuid),
-                        sms_messages::webhook_url.eq(&m.webhook_url),
-                        sms_messages::status.eq(SmsStatus::Queued.as_str()),
-                        sms_messages::next_attempt_at.eq(now.micros()),
-                        sms_messages::give_up_at.eq(give_up_at.micros()),
-                        sms_messages::created_at.eq(now.micros()),
-                    ))
-                    .execute(c)?;
                 outcomes.push(Queued::New);
             }
             if Instant::now() >= deadline {
@@ -341,14 +366,7 @@ impl Store {
     pub fn sms_claim(&self, limit: i64, lease_micros: i64) -> Result<Vec<SmsJob>, LedgerError> {
         let now = self.now().micros();
         let rows: Vec<JobRow> = write_tx!(self, |c| {
-            let ids: Vec<Id> = sms_messages::table
-                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                .filter(sms_messages::next_attempt_at.le(now))
-                .filter(sms_messages::claimed_until.lt(now))
-                .order(sms_messages::id)
-                .limit(limit)
-                .select(sms_messages::id)
-                .load(c)?;
+            let ids = c.due_sms(now, limit)?;
             if ids.is_empty() {
                 return Ok::<_, LedgerError>(Vec::new());
             }
@@ -386,18 +404,17 @@ impl Store {
     ) -> Result<bool, LedgerError> {
         let now = self.now();
         write_tx!(self, |c| {
-            let row: Option<(Option<String>, Option<String>, Option<String>, String)> =
-                sms_messages::table
-                    .find(id)
-                    .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                    .select((
-                        sms_messages::hold_key,
-                        sms_messages::webhook_url,
-                        sms_messages::dbuuid,
-                        sms_messages::uuid,
-                    ))
-                    .first(c)
-                    .optional()?;
+            let row: Option<PayingRow> = sms_messages::table
+                .find(id)
+                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
+                .select((
+                    sms_messages::hold_key,
+                    sms_messages::webhook_url,
+                    sms_messages::dbuuid,
+                    sms_messages::uuid,
+                ))
+                .first(c)
+                .optional()?;
             let Some((hold_key, webhook_url, dbuuid, uuid)) = row else {
                 return Ok(false);
             };
@@ -427,18 +444,17 @@ impl Store {
         let now = self.now();
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
-            let row: Option<(Option<String>, Option<String>, Option<String>, String)> =
-                sms_messages::table
-                    .find(id)
-                    .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
-                    .select((
-                        sms_messages::hold_key,
-                        sms_messages::webhook_url,
-                        sms_messages::dbuuid,
-                        sms_messages::uuid,
-                    ))
-                    .first(c)
-                    .optional()?;
+            let row: Option<PayingRow> = sms_messages::table
+                .find(id)
+                .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
+                .select((
+                    sms_messages::hold_key,
+                    sms_messages::webhook_url,
+                    sms_messages::dbuuid,
+                    sms_messages::uuid,
+                ))
+                .first(c)
+                .optional()?;
             let Some((hold_key, webhook_url, dbuuid, uuid)) = row else {
                 return Ok(false);
             };
@@ -564,22 +580,8 @@ impl Store {
         );
         let now = self.now().micros();
         write_tx!(self, |c| {
-            let pending: Vec<Row> = sms_reports::table
-                .filter(sms_reports::status.eq("pending"))
-                .order(sms_reports::id)
-                .limit(i64::try_from(urls * per_url * 4).unwrap_or(i64::MAX))
-                .select((
-                    sms_reports::id,
-                    sms_reports::webhook_url,
-                    sms_reports::dbuuid,
-                    sms_reports::uuid,
-                    sms_reports::sms_status,
-                    sms_reports::attempts,
-                    sms_reports::next_attempt_at,
-                    sms_reports::claimed_until,
-                    sms_reports::created_at,
-                ))
-                .load(c)?;
+            let pending: Vec<Row> =
+                c.pending_reports(i64::try_from(urls * per_url * 4).unwrap_or(i64::MAX))?;
             let mut jobs: Vec<ReportJob> = Vec::new();
             let mut seen: Vec<String> = Vec::new();
             for (id, url, dbuuid, uuid, status, attempts, next_at, claimed, created) in pending {
@@ -737,10 +739,10 @@ impl Store {
         );
         write_tx!(self, |c| {
             diesel::insert_into(sms_registrations::table)
-                .values((sms_registrations::account_id.eq(account_id), values.clone()))
+                .values((sms_registrations::account_id.eq(account_id), values))
                 .on_conflict(sms_registrations::account_id)
                 .do_update()
-                .set(values.clone())
+                .set(values)
                 .execute(c)?;
             if let Some(m) = code_message {
                 diesel::insert_into(sms_messages::table)
@@ -836,7 +838,7 @@ impl Store {
                 entry.spent += price;
             }
         }
-        out.sort_by(|a, b| b.day.cmp(&a.day));
+        out.sort_by_key(|d| std::cmp::Reverse(d.day));
         Ok(out)
     }
 
@@ -874,33 +876,108 @@ struct ReportRow<'a> {
     word: &'a str,
 }
 
+/// A pending report as the claim reads it.
+type PendingReport = (
+    Id,
+    String,
+    Option<String>,
+    String,
+    String,
+    i32,
+    i64,
+    i64,
+    i64,
+);
+
 /// Writes SMS rows on either backend's connection, inside the caller's transaction.
 trait WriteSms {
     fn insert_report(&mut self, row: &ReportRow<'_>, now: i64) -> QueryResult<usize>;
+    /// Due queued messages. PostgreSQL skips rows another worker has locked, so
+    /// replicas share the outbox and never claim the same message (SQLite's BEGIN
+    /// IMMEDIATE already made this connection the only writer).
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>>;
+    /// Pending reports, oldest first. PostgreSQL locks them and waits for another
+    /// worker's claim rather than skip: a skipped report would let a newer one to the
+    /// same Odoo overtake it.
+    fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>>;
 }
 
-macro_rules! write_sms_for {
-    ($conn:ty) => {
-        impl WriteSms for $conn {
-            fn insert_report(&mut self, row: &ReportRow<'_>, now: i64) -> QueryResult<usize> {
-                diesel::insert_into(sms_reports::table)
-                    .values((
-                        sms_reports::message_id.eq(row.message_id),
-                        sms_reports::webhook_url.eq(row.url),
-                        sms_reports::dbuuid.eq(row.dbuuid),
-                        sms_reports::uuid.eq(row.uuid),
-                        sms_reports::sms_status.eq(row.word),
-                        sms_reports::next_attempt_at.eq(now),
-                        sms_reports::created_at.eq(now),
-                    ))
-                    .execute(self)
-            }
+macro_rules! due_sms_query {
+    ($now:expr, $limit:expr) => {
+        sms_messages::table
+            .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
+            .filter(sms_messages::next_attempt_at.le($now))
+            .filter(sms_messages::claimed_until.lt($now))
+            .order(sms_messages::id)
+            .limit($limit)
+            .select(sms_messages::id)
+    };
+}
+
+macro_rules! pending_reports_query {
+    ($limit:expr) => {
+        sms_reports::table
+            .filter(sms_reports::status.eq("pending"))
+            .order(sms_reports::id)
+            .limit($limit)
+            .select((
+                sms_reports::id,
+                sms_reports::webhook_url,
+                sms_reports::dbuuid,
+                sms_reports::uuid,
+                sms_reports::sms_status,
+                sms_reports::attempts,
+                sms_reports::next_attempt_at,
+                sms_reports::claimed_until,
+                sms_reports::created_at,
+            ))
+    };
+}
+
+macro_rules! insert_report_for {
+    () => {
+        fn insert_report(&mut self, row: &ReportRow<'_>, now: i64) -> QueryResult<usize> {
+            diesel::insert_into(sms_reports::table)
+                .values((
+                    sms_reports::message_id.eq(row.message_id),
+                    sms_reports::webhook_url.eq(row.url),
+                    sms_reports::dbuuid.eq(row.dbuuid),
+                    sms_reports::uuid.eq(row.uuid),
+                    sms_reports::sms_status.eq(row.word),
+                    sms_reports::next_attempt_at.eq(now),
+                    sms_reports::created_at.eq(now),
+                ))
+                .execute(self)
         }
     };
 }
 
-write_sms_for!(diesel::SqliteConnection);
-write_sms_for!(diesel::PgConnection);
+impl WriteSms for diesel::SqliteConnection {
+    insert_report_for!();
+
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+        due_sms_query!(now, limit).load(self)
+    }
+
+    fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>> {
+        pending_reports_query!(limit).load(self)
+    }
+}
+
+impl WriteSms for diesel::PgConnection {
+    insert_report_for!();
+
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+        due_sms_query!(now, limit)
+            .for_update()
+            .skip_locked()
+            .load(self)
+    }
+
+    fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>> {
+        pending_reports_query!(limit).for_update().load(self)
+    }
+}
 
 /// Queues one delivery report in the caller's transaction.
 fn queue_report(

@@ -50,12 +50,10 @@ impl SmsRules {
     pub fn from_settings(s: &SmsSettings, max_hold_ttl_hours: i64) -> Result<SmsRules, String> {
         let mut prices = BTreeMap::new();
         for (code, price) in &s.prices {
-            if code != "*"
-                && !(code.len() <= 4
-                    && !code.starts_with('0')
-                    && code.bytes().all(|b| b.is_ascii_digit())
-                    && !code.is_empty())
-            {
+            let calling_code = (1..=4).contains(&code.len())
+                && !code.starts_with('0')
+                && code.bytes().all(|b| b.is_ascii_digit());
+            if code != "*" && !calling_code {
                 return Err(format!(
                     "sms.prices: {code:?} is not a country calling code (1 to 4 digits) or \"*\""
                 ));
@@ -162,12 +160,13 @@ fn account_may_send(
     if account.disabled {
         return Ok(false);
     }
-    if rules.require_registration
-        && !store
+    if rules.require_registration {
+        let registered = store
             .sms_registration(account.id)?
-            .is_some_and(|r| r.verified_at.is_some())
-    {
-        return Ok(false);
+            .is_some_and(|r| r.verified_at.is_some());
+        if !registered {
+            return Ok(false);
+        }
     }
     super::contact::allowed(store, service, Some(account), dbuuid)
 }
@@ -306,10 +305,6 @@ pub fn send(
             }
             Queued::Insufficient => {
                 result.state = SendState::InsufficientCredit;
-                result.credit = Credits::ZERO;
-            }
-            Queued::Disabled => {
-                result.state = SendState::Unregistered;
                 result.credit = Credits::ZERO;
             }
         }

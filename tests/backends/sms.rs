@@ -369,6 +369,26 @@ pub fn sms_insufficient_credit_per_message(backend: &Backend) -> Result<(), Fail
     })?;
     assert_eq!(peers.seen(|s| s.messages.len()), 2);
 
+    // The same uuid twice in one call is one message, paid once (none are left: it is
+    // refused once, and nothing breaks).
+    sidecar.grant(&service, TOKEN, 1);
+    let twice = send(
+        &sidecar,
+        &peers,
+        json!([{"content": "Twice", "numbers": [
+            {"uuid": uuid(8), "number": "+32470000008"},
+            {"uuid": uuid(8), "number": "+32470000008"}]}]),
+    );
+    assert_eq!(states(&twice)[0], (uuid(8), "success".to_owned()));
+    assert_eq!(available(&sidecar), 0.0, "charged once");
+    assert_eq!(
+        sidecar.db.raw_i64(&format!(
+            "SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}'",
+            uuid(8)
+        ))?,
+        1
+    );
+
     // A stranger's token: answered, nothing written.
     let rows = sidecar.db.raw_i64("SELECT COUNT(*) AS v FROM accounts")?;
     let stranger = sidecar
@@ -392,9 +412,11 @@ pub fn sms_insufficient_credit_per_message(backend: &Backend) -> Result<(), Fail
         sidecar
             .db
             .raw_i64("SELECT COUNT(*) AS v FROM sms_messages")?,
-        2,
+        3,
         "nothing queued for the stranger or the unpaid"
     );
+    let account = sidecar.db.account(service.id, TOKEN)?;
+    crate::support::audit_clean(&sidecar.db.store, account.id)?;
     Ok(())
 }
 
@@ -423,11 +445,14 @@ pub fn sms_outbox_retries_refunds_and_receipts(backend: &Backend) -> Result<(), 
         json!([{"content": "Hello", "numbers": numbers}]),
     );
     assert_eq!(available(&sidecar), 6.0);
+    // A failed attempt is recorded (error, claim released) before the clock moves: its
+    // retry time is counted from the clock at that moment.
     eventually("every message tried once", || {
         sidecar
             .db
             .raw_i64(
-                "SELECT COUNT(*) AS v FROM sms_messages WHERE attempts >= 1 AND status = 'queued'",
+                "SELECT COUNT(*) AS v FROM sms_messages WHERE attempts >= 1 AND status = 'queued' \
+                 AND last_error IS NOT NULL AND claimed_until = 0",
             )
             .is_ok_and(|n| n == 4)
     })?;
@@ -582,7 +607,8 @@ pub fn sms_outbox_retries_refunds_and_receipts(backend: &Backend) -> Result<(), 
         sidecar
             .db
             .raw_i64(&format!(
-                "SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}' AND attempts >= 1",
+                "SELECT COUNT(*) AS v FROM sms_messages WHERE uuid = '{}' AND attempts >= 1 \
+                 AND last_error IS NOT NULL AND claimed_until = 0",
                 uuid(7)
             ))
             .is_ok_and(|n| n == 1)
