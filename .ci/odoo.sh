@@ -9,7 +9,11 @@
 #      0 skipped, read from the log;
 #   3. a server of that series started once on that database, then
 #      odoo_addon/tests_real/run_suite.py (with the sidecar it starts) and
-#      `cargo test --test backends -- odoo` against it (ODOO_URL...).
+#      `cargo test --test backends -- odoo` against it (ODOO_URL...);
+#   4. Odoo's own SMS: a second database iap_ci_sms<N> with the `sms` module, served alone
+#      by a second server (`--db-filter`: the sidecar's delivery reports to /sms/status
+#      name no database), and tests/odoo_sms/sms_suite.py against it (its own sidecar
+#      and SMSC, tests/sms/smsc.py).
 # The three series run side by side (Odoo is mostly one busy thread each); one cargo
 # build serves all. Without ../shared/odoo (a clone outside this project's CI) it prints
 # a "skipped:" line; when it is there, any failure fails CI.
@@ -61,7 +65,9 @@ run_series() {
     local result=$out/$series.result pid=""
     : >"$result"
     say() { echo "[$series] $*" | tee -a "$result"; }
-    fail() { say "FAIL: $*"; [ -n "$pid" ] && kill "$pid" 2>/dev/null; return 1; }
+    # Servers run in a process group of their own (odoo.sh's setsid, or ours): stop it all.
+    stop() { [ -n "$pid" ] && { kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; }; pid=""; }
+    fail() { say "FAIL: $*"; stop; return 1; }
 
     PGPASSWORD=odoo dropdb -h 127.0.0.1 -U odoo --if-exists "$db" >/dev/null 2>&1 || true
     "$odoo_sh" init "$series" "$db" base,web,base_setup,iap,mail >"$log-init.out" 2>&1 \
@@ -115,7 +121,32 @@ run_series() {
     [[ $cargo_result =~ ^test\ result:\ ok\.\ [1-9][0-9]*\ passed\;\ 0\ failed\;\ 0\ ignored ]] \
         || { grep -E '^(test |---- |thread )' "$log-cargo.log" | grep -v ' ok$' | head -n 30; fail "Rust real-Odoo tests (see $log-cargo.log)"; return 1; }
 
-    kill "$pid" 2>/dev/null || true
+    stop
+
+    # 4. Odoo's SMS through the sidecar: the stock sms module, a second database.
+    local sms_db=iap_ci_sms$n sms_port=$((port + 1)) t4=$SECONDS
+    PGPASSWORD=odoo dropdb -h 127.0.0.1 -U odoo --if-exists "$sms_db" >/dev/null 2>&1 || true
+    "$odoo_sh" init "$series" "$sms_db" base,web,base_setup,iap,mail,sms >"$log-sms-init.out" 2>&1 \
+        || fail "database $sms_db not created (see $log-sms-init.out)" || return 1
+    setsid "$odoo_sh" run "$series" -d "$sms_db" --db-filter "^$sms_db\$" \
+        --http-port "$sms_port" --logfile "$log-sms-server.log" >"$log-sms-server.out" 2>&1 </dev/null &
+    pid=$!
+    local up=""
+    for _ in $(seq 240); do
+        kill -0 "$pid" 2>/dev/null || break
+        curl -fs -o /dev/null "http://127.0.0.1:$sms_port/web/webclient/version_info" \
+            -H 'Content-Type: application/json' -d '{}' && { up=1; break; }
+        sleep 0.5
+    done
+    [ -n "$up" ] || fail "SMS server on port $sms_port did not start (see $log-sms-server.log)" || return 1
+    ODOO_URL=http://127.0.0.1:$sms_port ODOO_DB=$sms_db ODOO_USER=admin ODOO_PASSWORD=admin \
+        python3 tests/odoo_sms/sms_suite.py >"$log-sms-suite.log" 2>&1 || true
+    local sms_suite
+    sms_suite=$(grep -E '^sms-suite: ' "$log-sms-suite.log" | tail -n 1)
+    say "sms_suite.py: ${sms_suite:-no result line} ($((SECONDS - t4)) s with the database)"
+    [[ $sms_suite =~ ^sms-suite:\ [1-9][0-9]*\ passed,\ 0\ failed,\ 0\ skipped$ ]] \
+        || { grep -E '^(FAIL|SKIP)' "$log-sms-suite.log"; fail "sms_suite.py (see $log-sms-suite.log)"; return 1; }
+    stop
     say "done in $((SECONDS - t0)) s"
 }
 

@@ -21,8 +21,8 @@ Environment:
 
 Prints each step; the last line is "N passed, N failed, N skipped"; exits 1 when a step
 failed (or could not run), 2 when the environment is incomplete. Leaves Odoo as it found
-it (but for the addon, which stays installed): disconnects, restores iap.endpoint,
-removes the accounts and the service it made.
+it (but for the addon, which stays installed): disconnects, restores iap.endpoint and
+sms.endpoint, removes the accounts and the service it made.
 """
 
 import hashlib
@@ -232,6 +232,7 @@ class Suite:
         )
         self.sidecar = Sidecar()
         self.initial_endpoint = None
+        self.initial_sms_endpoint = None
         self.initial_settings = {}
         self.dbuuid = None
         self.key = None
@@ -297,6 +298,7 @@ class Suite:
         self.odoo.authenticate()
         self.dbuuid = self.odoo.param("database.uuid")
         self.initial_endpoint = self.odoo.param("iap.endpoint")
+        self.initial_sms_endpoint = self.odoo.param("sms.endpoint")
         self.initial_settings = {key: self.odoo.param(key) for key in SETTINGS_PARAMS}
         return f"Odoo {version['server_version']}, uid {self.odoo.uid}, iap.endpoint {self.initial_endpoint or '(default)'}"
 
@@ -363,6 +365,16 @@ class Suite:
             self.odoo.param("iap_sidecar.previous_endpoint")
             == (self.initial_endpoint or False),
             "the previous iap.endpoint was not remembered",
+        )
+        # Odoo's SMS go to the sidecar too (set even without the sms module).
+        check(
+            self.odoo.param("sms.endpoint") == self.sidecar.url,
+            f"sms.endpoint is {self.odoo.param('sms.endpoint')}",
+        )
+        check(
+            self.odoo.param("iap_sidecar.previous_sms_endpoint")
+            == (self.initial_sms_endpoint or False),
+            "the previous sms.endpoint was not remembered",
         )
         keys = self.odoo.call(
             "res.users.apikeys",
@@ -717,6 +729,10 @@ class Suite:
             self.odoo.param("iap.endpoint") == self.initial_endpoint,
             f"iap.endpoint {self.odoo.param('iap.endpoint')} != {self.initial_endpoint}",
         )
+        check(
+            self.odoo.param("sms.endpoint") == self.initial_sms_endpoint,
+            f"sms.endpoint {self.odoo.param('sms.endpoint')} != {self.initial_sms_endpoint}",
+        )
         keys = self.odoo.call(
             "res.users.apikeys", "search_count", [("name", "=like", f"{KEY_PREFIX} %")]
         )
@@ -740,7 +756,8 @@ class Suite:
             "the sidecar still lists this database",
         )
         return (
-            f"iap.endpoint back to {self.initial_endpoint or '(default)'}, key revoked"
+            f"iap.endpoint back to {self.initial_endpoint or '(default)'}, sms.endpoint "
+            f"back to {self.initial_sms_endpoint or '(default)'}, key revoked"
         )
 
     # Leaving Odoo as found ----------------------------------------------------------
@@ -753,6 +770,8 @@ class Suite:
                 self.settings_action("action_iap_sidecar_disconnect")
             if self.odoo.param("iap.endpoint") != self.initial_endpoint:
                 self.odoo.set_param("iap.endpoint", self.initial_endpoint or False)
+            if self.odoo.param("sms.endpoint") != self.initial_sms_endpoint:
+                self.odoo.set_param("sms.endpoint", self.initial_sms_endpoint or False)
             for key, value in self.initial_settings.items():
                 self.odoo.set_param(key, value or False)
             if self.major is not None and self.major < 18:

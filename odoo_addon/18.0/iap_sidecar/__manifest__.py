@@ -1,6 +1,6 @@
 {
     "name": "IAP Sidecar",
-    "summary": "Buy and consume IAP credits on a self-hosted iap-sidecar",
+    "summary": "Buy and consume IAP credits, and send Odoo's SMS, on a self-hosted iap-sidecar",
     "version": "18.0.1.0.0",
     "category": "Hidden/Tools",
     "author": "iap-sidecar",

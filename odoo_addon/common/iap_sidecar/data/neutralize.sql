@@ -5,6 +5,7 @@ WHERE key IN (
     'iap_sidecar.database_token',
     'iap_sidecar.dbuuid',
     'iap_sidecar.previous_endpoint',
+    'iap_sidecar.previous_sms_endpoint',
     'iap_sidecar.api_key_id',
     'iap_sidecar.connected_at',
     'iap_sidecar.summary',

@@ -187,7 +187,8 @@ class ResConfigSettings(models.TransientModel):
     # Buttons -----------------------------------------------------------------------
 
     def action_iap_sidecar_connect(self):
-        """Registers this database with the sidecar and routes Odoo's IAP calls to it."""
+        """Registers this database with the sidecar and routes Odoo's IAP calls and SMS
+        to it."""
         self.ensure_one()
         self._iap_sidecar_check_admin()
         params = self.env["ir.config_parameter"].sudo()
@@ -250,13 +251,15 @@ class ResConfigSettings(models.TransientModel):
             + ([int(previous_key)] if previous_key and previous_key.isdigit() else [])
         )
 
-        was_connected = conn.stored(self.env) is not None
+        previous = conn.stored(self.env)
+        was_connected = previous is not None
         if not was_connected:
             # Disconnect puts this back; no parameter means Odoo's default endpoint.
             endpoint = params.get_param(conn.PARAM_IAP_ENDPOINT)
             kept = endpoint if endpoint and endpoint.rstrip("/") != url else False
             params.set_param(conn.PARAM_PREVIOUS_ENDPOINT, kept)
         params.set_param(conn.PARAM_IAP_ENDPOINT, url)
+        self._iap_sidecar_route_sms(url, previous.url if was_connected else None)
         now = fields.Datetime.to_string(fields.Datetime.now())
         params.set_param(conn.PARAM_CONNECTED_URL, url)
         params.set_param(conn.PARAM_TOKEN, answer["database_token"])
@@ -276,11 +279,42 @@ class ResConfigSettings(models.TransientModel):
         )
         _logger.info("IAP sidecar: database %s connected to %s", dbuuid, url)
         return self._iap_sidecar_notify(
-            compat.gettext(self.env, "Connected: Odoo's IAP calls now go to %(url)s.", url=url)
+            compat.gettext(
+                self.env, "Connected: Odoo's IAP calls and SMS now go to %(url)s.", url=url
+            )
         )
 
+    def _iap_sidecar_route_sms(self, url, connected_url=None):
+        """Points Odoo's SMS (``sms.endpoint``) at the sidecar, remembering where they went.
+
+        Set whether or not the ``sms`` module is installed: the parameter is inert
+        without it, and a later install then sends through the sidecar at once. The
+        previous value is taken only when the parameter points at neither this sidecar
+        nor the one connected so far (``connected_url``), so Connect again keeps the
+        first one (as for ``iap.endpoint``), and a database connected before the addon
+        routed SMS gets it on its next Connect.
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        endpoint = params.get_param(conn.PARAM_SMS_ENDPOINT)
+        if not endpoint or endpoint.rstrip("/") not in (url, connected_url):
+            params.set_param(conn.PARAM_PREVIOUS_SMS_ENDPOINT, endpoint or False)
+        # Odoo joins its SMS routes onto the value with plain concatenation: no slash.
+        params.set_param(conn.PARAM_SMS_ENDPOINT, url)
+
+    def _iap_sidecar_unroute_sms(self, url):
+        """Puts ``sms.endpoint`` back (removes it when there was none: Odoo's own SMS
+        server), unless an administrator pointed it elsewhere since Connect."""
+        params = self.env["ir.config_parameter"].sudo()
+        endpoint = params.get_param(conn.PARAM_SMS_ENDPOINT)
+        if url and endpoint and endpoint.rstrip("/") == url:
+            params.set_param(
+                conn.PARAM_SMS_ENDPOINT,
+                params.get_param(conn.PARAM_PREVIOUS_SMS_ENDPOINT) or False,
+            )
+
     def action_iap_sidecar_disconnect(self):
-        """Forgets the sidecar, revokes its API key and restores the previous iap.endpoint.
+        """Forgets the sidecar, revokes its API key and restores the previous iap.endpoint
+        and sms.endpoint.
 
         Works when the sidecar is down: the revoked key stops it from reading Odoo.
         """
@@ -305,6 +339,7 @@ class ResConfigSettings(models.TransientModel):
                 conn.PARAM_IAP_ENDPOINT,
                 params.get_param(conn.PARAM_PREVIOUS_ENDPOINT) or False,
             )
+        self._iap_sidecar_unroute_sms(url)
         key_id = params.get_param(conn.PARAM_API_KEY_ID)
         if key_id and key_id.isdigit():
             self._iap_sidecar_remove_api_keys([int(key_id)])

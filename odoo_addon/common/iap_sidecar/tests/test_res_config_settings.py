@@ -10,6 +10,7 @@ from ..tools import connection as conn
 from .common import SIDECAR_URL, SidecarCase, account_values, response
 
 PREVIOUS_ENDPOINT = "https://iap.example.com"
+PREVIOUS_SMS_ENDPOINT = "https://sms.example.com"
 
 
 @tagged("post_install", "-at_install")
@@ -17,6 +18,7 @@ class TestSettingsConnection(SidecarCase):
     def setUp(self):
         super().setUp()
         self.params.set_param(conn.PARAM_IAP_ENDPOINT, PREVIOUS_ENDPOINT)
+        self.params.set_param(conn.PARAM_SMS_ENDPOINT, PREVIOUS_SMS_ENDPOINT)
         self.registered = {}
         self.sidecar.routes[("POST", "/api/v1/databases")] = self._register
         self.sidecar.routes[("DELETE", f"/api/v1/databases/{self.dbuuid}")] = response(
@@ -100,6 +102,55 @@ class TestSettingsConnection(SidecarCase):
         self.settings().action_iap_sidecar_disconnect()
         self.assertFalse(self.params.get_param(conn.PARAM_IAP_ENDPOINT))
 
+    def test_connect_routes_sms_to_the_sidecar_and_disconnect_restores_it(self):
+        self.settings().action_iap_sidecar_connect()
+
+        # Odoo's sms addon joins its routes (/api/sms/3/send...) onto sms.endpoint.
+        self.assertEqual(self.params.get_param(conn.PARAM_SMS_ENDPOINT), SIDECAR_URL)
+        self.assertEqual(
+            self.params.get_param(conn.PARAM_PREVIOUS_SMS_ENDPOINT),
+            PREVIOUS_SMS_ENDPOINT,
+        )
+
+        self.settings().action_iap_sidecar_disconnect()
+
+        self.assertEqual(
+            self.params.get_param(conn.PARAM_SMS_ENDPOINT), PREVIOUS_SMS_ENDPOINT
+        )
+        self.assertFalse(self.params.get_param(conn.PARAM_PREVIOUS_SMS_ENDPOINT))
+
+    def test_disconnect_without_previous_sms_endpoint_removes_the_parameter(self):
+        # No parameter: Odoo's own SMS server, which Disconnect must give back.
+        self.params.set_param(conn.PARAM_SMS_ENDPOINT, False)
+        self.settings().action_iap_sidecar_connect()
+        self.assertEqual(self.params.get_param(conn.PARAM_SMS_ENDPOINT), SIDECAR_URL)
+        self.settings().action_iap_sidecar_disconnect()
+        self.assertFalse(
+            self.params.search([("key", "=", conn.PARAM_SMS_ENDPOINT)]),
+            "sms.endpoint left behind",
+        )
+
+    def test_disconnect_keeps_an_sms_endpoint_changed_since(self):
+        # The administrator pointed SMS elsewhere after Connect: not ours to undo.
+        self.settings().action_iap_sidecar_connect()
+        self.params.set_param(conn.PARAM_SMS_ENDPOINT, "https://sms.other.example")
+        self.settings().action_iap_sidecar_disconnect()
+        self.assertEqual(
+            self.params.get_param(conn.PARAM_SMS_ENDPOINT), "https://sms.other.example"
+        )
+
+    def test_reconnect_keeps_the_first_previous_sms_endpoint(self):
+        self.settings().action_iap_sidecar_connect()
+        self.settings().action_iap_sidecar_connect()
+        self.assertEqual(
+            self.params.get_param(conn.PARAM_PREVIOUS_SMS_ENDPOINT),
+            PREVIOUS_SMS_ENDPOINT,
+        )
+        self.settings().action_iap_sidecar_disconnect()
+        self.assertEqual(
+            self.params.get_param(conn.PARAM_SMS_ENDPOINT), PREVIOUS_SMS_ENDPOINT
+        )
+
     def test_disconnect_works_when_the_sidecar_is_down(self):
         self.settings().action_iap_sidecar_connect()
         api_key = self.registered["json"]["api_key"]
@@ -144,6 +195,9 @@ class TestSettingsConnection(SidecarCase):
             self.params.get_param(conn.PARAM_IAP_ENDPOINT), PREVIOUS_ENDPOINT
         )
         self.assertFalse(self.params.get_param(conn.PARAM_TOKEN))
+        self.assertEqual(
+            self.params.get_param(conn.PARAM_SMS_ENDPOINT), PREVIOUS_SMS_ENDPOINT
+        )
         self.assertEqual(
             self.env["res.users.apikeys"].sudo().search_count([]), keys_before
         )
@@ -277,6 +331,9 @@ class TestSettingsConnection(SidecarCase):
         )
         self.assertEqual(
             self.params.get_param(conn.PARAM_IAP_ENDPOINT), PREVIOUS_ENDPOINT
+        )
+        self.assertEqual(
+            self.params.get_param(conn.PARAM_SMS_ENDPOINT), PREVIOUS_SMS_ENDPOINT
         )
         self.assertFalse(self.api_key_user(api_key))
         self.assertFalse(self.params.search([("key", "=like", "iap_sidecar.%")]))

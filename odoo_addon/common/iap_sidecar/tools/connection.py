@@ -16,6 +16,7 @@ PARAM_CONNECTED_URL = "iap_sidecar.connected_url"
 PARAM_TOKEN = "iap_sidecar.database_token"
 PARAM_DBUUID = "iap_sidecar.dbuuid"
 PARAM_PREVIOUS_ENDPOINT = "iap_sidecar.previous_endpoint"
+PARAM_PREVIOUS_SMS_ENDPOINT = "iap_sidecar.previous_sms_endpoint"
 PARAM_API_KEY_ID = "iap_sidecar.api_key_id"
 PARAM_CONNECTED_AT = "iap_sidecar.connected_at"
 PARAM_SUMMARY = "iap_sidecar.summary"
@@ -25,6 +26,7 @@ CONNECTION_PARAMS = (
     PARAM_TOKEN,
     PARAM_DBUUID,
     PARAM_PREVIOUS_ENDPOINT,
+    PARAM_PREVIOUS_SMS_ENDPOINT,
     PARAM_API_KEY_ID,
     PARAM_CONNECTED_AT,
     PARAM_SUMMARY,
@@ -32,6 +34,9 @@ CONNECTION_PARAMS = (
 
 #: Odoo's own parameter: the origin every stock IAP call goes to.
 PARAM_IAP_ENDPOINT = "iap.endpoint"
+#: The ``sms`` addon's own parameter: where Odoo's SMS go (``/api/sms/3/send`` and the
+#: account routes are joined onto it), not ``iap.endpoint``.
+PARAM_SMS_ENDPOINT = "sms.endpoint"
 
 Connection = namedtuple("Connection", "url dbuuid token")
 
