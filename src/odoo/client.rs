@@ -287,7 +287,7 @@ impl OdooClient {
     }
 
     /// One JSON-2 call, `POST /json/2/<model>/<method>` with `body` as the named
-    /// arguments. A server without JSON-2 (before 19) answers 404, kept as
+    /// arguments. A server without JSON-2 (before 19) answers 404 (or a redirect), kept as
     /// [`OdooError::Http`] so [`OdooClient::login`] can fall back to `/jsonrpc`.
     pub async fn call_json2(
         &self,
@@ -377,7 +377,14 @@ impl OdooClient {
             .await
         {
             Ok(_) => Ok(OdooSession::Json2),
-            Err(OdooError::Http { status: 404 } | OdooError::Authentication { .. }) => {
+            // No JSON-2: a 404, or, from Odoo 17/18 serving one database (`--db-filter`),
+            // the redirect to the login page its unknown routes answer.
+            Err(
+                OdooError::Http {
+                    status: 404 | 302 | 303 | 307,
+                }
+                | OdooError::Authentication { .. },
+            ) => {
                 Ok(OdooSession::JsonRpc {
                     uid: self.authenticate().await?,
                 })

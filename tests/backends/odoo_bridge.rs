@@ -120,7 +120,20 @@ pub fn odoo_bridge(backend: &Backend) -> Result<(), Failed> {
         },
         None => {
             let server = rt.block_on(async {
-                HttpServer::new(|| App::new().route("/jsonrpc", web::post().to(stand_in)))
+                // Like Odoo 17/18 serving one database (`--db-filter`): no JSON-2, and
+                // its unknown routes answer a redirect to the login page, not a 404.
+                HttpServer::new(|| {
+                    App::new()
+                        .route("/jsonrpc", web::post().to(stand_in))
+                        .route(
+                            "/json/2/{tail:.*}",
+                            web::post().to(|| async {
+                                HttpResponse::SeeOther()
+                                    .insert_header(("Location", "/web/login"))
+                                    .finish()
+                            }),
+                        )
+                })
                     .workers(1)
                     .bind(("127.0.0.1", 0))
                     .map(|s| {
