@@ -34,12 +34,23 @@ pub struct Started {
     pub server: actix_web::dev::Server,
     pub store: Store,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The SMS worker, stopped gracefully: a message the gateway took while the sidecar
+    /// was stopping must be recorded, or it would be sent again after the restart.
+    sms_worker: Option<(tokio::task::JoinHandle<()>, crate::sms::worker::Stop)>,
 }
 
 impl Started {
     /// Runs until the server stops (SIGINT/SIGTERM: in-flight requests finish first).
     pub async fn wait(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some((task, stop)) = self.sms_worker {
+            // Attempts in flight finish (each is bounded by `sms.submit_timeout_secs`);
+            // none starts any more.
+            let bound = stop.request();
+            if tokio::time::timeout(bound, task).await.is_err() {
+                tracing::warn!("the SMS worker did not stop in time");
+            }
+        }
         // An alert cut off mid-send is retried once its claim lapses.
         for task in &self.tasks {
             task.abort();
@@ -102,12 +113,17 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
             crate::usecase::contact::Rules::from_settings(&state_limits),
         )),
     ];
+    let mut sms_worker = None;
     if sms_settings.worker
         && let Some(name) = &sms_settings.gateway
         && let Some(gateway) = sms.gateways.get(name)
     {
         let policy = crate::odoo::TargetPolicy::allowing(&odoo.allowed_hosts);
-        tasks.push(tokio::spawn(
+        let stop = crate::sms::worker::Stop::new(
+            sms.wake.clone(),
+            Duration::from_secs(sms_settings.submit_timeout_secs.max(1) + 5),
+        );
+        let task = tokio::spawn(
             crate::sms::worker::SmsWorker {
                 store: store.clone(),
                 gateway: gateway.clone(),
@@ -116,9 +132,11 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
                 reports_http: reports_client(&policy)?,
                 policy,
                 wake: sms.wake.clone(),
+                stop: stop.clone(),
             }
             .run(),
-        ));
+        );
+        sms_worker = Some((task, stop));
     }
     if alerts.worker {
         match Mailer::from_settings(&smtp, &public_url).map_err(StartError::Smtp)? {
@@ -140,6 +158,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         server: running.server,
         store,
         tasks,
+        sms_worker,
     })
 }
 

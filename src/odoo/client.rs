@@ -384,11 +384,9 @@ impl OdooClient {
                     status: 404 | 302 | 303 | 307,
                 }
                 | OdooError::Authentication { .. },
-            ) => {
-                Ok(OdooSession::JsonRpc {
-                    uid: self.authenticate().await?,
-                })
-            }
+            ) => Ok(OdooSession::JsonRpc {
+                uid: self.authenticate().await?,
+            }),
             Err(e) => Err(e),
         }
     }

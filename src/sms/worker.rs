@@ -34,6 +34,37 @@ const REPORTS_PER_CALL: usize = 100;
 /// Gateway calls in flight at once.
 const IN_FLIGHT: usize = 8;
 
+/// Asks the worker to stop: no attempt starts any more, the ones in flight finish.
+#[derive(Clone)]
+pub struct Stop {
+    requested: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<Notify>,
+    /// How long stopping may take (the longest attempt, and a margin).
+    bound: Duration,
+}
+
+impl Stop {
+    pub fn new(wake: Arc<Notify>, bound: Duration) -> Stop {
+        Stop {
+            requested: Arc::default(),
+            wake,
+            bound,
+        }
+    }
+
+    /// Asks for the stop; returns how long to wait for it.
+    pub fn request(&self) -> Duration {
+        self.requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+        self.bound
+    }
+
+    fn requested(&self) -> bool {
+        self.requested.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// What one round did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RoundReport {
@@ -57,6 +88,7 @@ pub struct SmsWorker {
     pub policy: crate::odoo::TargetPolicy,
     /// Rung when a send call queued messages or a receipt queued reports.
     pub wake: Arc<Notify>,
+    pub stop: Stop,
 }
 
 /// How one attempt ended.
@@ -89,11 +121,21 @@ impl SmsWorker {
         let jobs = blocking(move || store.sms_claim(batch, lease)).await?;
         let mut report = RoundReport::default();
         let mut running = JoinSet::new();
-        for job in jobs {
+        let mut jobs = jobs.into_iter();
+        for job in jobs.by_ref() {
             while running.len() >= IN_FLIGHT {
                 if let Some(done) = running.join_next().await {
                     tally(&mut report, done)?;
                 }
+            }
+            if self.stop.requested() {
+                // Not started: given back at once, for the next start to send.
+                let ids: Vec<i64> = std::iter::once(job.id)
+                    .chain(jobs.by_ref().map(|j| j.id))
+                    .collect();
+                let store = self.store.clone();
+                blocking(move || store.sms_release(&ids)).await?;
+                break;
             }
             let worker = self.clone();
             running.spawn(async move { worker.attempt(job).await });
@@ -241,6 +283,9 @@ impl SmsWorker {
     pub async fn run(self) {
         let poll = Duration::from_secs(self.settings.poll_interval_secs.max(1));
         loop {
+            if self.stop.requested() {
+                return;
+            }
             // Keep going while rounds find work: a backlog drains without waiting.
             let busy = match (self.send_round().await, self.report_round().await) {
                 (Ok(r), Ok(reports)) => r.submitted + r.failed + r.retried + reports > 0,

@@ -394,6 +394,24 @@ impl Store {
         rows.into_iter().map(job).collect()
     }
 
+    /// Gives claimed messages back unattempted (a stopping worker's): the next worker
+    /// takes them at once, and the attempt is not counted.
+    pub fn sms_release(&self, ids: &[Id]) -> Result<(), LedgerError> {
+        write_tx!(self, |c| {
+            diesel::update(
+                sms_messages::table
+                    .filter(sms_messages::id.eq_any(ids))
+                    .filter(sms_messages::status.eq(SmsStatus::Queued.as_str())),
+            )
+            .set((
+                sms_messages::claimed_until.eq(0),
+                sms_messages::attempts.eq(sms_messages::attempts - 1),
+            ))
+            .execute(c)
+        })?;
+        Ok(())
+    }
+
     /// The gateway took a queued message: its hold is captured, Odoo is told `sent`.
     pub fn sms_submitted(
         &self,

@@ -134,15 +134,15 @@ pub fn odoo_bridge(backend: &Backend) -> Result<(), Failed> {
                             }),
                         )
                 })
-                    .workers(1)
-                    .bind(("127.0.0.1", 0))
-                    .map(|s| {
-                        let addr = s.addrs()[0];
-                        let server = s.run();
-                        let handle = server.handle();
-                        tokio::spawn(server);
-                        (addr, handle)
-                    })
+                .workers(1)
+                .bind(("127.0.0.1", 0))
+                .map(|s| {
+                    let addr = s.addrs()[0];
+                    let server = s.run();
+                    let handle = server.handle();
+                    tokio::spawn(server);
+                    (addr, handle)
+                })
             })?;
             Target {
                 url: format!("http://{}", server.0),
