@@ -16,6 +16,27 @@ use crate::ledger::{Credits, Id, LedgerError, Timestamp};
 use crate::sms::status::Failure;
 use crate::sms::text::Encoding;
 
+/// The columns a message has while queued, from what the use case decided: written
+/// when it is first queued and when it goes again.
+macro_rules! queued_columns {
+    ($m:expr, $hold_key:expr, $now:expr, $give_up_at:expr) => {
+        (
+            sms_messages::number.eq(&$m.number),
+            sms_messages::content.eq(&$m.content),
+            sms_messages::encoding.eq($m.encoding.as_str()),
+            sms_messages::segments.eq(i32::try_from($m.segments).unwrap_or(i32::MAX)),
+            sms_messages::country.eq(&$m.country),
+            sms_messages::price.eq($m.price.units()),
+            sms_messages::hold_key.eq($hold_key),
+            sms_messages::sender.eq(&$m.sender),
+            sms_messages::webhook_url.eq(&$m.webhook_url),
+            sms_messages::status.eq(SmsStatus::Queued.as_str()),
+            sms_messages::next_attempt_at.eq($now.micros()),
+            sms_messages::give_up_at.eq($give_up_at.micros()),
+        )
+    };
+}
+
 /// A message the use case priced and wants queued.
 #[derive(Clone, Debug)]
 pub struct NewSms {
@@ -302,52 +323,21 @@ impl Store {
                 if let Plan::Again(id) = plan {
                     diesel::update(sms_messages::table.find(id))
                         .set((
-                            sms_messages::content.eq(&m.content),
-                            sms_messages::number.eq(&m.number),
-                            sms_messages::encoding.eq(m.encoding.as_str()),
-                            sms_messages::segments
-                                .eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
-                            sms_messages::country.eq(&m.country),
-                            sms_messages::price.eq(m.price.units()),
-                            sms_messages::hold_key.eq(&hold_key),
-                            sms_messages::sender.eq(&m.sender),
-                            sms_messages::webhook_url.eq(&m.webhook_url),
-                            sms_messages::status.eq(SmsStatus::Queued.as_str()),
-                            sms_messages::failure.eq(None::<String>),
-                            sms_messages::refunded.eq(false),
-                            sms_messages::attempts.eq(0),
-                            sms_messages::next_attempt_at.eq(now.micros()),
-                            sms_messages::claimed_until.eq(0),
-                            sms_messages::give_up_at.eq(give_up_at.micros()),
-                            sms_messages::gateway.eq(None::<String>),
-                            sms_messages::gateway_ref.eq(None::<String>),
-                            sms_messages::submitted_at.eq(None::<i64>),
-                            sms_messages::done_at.eq(None::<i64>),
+                            queued_columns!(m, &hold_key, now, give_up_at),
+                            (
+                                sms_messages::failure.eq(None::<String>),
+                                sms_messages::refunded.eq(false),
+                                sms_messages::attempts.eq(0),
+                                sms_messages::claimed_until.eq(0),
+                                sms_messages::gateway.eq(None::<String>),
+                                sms_messages::gateway_ref.eq(None::<String>),
+                                sms_messages::submitted_at.eq(None::<i64>),
+                                sms_messages::done_at.eq(None::<i64>),
+                            ),
                         ))
                         .execute(c)?;
                 } else {
-                    diesel::insert_into(sms_messages::table)
-                        .values((
-                            sms_messages::account_id.eq(account_id),
-                            sms_messages::kind.eq(m.kind.as_str()),
-                            sms_messages::uuid.eq(&m.uuid),
-                            sms_messages::number.eq(&m.number),
-                            sms_messages::content.eq(&m.content),
-                            sms_messages::encoding.eq(m.encoding.as_str()),
-                            sms_messages::segments
-                                .eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
-                            sms_messages::country.eq(&m.country),
-                            sms_messages::price.eq(m.price.units()),
-                            sms_messages::hold_key.eq(&hold_key),
-                            sms_messages::sender.eq(&m.sender),
-                            sms_messages::dbuuid.eq(&m.dbuuid),
-                            sms_messages::webhook_url.eq(&m.webhook_url),
-                            sms_messages::status.eq(SmsStatus::Queued.as_str()),
-                            sms_messages::next_attempt_at.eq(now.micros()),
-                            sms_messages::give_up_at.eq(give_up_at.micros()),
-                            sms_messages::created_at.eq(now.micros()),
-                        ))
-                        .execute(c)?;
+                    c.insert_message(account_id, m, hold_key.as_deref(), now, give_up_at)?;
                 }
                 outcomes.push(Queued::New);
             }
@@ -742,23 +732,7 @@ impl Store {
                 .set(values)
                 .execute(c)?;
             if let Some(m) = code_message {
-                diesel::insert_into(sms_messages::table)
-                    .values((
-                        sms_messages::account_id.eq(account_id),
-                        sms_messages::kind.eq(m.kind.as_str()),
-                        sms_messages::uuid.eq(&m.uuid),
-                        sms_messages::number.eq(&m.number),
-                        sms_messages::content.eq(&m.content),
-                        sms_messages::encoding.eq(m.encoding.as_str()),
-                        sms_messages::segments.eq(i32::try_from(m.segments).unwrap_or(i32::MAX)),
-                        sms_messages::country.eq(&m.country),
-                        sms_messages::price.eq(0),
-                        sms_messages::status.eq(SmsStatus::Queued.as_str()),
-                        sms_messages::next_attempt_at.eq(now.micros()),
-                        sms_messages::give_up_at.eq(now.plus_hours(1).micros()),
-                        sms_messages::created_at.eq(now.micros()),
-                    ))
-                    .execute(c)?;
+                c.insert_message(account_id, m, None, now, now.plus_hours(1))?;
             }
             Ok::<_, LedgerError>(())
         })
@@ -899,6 +873,14 @@ trait WriteSms {
     fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>>;
     /// A message still queued: its hold, report URL, database and uuid.
     fn queued_row(&mut self, id: Id) -> QueryResult<Option<PayingRow>>;
+    fn insert_message(
+        &mut self,
+        account_id: Id,
+        m: &NewSms,
+        hold_key: Option<&str>,
+        now: Timestamp,
+        give_up_at: Timestamp,
+    ) -> QueryResult<usize>;
 }
 
 macro_rules! due_sms_query {
@@ -935,6 +917,28 @@ macro_rules! pending_reports_query {
 
 macro_rules! shared_sms_writes {
     () => {
+        fn insert_message(
+            &mut self,
+            account_id: Id,
+            m: &NewSms,
+            hold_key: Option<&str>,
+            now: Timestamp,
+            give_up_at: Timestamp,
+        ) -> QueryResult<usize> {
+            diesel::insert_into(sms_messages::table)
+                .values((
+                    (
+                        sms_messages::account_id.eq(account_id),
+                        sms_messages::kind.eq(m.kind.as_str()),
+                        sms_messages::uuid.eq(&m.uuid),
+                        sms_messages::dbuuid.eq(&m.dbuuid),
+                        sms_messages::created_at.eq(now.micros()),
+                    ),
+                    queued_columns!(m, hold_key, now, give_up_at),
+                ))
+                .execute(self)
+        }
+
         fn queued_row(&mut self, id: Id) -> QueryResult<Option<PayingRow>> {
             sms_messages::table
                 .find(id)

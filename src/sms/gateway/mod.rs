@@ -84,6 +84,25 @@ pub struct Callback<'a> {
     pub body: &'a [u8],
 }
 
+impl Callback<'_> {
+    /// The callback's signature header; a missing or unreadable one is a bad signature.
+    pub fn signature(&self, header: &str) -> Result<&str, CallbackError> {
+        self.headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(CallbackError::BadSignature)
+    }
+
+    /// Checks `given` against `expected` in constant time.
+    pub fn check_signature(given: &str, expected: &str) -> Result<(), CallbackError> {
+        if crate::ledger::token::constant_time_eq(given, expected) {
+            Ok(())
+        } else {
+            Err(CallbackError::BadSignature)
+        }
+    }
+}
+
 /// Why a callback was not read. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {

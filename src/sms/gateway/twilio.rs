@@ -234,22 +234,13 @@ impl Gateway for TwilioGateway {
     }
 
     fn read_callback(&self, callback: &Callback<'_>) -> Result<Vec<Receipt>, CallbackError> {
-        let given = callback
-            .headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(CallbackError::BadSignature)?;
+        let given = callback.signature(SIGNATURE_HEADER)?;
         // A body that is not a form cannot carry a valid signature: 403, like one that
         // was tampered with.
         let params: Vec<(String, String)> =
             serde_urlencoded::from_bytes(callback.body).map_err(|_| CallbackError::BadSignature)?;
         let expected = signature(self.auth_token.expose(), callback.url, &params);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            given.as_bytes(),
-            expected.as_bytes(),
-        )) {
-            return Err(CallbackError::BadSignature);
-        }
+        Callback::check_signature(given, &expected)?;
         let param = |name: &str| {
             params
                 .iter()

@@ -177,18 +177,9 @@ impl Gateway for WebhookGateway {
     }
 
     fn read_callback(&self, callback: &Callback<'_>) -> Result<Vec<Receipt>, CallbackError> {
-        let given = callback
-            .headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(CallbackError::BadSignature)?;
+        let given = callback.signature(SIGNATURE_HEADER)?;
         let expected = signature(self.secret.expose(), callback.body);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            given.as_bytes(),
-            expected.as_bytes(),
-        )) {
-            return Err(CallbackError::BadSignature);
-        }
+        Callback::check_signature(given, &expected)?;
         let value: Value = serde_json::from_slice(callback.body)
             .map_err(|e| CallbackError::Invalid(format!("not JSON: {e}")))?;
         let posted: Vec<Posted> = match value {
