@@ -160,18 +160,14 @@ fn account_may_send(
     rules: &SmsRules,
     service: &Service,
     account: &Account,
+    registration: Option<&SmsRegistration>,
     dbuuid: Option<&str>,
 ) -> Result<bool, LedgerError> {
     if account.disabled {
         return Ok(false);
     }
-    if rules.require_registration {
-        let registered = store
-            .sms_registration(account.id)?
-            .is_some_and(|r| r.verified_at.is_some());
-        if !registered {
-            return Ok(false);
-        }
+    if rules.require_registration && registration.is_none_or(|r| r.verified_at.is_none()) {
+        return Ok(false);
     }
     super::contact::allowed(store, service, Some(account), dbuuid)
 }
@@ -210,16 +206,22 @@ pub fn send(
         return Ok(refuse_all(SendState::ServerError));
     };
     let account = store.find_account(service.id, call.token)?;
-    let may_send = match &account {
-        Some(account) => account_may_send(store, rules, &service, account, call.dbuuid)?,
-        None => false,
-    };
-    let sender = match &account {
-        Some(account) => store
-            .sms_registration(account.id)?
-            .and_then(|r| r.sender_name),
+    let registration = match &account {
+        Some(account) => store.sms_registration(account.id)?,
         None => None,
     };
+    let may_send = match &account {
+        Some(account) => account_may_send(
+            store,
+            rules,
+            &service,
+            account,
+            registration.as_ref(),
+            call.dbuuid,
+        )?,
+        None => false,
+    };
+    let sender = registration.and_then(|r| r.sender_name);
 
     // Each uuid's answer, in Odoo's order; the messages to queue carry their slot.
     let mut results: Vec<SendResult> = Vec::with_capacity(given);
