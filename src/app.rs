@@ -4,11 +4,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::alerts::{Mailer, Worker};
+use crate::alerts::Mailer;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::ledger::LedgerError;
 use crate::store::Store;
+use crate::workers::alerts::Worker;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,7 @@ pub struct Started {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The SMS worker, stopped gracefully: a message the gateway took while the sidecar
     /// was stopping must be recorded, or it would be sent again after the restart.
-    sms_worker: Option<(tokio::task::JoinHandle<()>, crate::sms::worker::Stop)>,
+    sms_worker: Option<(tokio::task::JoinHandle<()>, crate::workers::sms::Stop)>,
 }
 
 impl Started {
@@ -99,13 +100,13 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         public_url: public_url.clone(),
         sms: sms.clone(),
     };
-    let running = http::serve(state, listener).map_err(|source| StartError::Bind {
+    let running = http::serve(state, listener, routes).map_err(|source| StartError::Bind {
         addr: addr.to_string(),
         source,
     })?;
     let mut tasks = vec![
-        tokio::spawn(crate::sweeper::run(store.clone(), interval)),
-        tokio::spawn(crate::http::admin::databases::refresh_loop(
+        tokio::spawn(crate::workers::sweeper::run(store.clone(), interval)),
+        tokio::spawn(crate::workers::odoo_refresh::refresh_loop(
             store.clone(),
             Duration::from_secs(odoo.refresh_interval_secs),
             Duration::from_secs(odoo.timeout_secs),
@@ -119,12 +120,12 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
         && let Some(gateway) = sms.gateways.get(name)
     {
         let policy = crate::odoo::TargetPolicy::allowing(&odoo.allowed_hosts);
-        let stop = crate::sms::worker::Stop::new(
+        let stop = crate::workers::sms::Stop::new(
             sms.wake.clone(),
             Duration::from_secs(sms_settings.submit_timeout_secs.max(1) + 5),
         );
         let task = tokio::spawn(
-            crate::sms::worker::SmsWorker {
+            crate::workers::sms::SmsWorker {
                 store: store.clone(),
                 gateway: gateway.clone(),
                 gateway_name: name.clone(),
@@ -146,7 +147,7 @@ pub fn start_with_store(settings: Settings, store: Store) -> Result<Started, Sta
                     mailer,
                     settings: alerts,
                     public_url,
-                    keys: crate::portal::session::Keys::load(&portal, &store)?,
+                    keys: crate::pages::session::Keys::load(&portal, &store)?,
                 }
                 .run(),
             )),
@@ -240,4 +241,12 @@ pub fn open_store(settings: &Settings) -> Result<Store, LedgerError> {
         }
     }
     Ok(store)
+}
+
+/// Every face's routes, in the order they are matched.
+fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(crate::admin::scope())
+        .configure(crate::protocol::routes)
+        .configure(crate::portal::routes)
+        .configure(crate::console::routes);
 }

@@ -12,21 +12,22 @@ macro_rules! say {
     }};
 }
 
+pub mod admin;
 pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
 pub mod http;
-pub mod iap_rpc;
 pub mod ledger;
 pub mod odoo;
+pub mod pages;
 pub mod payments;
 pub mod portal;
-pub mod service_keys;
+pub mod protocol;
 pub mod sms;
 pub mod store;
-pub mod sweeper;
 pub mod telemetry;
 pub mod tls;
 pub mod usecase;
+pub mod workers;

@@ -8,7 +8,14 @@ use prometheus::{
 };
 
 use crate::ledger::LedgerError;
-use crate::store::PoolState;
+
+/// Connection pool figures, read when metrics are rendered.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+}
 
 /// Starts the log subscriber once; `filter` is a `tracing` filter such as `info`.
 pub fn init_logs(filter: &str) {

@@ -1,6 +1,6 @@
 //! What an alert says, in the recipient's language (French or English).
 
-use crate::portal::session::{AlertLink, Keys};
+use crate::pages::session::{AlertLink, Keys};
 use crate::store::AlertJob;
 
 /// How long an alert e-mail's link opens the portal, from the alert's creation.

@@ -4,7 +4,5 @@
 
 pub mod content;
 pub mod mailer;
-pub mod worker;
 
 pub use mailer::Mailer;
-pub use worker::{RoundReport, Worker};

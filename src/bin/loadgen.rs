@@ -209,8 +209,8 @@ fn setup(args: SetupArgs) -> Result<ExitCode, String> {
     check_database_local(settings.database.url.expose())?;
     let store = iap_sidecar::app::open_store(&settings).map_err(|e| format!("database: {e}"))?;
     let (service, key) = match store.service_by_name(&args.service) {
-        Ok(_) => iap_sidecar::service_keys::rotate(&store, &args.service),
-        Err(LedgerError::UnknownService(_)) => iap_sidecar::service_keys::create(
+        Ok(_) => iap_sidecar::usecase::service_keys::rotate(&store, &args.service),
+        Err(LedgerError::UnknownService(_)) => iap_sidecar::usecase::service_keys::create(
             &store,
             &NewService {
                 technical_name: args.service.clone(),

@@ -20,10 +20,10 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::ledger::token::random_hex;
 use crate::ledger::{Id, LedgerError};
+use crate::pages::i18n::Lang;
+use crate::pages::layout::{STYLE, encode};
+use crate::pages::session::LANG_COOKIE;
 use crate::payments::PaymentError;
-use crate::portal::i18n::Lang;
-use crate::portal::layout::{STYLE, encode};
-use crate::portal::session::LANG_COOKIE;
 use crate::portal::{Cx, Form, PortalError, harden, html_response};
 use crate::store::{ConsoleSession, Store};
 use texts::Texts;
@@ -537,7 +537,7 @@ async fn switch_language(req: HttpRequest) -> HttpResponse {
                     && !n.contains(['\\', '\r', '\n'])
             })
             .unwrap_or(PATH);
-        let cookie = crate::portal::session::set_cookie(
+        let cookie = crate::pages::session::set_cookie(
             LANG_COOKIE,
             lang.code(),
             "/",

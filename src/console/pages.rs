@@ -11,9 +11,9 @@ use maud::{Markup, html};
 use super::{Ccx, ConsoleError, Operator, path_id, path_text, respond, see_other};
 use crate::ledger::token::{AccountToken, random_hex, sha256_hex};
 use crate::ledger::{Credits, EntryKind, Id, LedgerError, Service, time::NEVER};
+use crate::pages::chart;
+use crate::pages::i18n::Lang;
 use crate::payments::{Confirmation, OrderStatus, PackInput, Price};
-use crate::portal::chart;
-use crate::portal::i18n::Lang;
 use crate::portal::{Form, html_response};
 use crate::store::{
     AccountFilter, AlertFilter, AuditRecord, GrantRequest, Idempotency, NewService, OrderFilter,
@@ -327,7 +327,7 @@ pub async fn create_service(req: HttpRequest, body: web::Bytes) -> HttpResponse 
             String::new(),
         );
         let (service, key) = c
-            .run(move |s| crate::service_keys::create_audited(s, &new, &line))
+            .run(move |s| crate::usecase::service_keys::create_audited(s, &new, &line))
             .await?;
         with_shown_key(&c, &op, &service.technical_name, &key).await
     })
@@ -347,7 +347,7 @@ pub async fn rotate_key(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             String::new(),
         );
         let (service, key) = c
-            .run(move |s| crate::service_keys::rotate_audited(s, &name, &line))
+            .run(move |s| crate::usecase::service_keys::rotate_audited(s, &name, &line))
             .await?;
         with_shown_key(&c, &op, &service.technical_name, &key).await
     })
@@ -673,7 +673,7 @@ pub async fn journal_csv(req: HttpRequest) -> HttpResponse {
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"journal-{id}.csv\""),
             ))
-            .streaming(crate::portal::csv::journal_stream(
+            .streaming(crate::pages::csv::journal_stream(
                 c.cx.state.store.clone(),
                 id,
             )))
@@ -974,7 +974,7 @@ pub async fn databases(req: HttpRequest) -> HttpResponse {
 }
 
 fn layout_encode(text: &str) -> String {
-    crate::portal::layout::encode(text)
+    crate::pages::layout::encode(text)
 }
 
 /// `POST /console/databases/{dbuuid}/refresh`: reads the database again now.
@@ -993,7 +993,7 @@ pub async fn refresh_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
             format!("database:{dbuuid}"),
             String::new(),
         );
-        let outcome = crate::http::admin::databases::refresh_database_audited(
+        let outcome = crate::admin::databases::refresh_database_audited(
             &c.cx.state.store,
             &dbuuid,
             timeout,

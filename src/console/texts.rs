@@ -1,6 +1,6 @@
 //! The console's texts in English and French (the portal's `Lang` picks them).
 
-use crate::portal::i18n::Lang;
+use crate::pages::i18n::Lang;
 
 /// Every text the console shows.
 pub struct Texts {

@@ -1,6 +1,9 @@
-//! The HTTP server: thin handlers that parse, call the store, and map the result.
+//! The HTTP plumbing every face shares: the server (limits, JSON/query/path error
+//! shapes, shutdown), the observing middleware, `/health` and `/metrics`, the shared
+//! state handlers reach, the per-client rate limiter and RFC 7807 problems. The faces
+//! themselves (protocol, portal, admin, webhook, console) are sibling rooms; `app` hands
+//! their routes to [`serve`].
 
-pub mod admin;
 mod middleware;
 pub mod problem;
 pub mod rate_limit;
@@ -57,8 +60,13 @@ pub struct Running {
     pub addr: SocketAddr,
 }
 
-/// Builds the server on an already-bound listener (port 0 in tests).
-pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running> {
+/// Builds the server on an already-bound listener (port 0 in tests), with the faces'
+/// routes that `routes` registers.
+pub fn serve(
+    state: AppState,
+    listener: TcpListener,
+    routes: fn(&mut web::ServiceConfig),
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let limit = state.settings.http.max_body_bytes;
     let shutdown = state.settings.http.shutdown_timeout_secs;
@@ -78,10 +86,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
             .wrap(actix_web::middleware::from_fn(middleware::observe))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
-            .service(admin::scope())
-            .configure(crate::iap_rpc::routes)
-            .configure(crate::portal::routes)
-            .configure(crate::console::routes)
+            .configure(routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

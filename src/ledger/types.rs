@@ -102,6 +102,22 @@ pub struct Recipient {
     pub lang_code: Option<String>,
 }
 
+impl Recipient {
+    /// A plausible single e-mail address (also checked by the portal's alert form).
+    pub fn plausible_email(email: &str) -> bool {
+        let Some((local, domain)) = email.split_once('@') else {
+            return false;
+        };
+        email.len() <= 254
+            && !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !email.contains(|c: char| c.is_whitespace() || c == ',' || c == '<' || c == '>')
+            && !domain.contains('@')
+    }
+}
+
 /// Credits that entered an account together (grant, top-up, trial).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Lot {

@@ -7,7 +7,6 @@
 //! becomes `credited`. Confirming again finds it credited and changes nothing. A pending
 //! order may be `cancelled`.
 
-pub mod cli;
 pub mod money;
 pub mod webhook;
 

@@ -4,12 +4,13 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use super::i18n::Lang;
-use super::session::{SESSION_COOKIE, Session};
-use super::{Cx, Form, PortalError, chart, csv, path_id, respond, see_other, session, with_cookie};
+use super::{Cx, Form, PortalError, path_id, respond, see_other, with_cookie};
 use crate::ledger::{
     Account, Balance, Credits, Hold, Id, JournalEntry, LedgerError, Lot, Recipient, Service,
 };
+use crate::pages::i18n::Lang;
+use crate::pages::session::{SESSION_COOKIE, Session};
+use crate::pages::{chart, csv, session};
 use crate::payments::{Order, OrderStatus, Pack};
 use crate::store::{AlertUpdate, OrderFilter};
 use crate::usecase::contact;
@@ -545,7 +546,7 @@ pub async fn save_alerts(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             .map(str::trim)
             .filter(|e| !e.is_empty())
         {
-            if !crate::iap_rpc::valid_email(email) {
+            if !crate::ledger::Recipient::plausible_email(email) {
                 return Err(PortalError::Invalid(lang.bad_email(email)));
             }
             if recipients
@@ -682,7 +683,7 @@ pub async fn order(req: HttpRequest) -> HttpResponse {
 
 /// `payments.checkout_url` with the order's values (each percent-encoded).
 fn checkout_link(template: &str, order: &Order) -> String {
-    let enc = super::layout::encode;
+    let enc = crate::pages::layout::encode;
     template
         .replace("{order}", &order.id.to_string())
         .replace("{reference}", &enc(&order.reference()))

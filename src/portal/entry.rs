@@ -11,11 +11,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::session::{SESSION_COOKIE, Session};
-use super::{Cx, Form, PageResult, PortalError, respond, see_other, session, with_cookie};
+use super::{Cx, Form, PageResult, PortalError, respond, see_other, with_cookie};
 use crate::http::AppState;
 use crate::ledger::token::AccountToken;
 use crate::ledger::{Account, Credits, Id, LedgerError};
+use crate::pages::session;
+use crate::pages::session::{SESSION_COOKIE, Session};
 use crate::usecase::contact::{self, Caller, Contact, Rules};
 
 /// At most this many tokens in one `/iap/services` link.

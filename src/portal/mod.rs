@@ -8,14 +8,9 @@
 //! a CSRF token derived from its session. Errors become readable pages with the right
 //! status, in one place ([`PortalError`] → [`error_page`]).
 
-pub mod chart;
-pub mod csv;
 mod customer;
 mod entry;
-pub mod i18n;
-pub(crate) mod layout;
 mod provider;
-pub mod session;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -24,12 +19,13 @@ use maud::{Markup, html};
 
 use crate::http::AppState;
 use crate::ledger::{LedgerError, Timestamp};
+use crate::pages::i18n::Lang;
+use crate::pages::layout::{self, Chrome};
+use crate::pages::session;
+use crate::pages::session::{Keys, LANG_COOKIE, SESSION_COOKIE, Session};
 use crate::payments::PaymentError;
 use crate::store::Store;
 use crate::usecase::contact::ContactError;
-use i18n::Lang;
-use layout::Chrome;
-use session::{Keys, LANG_COOKIE, SESSION_COOKIE, Session};
 
 /// Per-worker portal state: the signing keys, loaded on first use.
 #[derive(Default)]

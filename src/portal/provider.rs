@@ -5,13 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use super::session::{LOGIN_COOKIE, PROVIDER_COOKIE, ProviderSession};
-use super::{
-    Cx, Form, PortalError, html_response, layout, path_id, respond, see_other, session, with_cookie,
-};
+use super::{Cx, Form, PortalError, html_response, path_id, respond, see_other, with_cookie};
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::random_hex;
 use crate::ledger::{Credits, Service, Timestamp};
+use crate::pages::session::{LOGIN_COOKIE, PROVIDER_COOKIE, ProviderSession};
+use crate::pages::{layout, session};
 use crate::payments::{Pack, PackInput, Price};
 use crate::store::DatabaseUsage;
 
@@ -190,13 +189,17 @@ async fn provider_post(
     Ok((session, service, form))
 }
 
-fn credits_field(form: &Form, name: &str, lang: super::i18n::Lang) -> Result<Credits, PortalError> {
+fn credits_field(
+    form: &Form,
+    name: &str,
+    lang: crate::pages::i18n::Lang,
+) -> Result<Credits, PortalError> {
     let raw = form.get(name).unwrap_or("");
     Credits::parse_exact(&raw.replace(',', "."))
         .map_err(|_| PortalError::Invalid(lang.bad_amount(raw)))
 }
 
-fn pack_input(form: &Form, lang: super::i18n::Lang) -> Result<PackInput, PortalError> {
+fn pack_input(form: &Form, lang: crate::pages::i18n::Lang) -> Result<PackInput, PortalError> {
     let price = Price::parse(
         form.get("price").unwrap_or(""),
         form.get("currency").unwrap_or(""),
@@ -457,7 +460,7 @@ pub async fn rotate_key(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let (_, service, _) = provider_post(&cx, &body).await?;
         let name = service.technical_name.clone();
         let (service, key) = cx
-            .run(move |s| crate::service_keys::rotate(s, &name))
+            .run(move |s| crate::usecase::service_keys::rotate(s, &name))
             .await?;
         let id = service.id;
         let since = Timestamp(cx.now().micros() - 30 * MICROS_PER_DAY);

@@ -9,4 +9,3 @@ pub mod gateway;
 pub mod number;
 pub mod status;
 pub mod text;
-pub mod worker;

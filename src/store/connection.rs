@@ -12,6 +12,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseSettings;
 use crate::ledger::LedgerError;
+use crate::telemetry::PoolState;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -36,14 +37,6 @@ pub(crate) enum Pool {
         Arc<Mutex<()>>,
     ),
     Pg(r2d2::Pool<ConnectionManager<PgConnection>>),
-}
-
-/// Pool figures for metrics.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-pub struct PoolState {
-    pub connections: u32,
-    pub idle: u32,
-    pub max: u32,
 }
 
 /// Per-connection SQLite settings (pragmas are per connection, except WAL).

@@ -22,10 +22,11 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 
+pub use crate::telemetry::PoolState;
 pub use admin::AdminToken;
 pub use alerts::{AlertFilter, AlertJob, AlertStatus};
 pub use catalog::{AccountFilter, NewService};
-pub use connection::{Backend, PoolState};
+pub use connection::Backend;
 pub use console::{
     AdminTokenInfo, AuditLine, AuditRecord, AuditWith, ConsoleSession, Overview, Totals,
 };

@@ -3,4 +3,5 @@
 //! shape; the rules about who may do what live here, not in the faces nor in `store`.
 
 pub mod contact;
+pub mod service_keys;
 pub mod sms;

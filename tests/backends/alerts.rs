@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use iap_sidecar::alerts::{Mailer, RoundReport, Worker};
+use iap_sidecar::alerts::Mailer;
 use iap_sidecar::config::{AlertSettings, Secret, Settings, SmtpSettings};
 use iap_sidecar::ledger::token::AccountToken;
 use iap_sidecar::ledger::{Account, Credits, Id, Recipient};
 use iap_sidecar::store::{AlertFilter, AlertUpdate, Store};
+use iap_sidecar::workers::alerts::{RoundReport, Worker};
 use libtest_mimic::Failed;
 use serde_json::{Value, json};
 
@@ -306,7 +307,7 @@ fn worker(store: Store, smtp: SmtpSettings, batch: i64) -> Worker {
             ..AlertSettings::default()
         },
         public_url: "https://iap.example.org".into(),
-        keys: iap_sidecar::portal::session::Keys::new("alert links of the alert tests, 32+"),
+        keys: iap_sidecar::pages::session::Keys::new("alert links of the alert tests, 32+"),
     }
 }
 

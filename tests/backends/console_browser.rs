@@ -8,8 +8,8 @@
 use fantoccini::{Client, ClientBuilder, Locator};
 use iap_sidecar::ledger::token::AccountToken;
 use iap_sidecar::ledger::{Credits, Id};
+use iap_sidecar::pages::i18n::Lang;
 use iap_sidecar::payments::OrderStatus;
-use iap_sidecar::portal::i18n::Lang;
 use libtest_mimic::Failed;
 use serde_json::json;
 

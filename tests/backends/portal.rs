@@ -152,8 +152,8 @@ pub fn portal_access_rules(backend: &Backend) -> Result<(), Failed> {
     assert_ne!(json, widened, "payload layout: {json}");
     let forged = format!("{}.{tag}", hex::encode(&widened));
     let other_key = {
-        let keys = iap_sidecar::portal::session::Keys::new("an attacker's key of 32+ characters");
-        let s: iap_sidecar::portal::session::Session =
+        let keys = iap_sidecar::pages::session::Keys::new("an attacker's key of 32+ characters");
+        let s: iap_sidecar::pages::session::Session =
             serde_json::from_str(&widened).expect("session");
         keys.seal_session(&s)
     };

@@ -15,7 +15,7 @@ use iap_sidecar::store::AccountFilter;
 use crate::rpc::Sidecar;
 use crate::support::{Backend, audit_clean};
 
-/// Protocol routes (src/iap_rpc/mod.rs).
+/// Protocol routes (src/protocol/mod.rs).
 const ROUTES: &[&str] = &[
     "/iap/1/authorize",
     "/iap/1/capture",

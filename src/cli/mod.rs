@@ -1,5 +1,7 @@
 //! The operator's command line.
 
+mod payments;
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -9,8 +11,8 @@ use crate::app::{self, StartError};
 use crate::config::{Settings, redact_url};
 use crate::ledger::token::AccountToken;
 use crate::ledger::{Credits, EntryKind, LedgerError, Timestamp, time::NEVER};
-use crate::service_keys;
 use crate::store::{AlertFilter, GrantRequest, NewService, Revocation, Store};
+use crate::usecase::service_keys;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,10 +57,10 @@ pub enum Command {
     Alerts(AlertsCommand),
     /// Credit packs sold on the portal.
     #[command(subcommand)]
-    Pack(crate::payments::cli::PackCommand),
+    Pack(payments::PackCommand),
     /// Portal orders: list, confirm a payment (credits the account), cancel.
     #[command(subcommand)]
-    Order(crate::payments::cli::OrderCommand),
+    Order(payments::OrderCommand),
     /// SQLite: write a consistent copy of the database to PATH while the service runs,
     /// then check it (PostgreSQL: use pg_dump).
     Backup {
@@ -227,8 +229,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Credit(cmd) => credit(&app::open_store(&settings)?, cmd),
         Command::Account(cmd) => account(&app::open_store(&settings)?, cmd),
         Command::AdminToken(cmd) => admin_token(&app::open_store(&settings)?, cmd),
-        Command::Pack(cmd) => crate::payments::cli::pack(&app::open_store(&settings)?, cmd),
-        Command::Order(cmd) => crate::payments::cli::order(&app::open_store(&settings)?, cmd),
+        Command::Pack(cmd) => payments::pack(&app::open_store(&settings)?, cmd),
+        Command::Order(cmd) => payments::order(&app::open_store(&settings)?, cmd),
         Command::Backup { path } => backup(&settings, &path),
         Command::Restore { path, force } => restore(&settings, &path, force),
         Command::RegistrationSecret(cmd) => registration_secret(&app::open_store(&settings)?, cmd),

@@ -2,9 +2,9 @@
 
 use clap::Subcommand;
 
-use super::{Confirmation, OrderStatus, PackInput, PaymentError, Price};
-use crate::cli::CliError;
+use super::CliError;
 use crate::ledger::{Credits, Id};
+use crate::payments::{Confirmation, OrderStatus, PackInput, PaymentError, Price};
 use crate::store::{OrderFilter, Store};
 
 #[derive(Subcommand, Debug)]
@@ -58,7 +58,7 @@ impl From<PaymentError> for CliError {
     }
 }
 
-fn print_order(o: &super::Order) -> std::io::Result<()> {
+fn print_order(o: &crate::payments::Order) -> std::io::Result<()> {
     say!(
         "#{} {:<9} account {} · {} · {} credits · {} · ordered {}{}",
         o.id,

@@ -6,8 +6,8 @@ use super::Admin;
 use super::dto::{NewServiceBody, ServiceDatabases, ServiceDto, ServiceWithKey};
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
-use crate::service_keys;
 use crate::store::NewService;
+use crate::usecase::service_keys;
 
 /// Lists every service.
 #[utoipa::path(get, path = "/api/v1/services", tag = "services",

@@ -208,8 +208,8 @@ mod fast {
     use serde_json::Value;
 
     use super::{AuthorizeRequest, CloseRequest, RpcError};
-    use crate::iap_rpc::Ctx;
     use crate::ledger::LedgerError;
+    use crate::protocol::Ctx;
     use crate::usecase::contact;
 
     type Answer = Option<Result<Value, RpcError>>;

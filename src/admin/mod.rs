@@ -21,8 +21,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::AppState;
-use super::problem::{ApiError, Problem};
+use crate::http::AppState;
+use crate::http::problem::{ApiError, Problem};
 use crate::store::AdminToken;
 
 /// An authenticated admin caller.

@@ -114,23 +114,9 @@ pub fn accounts_information(ctx: &Ctx, map: Map<String, Value>) -> Result<Value,
     Ok(Value::Object(out))
 }
 
-/// A plausible single e-mail address (also checked by the portal's alert form).
-pub(crate) fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    email.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.contains(|c: char| c.is_whitespace() || c == ',' || c == '<' || c == '>')
-        && !domain.contains('@')
-}
-
 fn recipient(email: &str, lang_code: Option<&str>) -> Result<Recipient, RpcError> {
     let email = email.trim();
-    if !valid_email(email) {
+    if !Recipient::plausible_email(email) {
         return Err(RpcError::Invalid(format!(
             "{email:?} is not an e-mail address"
         )));

@@ -14,7 +14,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
-pub(crate) use client::valid_email;
 pub use error::{RpcError, Shortfall};
 use params::Params;
 

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use super::content::render;
-use super::mailer::Mailer;
+use crate::alerts::content::render;
+use crate::alerts::mailer::Mailer;
 use crate::config::AlertSettings;
 use crate::ledger::{LedgerError, Timestamp};
-use crate::portal::session::Keys;
+use crate::pages::session::Keys;
 use crate::store::{AlertJob, Store};
 
 /// What one round did.

@@ -18,13 +18,13 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::gateway::{Gateway, Outgoing, SubmitError};
-use super::status::Failure;
-use crate::alerts::worker::{backoff, blocking};
 use crate::config::SmsSettings;
 use crate::ledger::{LedgerError, Timestamp};
+use crate::sms::gateway::{Gateway, Outgoing, SubmitError};
+use crate::sms::status::Failure;
 use crate::store::Store;
 use crate::store::sms::{ReportJob, SmsJob};
+use crate::workers::alerts::{backoff, blocking};
 
 /// Reports older than this are dropped.
 const REPORT_GIVE_UP_MICROS: i64 = crate::ledger::time::MICROS_PER_DAY;
