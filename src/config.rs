@@ -1,31 +1,12 @@
 //! Settings: built-in defaults, then an optional TOML file (`--config PATH` or
 //! `IAP_SIDECAR_CONFIG`), then environment variables `IAP_SIDECAR__SECTION__KEY`.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// A value that must never reach a log or a terminal.
-#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use crate::secret::Secret;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -660,5 +641,47 @@ mod tests {
             "postgres://iap:***@db:5432/iap"
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn gateways_load_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sidecar.toml");
+        std::fs::write(
+            &path,
+            r#"
+[sms]
+gateway = "smsc"
+[sms.gateways.smsc]
+kind = "smpp"
+host = "127.0.0.1"
+port = 2775
+system_id = "iapsidecar"
+password = "secret12"
+[sms.gateways.twilio]
+kind = "twilio"
+account_sid = "AC0123456789abcdef0123456789abcdef"
+auth_token = "f00dfeedf00dfeedf00dfeedf00dfeed"
+from = "+15005550006"
+api_base = "http://127.0.0.1:9"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&path)).unwrap();
+        match &settings.sms.gateways["smsc"] {
+            crate::sms::gateway::GatewaySettings::Smpp(s) => {
+                assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 2775));
+                assert_eq!((s.timeout_secs, s.enquire_link_secs), (10, 30));
+                assert_eq!(format!("{:?}", s.password), "[redacted]");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &settings.sms.gateways["twilio"] {
+            crate::sms::gateway::GatewaySettings::Twilio(s) => {
+                assert_eq!(s.from.as_deref(), Some("+15005550006"));
+                assert_eq!(s.messaging_service_sid, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

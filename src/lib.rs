@@ -25,6 +25,7 @@ pub mod pages;
 pub mod payments;
 pub mod portal;
 pub mod protocol;
+pub mod secret;
 pub mod sms;
 pub mod store;
 pub mod telemetry;

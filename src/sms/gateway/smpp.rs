@@ -27,7 +27,7 @@ use super::{
     Callback, CallbackError, Context, Gateway, Outgoing, Receipt, ReceiptSink, SubmitError,
     Submitted,
 };
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::sms::status::{Delivery, Failure};
 use crate::sms::text::Encoding;
 
@@ -1352,53 +1352,5 @@ mod tests {
                 ..
             })
         ));
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
-    use crate::config::Settings;
-    use crate::sms::gateway::GatewaySettings;
-
-    #[test]
-    fn gateways_load_from_the_config_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sidecar.toml");
-        std::fs::write(
-            &path,
-            r#"
-[sms]
-gateway = "smsc"
-[sms.gateways.smsc]
-kind = "smpp"
-host = "127.0.0.1"
-port = 2775
-system_id = "iapsidecar"
-password = "secret12"
-[sms.gateways.twilio]
-kind = "twilio"
-account_sid = "AC0123456789abcdef0123456789abcdef"
-auth_token = "f00dfeedf00dfeedf00dfeedf00dfeed"
-from = "+15005550006"
-api_base = "http://127.0.0.1:9"
-"#,
-        )
-        .unwrap();
-        let settings = Settings::load(Some(&path)).unwrap();
-        match &settings.sms.gateways["smsc"] {
-            GatewaySettings::Smpp(s) => {
-                assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 2775));
-                assert_eq!((s.timeout_secs, s.enquire_link_secs), (10, 30));
-                assert_eq!(format!("{:?}", s.password), "[redacted]");
-            }
-            other => panic!("{other:?}"),
-        }
-        match &settings.sms.gateways["twilio"] {
-            GatewaySettings::Twilio(s) => {
-                assert_eq!(s.from.as_deref(), Some("+15005550006"));
-                assert_eq!(s.messaging_service_sid, None);
-            }
-            other => panic!("{other:?}"),
-        }
     }
 }

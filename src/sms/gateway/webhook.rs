@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::{Callback, CallbackError, Context, Gateway, Outgoing, Receipt, SubmitError, Submitted};
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::sms::status::{Delivery, Failure};
 
 /// `[sms.gateways.NAME]` with `kind = "webhook"`.
