@@ -6,16 +6,16 @@ use maud::{Markup, html};
 
 use super::{Cx, Form, PortalError, path_id, respond, see_other, with_cookie};
 use crate::ledger::{
-    Account, Balance, Credits, Hold, Id, JournalEntry, LedgerError, Lot, Recipient, Service,
+    Account, Balance, Credits, Id, JournalEntry, LedgerError, Recipient, Service,
 };
 use crate::pages::i18n::Lang;
 use crate::pages::session::{SESSION_COOKIE, Session};
 use crate::pages::{chart, csv, session};
 use crate::payments::{Order, OrderStatus, Pack};
-use crate::store::{AlertUpdate, OrderFilter};
+use crate::store::AlertUpdate;
+use crate::usecase::account::{self, AccountView};
 use crate::usecase::contact;
 
-use crate::ledger::time::MICROS_PER_DAY;
 /// Journal lines per page.
 const PAGE: i64 = 25;
 /// At most this many alert recipients (as through the protocol).
@@ -117,25 +117,6 @@ pub async fn services(req: HttpRequest) -> HttpResponse {
     .await
 }
 
-/// Everything the account page shows, read in one go.
-struct AccountView {
-    account: Account,
-    service: Service,
-    balance: Balance,
-    lots: Vec<Lot>,
-    holds: Vec<Hold>,
-    journal: Vec<JournalEntry>,
-    more: bool,
-    daily: Vec<(i64, Credits)>,
-    packs: Vec<Pack>,
-    orders: Vec<Order>,
-    trial_available: bool,
-    /// Companies the account is restricted to in Odoo (when its database is registered).
-    companies: Vec<String>,
-    /// SMS per day, for the SMS service's accounts.
-    sms: Option<Vec<crate::store::sms::SmsDay>>,
-}
-
 /// The pack to preselect for an operation that lacked `needed` credits: the smallest
 /// one that covers it, else the largest.
 pub fn preselect(packs: &[Pack], needed: Option<Credits>) -> Option<Id> {
@@ -167,59 +148,17 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
             .and_then(|c| Credits::parse_exact(c).ok())
             .filter(|c| !c.is_zero());
         let (account, service) = session_account(&cx, &session, id).await?;
-        let today = cx.now().micros().div_euclid(MICROS_PER_DAY);
-        let first_day = today - range + 1;
-        let sms_service = cx.state.sms.rules.service.clone();
+        let request = account::ViewRequest {
+            range_days: range,
+            before,
+            page: PAGE,
+            orders: 10,
+            sms_service: cx.state.sms.rules.service.clone(),
+        };
         let view = cx
-            .run(move |s| {
-                let now = s.now();
-                let balance = s.balance(id)?;
-                let lots = s
-                    .lots(id)?
-                    .into_iter()
-                    .filter(|l| l.expires_at > now)
-                    .collect();
-                let holds = s
-                    .open_holds(id)?
-                    .into_iter()
-                    .filter(|h| h.expires_at > now)
-                    .collect();
-                let mut journal = s.journal(id, before, PAGE + 1)?;
-                let more = journal.len() as i64 > PAGE;
-                journal.truncate(PAGE as usize);
-                let daily =
-                    s.daily_consumption(id, crate::ledger::Timestamp(first_day * MICROS_PER_DAY))?;
-                let packs = s.packs(service.id, true).map_err(PortalError::from)?;
-                let orders = s
-                    .orders(&OrderFilter {
-                        account_id: Some(id),
-                        status: None,
-                        limit: 10,
-                        offset: 0,
-                    })
-                    .map_err(PortalError::from)?;
-                let trial_available = contact::trial_offered(s, &service, Some(&account), None)?;
-                let companies = s.account_companies(&account)?;
-                let sms = (service.technical_name == sms_service)
-                    .then(|| s.sms_days(id, range))
-                    .transpose()?;
-                Ok::<_, PortalError>(AccountView {
-                    account,
-                    service,
-                    balance,
-                    lots,
-                    holds,
-                    journal,
-                    more,
-                    daily,
-                    packs,
-                    orders,
-                    trial_available,
-                    companies,
-                    sms,
-                })
-            })
+            .run(move |s| account::view(s, account, service, &request).map_err(PortalError::from))
             .await?;
+        let first_day = view.first_day;
         let csrf = cx.keys.csrf_token(&session.nonce);
         let body = account_body(
             &cx,

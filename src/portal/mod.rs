@@ -161,6 +161,16 @@ impl From<PaymentError> for PortalError {
     }
 }
 
+impl From<crate::usecase::account::ViewError> for PortalError {
+    fn from(e: crate::usecase::account::ViewError) -> Self {
+        use crate::usecase::account::ViewError;
+        match e {
+            ViewError::Ledger(e) => e.into(),
+            ViewError::Payment(e) => e.into(),
+        }
+    }
+}
+
 impl PortalError {
     fn status(&self) -> StatusCode {
         match self {

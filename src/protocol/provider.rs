@@ -6,43 +6,18 @@ use serde_json::{Map, Value};
 use super::error::{RpcError, Shortfall};
 use super::{Ctx, params};
 use crate::ledger::token::AccountToken;
-use crate::ledger::{Credits, LedgerError, Service};
-use crate::usecase::contact::{self, Caller, Contact, ContactError};
+use crate::usecase::charge::{self, Authorization, ChargeError, Settlement};
 
 /// Odoo's default hold lifetime (180 days), used when a provider sends no `ttl`.
 const DEFAULT_TTL_HOURS: i64 = 4320;
-
-fn service_for_key(ctx: &Ctx, key: &str) -> Result<Service, RpcError> {
-    ctx.store
-        .service_by_key_cached(key)?
-        .ok_or_else(|| RpcError::Access("invalid service key".into()))
-}
 
 pub(super) fn account_token(raw: &str) -> Result<AccountToken, RpcError> {
     AccountToken::from_raw(raw)
         .ok_or_else(|| RpcError::Invalid("account_token must be 1-128 characters".into()))
 }
 
-fn shortfall(ctx: &Ctx, service: &Service, needed: Credits, trial: bool) -> RpcError {
-    RpcError::InsufficientCredit(Shortfall {
-        needed,
-        service_name: service.technical_name.clone(),
-        trial,
-        base_url: ctx.credit_url(),
-    })
-}
-
 /// An authorize request, checked (the full and the fast path read it the same way).
-struct AuthorizeRequest {
-    key: String,
-    token: AccountToken,
-    credit: Credits,
-    description: Option<String>,
-    ttl: i64,
-    dbuuid: Option<String>,
-}
-
-fn authorize_request(map: Map<String, Value>) -> Result<AuthorizeRequest, RpcError> {
+fn authorize_request(map: Map<String, Value>) -> Result<Authorization, RpcError> {
     let p = params(
         map,
         &[
@@ -70,36 +45,28 @@ fn authorize_request(map: Map<String, Value>) -> Result<AuthorizeRequest, RpcErr
             "ttl must be at least 1 hour, not {ttl}"
         )));
     }
-    Ok(AuthorizeRequest {
+    Ok(Authorization {
         key,
         token,
         credit,
         description,
-        ttl,
+        ttl_hours: ttl,
         dbuuid: p.opt_text("dbuuid", 64)?.map(str::to_owned),
     })
 }
 
-/// A capture or cancel request, checked.
-struct CloseRequest {
-    key: String,
-    transaction: String,
-    /// `credit_to_capture` (capture only).
-    amount: Option<Credits>,
-}
-
-fn capture_request(map: Map<String, Value>) -> Result<CloseRequest, RpcError> {
+fn capture_request(map: Map<String, Value>) -> Result<Settlement, RpcError> {
     let p = params(map, &["token", "key", "credit_to_capture"])?;
-    Ok(CloseRequest {
+    Ok(Settlement {
         key: p.text("key", 256)?.to_owned(),
         transaction: p.text("token", 256)?.to_owned(),
         amount: p.opt_credits("credit_to_capture")?,
     })
 }
 
-fn cancel_request(map: Map<String, Value>) -> Result<CloseRequest, RpcError> {
+fn cancel_request(map: Map<String, Value>) -> Result<Settlement, RpcError> {
     let p = params(map, &["token", "key"])?;
-    Ok(CloseRequest {
+    Ok(Settlement {
         key: p.text("key", 256)?.to_owned(),
         transaction: p.text("token", 256)?.to_owned(),
         amount: None,
@@ -119,146 +86,43 @@ pub(super) enum Call {
 
 impl Call {
     pub(super) async fn run(self, ctx: Ctx, map: Map<String, Value>) -> Result<Value, RpcError> {
-        match self {
+        let outcome = match self {
             Call::Authorize => {
                 let r = authorize_request(map)?;
-                if let Some(answer) = fast::authorize(&ctx, &r).await {
-                    return answer;
-                }
-                super::blocking(move || authorize(&ctx, &r)).await
+                charge::authorize(&ctx.store, &ctx.rules, r)
+                    .await
+                    .map(Value::String)
             }
-            Call::Capture => {
-                let r = capture_request(map)?;
-                if let Some(answer) = fast::capture(&ctx, &r).await {
-                    return answer;
-                }
-                super::blocking(move || capture(&ctx, &r)).await
-            }
-            Call::Cancel => {
-                let r = cancel_request(map)?;
-                if let Some(answer) = fast::cancel(&ctx, &r).await {
-                    return answer;
-                }
-                super::blocking(move || cancel(&ctx, &r)).await
-            }
-        }
+            Call::Capture => charge::capture(&ctx.store, capture_request(map)?)
+                .await
+                .map(|()| Value::Bool(true)),
+            Call::Cancel => charge::cancel(&ctx.store, cancel_request(map)?)
+                .await
+                .map(|()| Value::Bool(true)),
+        };
+        outcome.map_err(|e| refusal(&ctx, e))
     }
 }
 
-/// Reserves credits; answers the transaction token. The provider's key makes this an
-/// authenticated contact: it may open the account and fix its database.
-fn authorize(ctx: &Ctx, r: &AuthorizeRequest) -> Result<Value, RpcError> {
-    let service = service_for_key(ctx, &r.key)?;
-    let c = Contact {
-        caller: Caller::Provider,
-        service: &service,
-        token: &r.token,
-        dbuuid: r.dbuuid.as_deref(),
-        wants: Some(r.credit),
-    };
-    let account = match contact::contact(&ctx.store, &ctx.rules, &c) {
-        Ok(Some(account)) => account,
-        // A provider always gets an account or a refusal; `None` would be a broken rule.
-        Ok(None) => return Err(RpcError::Unavailable),
-        Err(ContactError::Insufficient { needed, trial }) => {
-            return Err(shortfall(ctx, &service, needed, trial));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let description = r.description.as_deref();
-    match ctx
-        .store
-        .authorize(account.id, r.credit, r.ttl, description)
-    {
-        Ok((_, transaction, _)) => Ok(Value::String(transaction)),
-        Err(LedgerError::InsufficientCredit { needed, .. }) => {
-            let trial = contact::trial_offered(&ctx.store, &service, Some(&account), None)?;
-            Err(shortfall(ctx, &service, needed, trial))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Consumes a hold (`credit_to_capture`, or all of it); idempotent.
-fn capture(ctx: &Ctx, r: &CloseRequest) -> Result<Value, RpcError> {
-    let service = service_for_key(ctx, &r.key)?;
-    match ctx
-        .store
-        .capture(&r.transaction, r.amount, Some(service.id))
-    {
-        Ok(_) => Ok(Value::Bool(true)),
-        Err(LedgerError::InsufficientCredit { needed, .. }) => {
-            Err(shortfall(ctx, &service, needed, false))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Releases a hold; idempotent.
-fn cancel(ctx: &Ctx, r: &CloseRequest) -> Result<Value, RpcError> {
-    let service = service_for_key(ctx, &r.key)?;
-    ctx.store.cancel(&r.transaction, Some(service.id))?;
-    Ok(Value::Bool(true))
-}
-
-/// What a provider call can be answered with from memory: `None` when something it needs
-/// before the ledger (service key, account, database access, trial) is not known there,
-/// or when the ledger's refusal needs the database to be told.
-mod fast {
-    use serde_json::Value;
-
-    use super::{AuthorizeRequest, CloseRequest, RpcError};
-    use crate::ledger::LedgerError;
-    use crate::protocol::Ctx;
-    use crate::usecase::contact;
-
-    type Answer = Option<Result<Value, RpcError>>;
-
-    /// The ledger refused: insufficient credit needs the full path (its error names the
-    /// trial offer, read from the database), which runs the call again; a refused call
-    /// changed nothing.
-    fn ledger_refusal(e: LedgerError) -> Answer {
-        match e {
-            LedgerError::InsufficientCredit { .. } => None,
-            e => Some(Err(e.into())),
-        }
-    }
-
-    pub async fn authorize(ctx: &Ctx, r: &AuthorizeRequest) -> Answer {
-        let store = &ctx.store;
-        let service = store.remembered_service(&r.key)?;
-        let account = contact::remembered(store, &service, &r.token, r.dbuuid.as_deref())?;
-        let description = r.description.as_deref();
-        match store
-            .authorize_async(account.id, r.credit, r.ttl, description)
-            .await
-        {
-            Ok((_, transaction, _)) => Some(Ok(Value::String(transaction))),
-            Err(e) => ledger_refusal(e),
-        }
-    }
-
-    pub async fn capture(ctx: &Ctx, r: &CloseRequest) -> Answer {
-        let service = ctx.store.remembered_service(&r.key)?;
-        match ctx
-            .store
-            .capture_async(&r.transaction, r.amount, Some(service.id))
-            .await
-        {
-            Ok(_) => Some(Ok(Value::Bool(true))),
-            Err(e) => ledger_refusal(e),
-        }
-    }
-
-    pub async fn cancel(ctx: &Ctx, r: &CloseRequest) -> Answer {
-        let service = ctx.store.remembered_service(&r.key)?;
-        match ctx
-            .store
-            .cancel_async(&r.transaction, Some(service.id))
-            .await
-        {
-            Ok(_) => Some(Ok(Value::Bool(true))),
-            Err(e) => ledger_refusal(e),
+/// A refused charge in the protocol's words.
+fn refusal(ctx: &Ctx, e: ChargeError) -> RpcError {
+    match e {
+        ChargeError::UnknownKey => RpcError::Access("invalid service key".into()),
+        ChargeError::Insufficient {
+            service,
+            needed,
+            trial,
+        } => RpcError::InsufficientCredit(Shortfall {
+            needed,
+            service_name: service,
+            trial,
+            base_url: ctx.credit_url(),
+        }),
+        ChargeError::Contact(e) => e.into(),
+        ChargeError::Ledger(e) => e.into(),
+        ChargeError::Lost(e) => {
+            tracing::error!(error = %e, "provider call failed");
+            RpcError::Unavailable
         }
     }
 }
