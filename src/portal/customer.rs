@@ -15,6 +15,7 @@ use crate::payments::{Order, OrderStatus, Pack};
 use crate::store::AlertUpdate;
 use crate::usecase::account::{self, AccountView};
 use crate::usecase::contact;
+use crate::usecase::purchase;
 
 /// Journal lines per page.
 const PAGE: i64 = 25;
@@ -447,16 +448,15 @@ pub async fn create_order(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let rules = contact::Rules::from_settings(&cx.state.settings.limits);
         let order = cx
             .run(move |s| {
-                // Paid, the order binds an account without a database to the session's.
-                let db = contact::purchase_database(
+                purchase::place_order(
                     s,
                     &rules,
                     &service,
                     &account,
+                    pack_id,
                     session.dbuuid.as_deref(),
-                )?;
-                s.create_order_from(id, pack_id, db.as_deref())
-                    .map_err(PortalError::from)
+                )
+                .map_err(PortalError::from)
             })
             .await?;
         Ok(see_other(&format!("/portal/orders/{}", order.id)))

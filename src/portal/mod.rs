@@ -171,6 +171,16 @@ impl From<crate::usecase::account::ViewError> for PortalError {
     }
 }
 
+impl From<crate::usecase::purchase::PurchaseError> for PortalError {
+    fn from(e: crate::usecase::purchase::PurchaseError) -> Self {
+        use crate::usecase::purchase::PurchaseError;
+        match e {
+            PurchaseError::Contact(e) => e.into(),
+            PurchaseError::Payment(e) => e.into(),
+        }
+    }
+}
+
 impl PortalError {
     fn status(&self) -> StatusCode {
         match self {

@@ -5,5 +5,6 @@
 pub mod account;
 pub mod charge;
 pub mod contact;
+pub mod purchase;
 pub mod service_keys;
 pub mod sms;
