@@ -5,9 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
 use super::{Cx, Form, PortalError, path_id, respond, see_other, with_cookie};
-use crate::ledger::{
-    Account, Balance, Credits, Id, JournalEntry, LedgerError, Recipient, Service,
-};
+use crate::ledger::{Account, Balance, Credits, Id, JournalEntry, LedgerError, Recipient, Service};
 use crate::pages::i18n::Lang;
 use crate::pages::session::{SESSION_COOKIE, Session};
 use crate::pages::{chart, csv, session};

@@ -67,7 +67,11 @@ impl From<LedgerError> for ChargeError {
 
 /// Holds `a.credit` on the account of `a.token` for the service of `a.key`; answers the
 /// transaction token.
-pub async fn authorize(store: &Store, rules: &Rules, a: Authorization) -> Result<String, ChargeError> {
+pub async fn authorize(
+    store: &Store,
+    rules: &Rules,
+    a: Authorization,
+) -> Result<String, ChargeError> {
     if let Some(answer) = authorize_remembered(store, &a).await {
         return answer;
     }
@@ -92,13 +96,11 @@ pub async fn capture(store: &Store, s: Settlement) -> Result<(), ChargeError> {
         let service = service_for_key(&store, &s.key)?;
         match store.capture(&s.transaction, s.amount, Some(service.id)) {
             Ok(_) => Ok(()),
-            Err(LedgerError::InsufficientCredit { needed, .. }) => {
-                Err(ChargeError::Insufficient {
-                    service: service.technical_name,
-                    needed,
-                    trial: false,
-                })
-            }
+            Err(LedgerError::InsufficientCredit { needed, .. }) => Err(ChargeError::Insufficient {
+                service: service.technical_name,
+                needed,
+                trial: false,
+            }),
             Err(e) => Err(e.into()),
         }
     })
@@ -141,7 +143,11 @@ async fn authorize_remembered(
     }
 }
 
-fn authorize_in_full(store: &Store, rules: &Rules, a: &Authorization) -> Result<String, ChargeError> {
+fn authorize_in_full(
+    store: &Store,
+    rules: &Rules,
+    a: &Authorization,
+) -> Result<String, ChargeError> {
     let service = service_for_key(store, &a.key)?;
     let c = Contact {
         caller: Caller::Provider,

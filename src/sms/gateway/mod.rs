@@ -1,7 +1,7 @@
 //! The `Gateway` interface: how a message leaves for the operator's SMS provider and how
 //! the provider's receipts come back.
 //!
-//! The outbox worker (`sms::worker`) calls [`Gateway::submit`] once per due message; the
+//! The outbox worker (`workers::sms`) calls [`Gateway::submit`] once per due message; the
 //! answer decides the message's fate:
 //! - `Ok(Submitted)`: the provider took it; the credits are consumed and Odoo is told
 //!   `sent`. Its reference (`gateway_ref`) ties later receipts to the message.
