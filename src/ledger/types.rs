@@ -5,6 +5,8 @@ use super::{Credits, Timestamp};
 /// Stored ids are 64-bit integers on both backends.
 pub type Id = i64;
 
+/// An enum stored and shown as fixed words (`as_str`, `parse`, `Display`, serde in
+/// snake case); extra derives go in the attributes (e.g. `#[derive(utoipa::ToSchema)]`).
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -28,6 +30,7 @@ macro_rules! text_enum {
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum! {
     /// Lifecycle of a hold: open until captured, cancelled or expired.

@@ -54,35 +54,10 @@ impl PackInput {
     }
 }
 
-macro_rules! order_status {
-    ($($variant:ident => $text:literal),+ $(,)?) => {
-        /// Where an order stands.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum OrderStatus { $($variant),+ }
-
-        impl OrderStatus {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($text => Some(Self::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
-order_status! {
-    Pending => "pending",
-    Paid => "paid",
-    Credited => "credited",
-    Cancelled => "cancelled",
-}
-
-impl std::fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+crate::ledger::text_enum! {
+    /// Where an order stands.
+    #[derive(utoipa::ToSchema)]
+    OrderStatus { Pending => "pending", Paid => "paid", Credited => "credited", Cancelled => "cancelled" }
 }
 
 /// A customer's purchase of one pack for one account.
