@@ -1,5 +1,6 @@
-//! [`LedgerRepo`] for both backends: one body of diesel DSL, compiled once per connection
-//! type, so the queries are type-checked against SQLite and PostgreSQL alike.
+//! [`HoldRepo`] and [`LedgerRepo`] for both backends: one body of diesel DSL, compiled
+//! once per connection type, so the queries are type-checked against SQLite and
+//! PostgreSQL alike.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -7,14 +8,14 @@ use diesel::sqlite::SqliteConnection;
 
 use super::rows::{AccountRow, AllocationRow, HoldRow, LotRow, convert, credits};
 use super::schema::{accounts, alert_outbox, hold_allocations, holds, journal, lots};
-use crate::ledger::repo::{LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
+use crate::ledger::repo::{HoldRepo, LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
 use crate::ledger::{
     Account, Allocation, Credits, Hold, HoldStatus, Id, JournalEntry, Lot, Timestamp,
 };
 
 macro_rules! impl_ledger_repo {
     ($conn:ty) => {
-        impl LedgerRepo for $conn {
+        impl HoldRepo for $conn {
             fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
                 // An UPDATE takes the row lock on PostgreSQL (held to commit) and reads the
                 // row in the same round trip; SQLite is already locked by BEGIN IMMEDIATE.
@@ -156,21 +157,6 @@ macro_rules! impl_ledger_repo {
                 Ok(())
             }
 
-            fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id> {
-                diesel::insert_into(lots::table)
-                    .values((
-                        lots::account_id.eq(lot.account_id),
-                        lots::amount.eq(lot.amount.units()),
-                        lots::remaining.eq(lot.amount.units()),
-                        lots::expires_at.eq(lot.expires_at.micros()),
-                        lots::origin.eq(lot.origin.as_str()),
-                        lots::reference.eq(lot.reference),
-                        lots::created_at.eq(lot.created_at.micros()),
-                    ))
-                    .returning(lots::id)
-                    .get_result(self)
-            }
-
             fn insert_hold(&mut self, hold: NewHold<'_>) -> RepoResult<Hold> {
                 diesel::insert_into(holds::table)
                     .values((
@@ -240,6 +226,23 @@ macro_rules! impl_ledger_repo {
                     ))
                     .execute(self)?;
                 Ok(())
+            }
+        }
+
+        impl LedgerRepo for $conn {
+            fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id> {
+                diesel::insert_into(lots::table)
+                    .values((
+                        lots::account_id.eq(lot.account_id),
+                        lots::amount.eq(lot.amount.units()),
+                        lots::remaining.eq(lot.amount.units()),
+                        lots::expires_at.eq(lot.expires_at.micros()),
+                        lots::origin.eq(lot.origin.as_str()),
+                        lots::reference.eq(lot.reference),
+                        lots::created_at.eq(lot.created_at.micros()),
+                    ))
+                    .returning(lots::id)
+                    .get_result(self)
             }
 
             fn journal_balance_at(

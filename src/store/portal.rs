@@ -16,7 +16,7 @@ use super::schema::{
 };
 use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::ops::{self, Grant};
-use crate::ledger::repo::LedgerRepo;
+use crate::ledger::repo::{HoldRepo, LedgerRepo};
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::random_hex;
 use crate::ledger::{

@@ -8,7 +8,7 @@ use super::rows::{AccountRow, ServiceRow, convert};
 use super::schema::{accounts, service_databases, services, trial_grants};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{self, Grant, GrantOutcome};
-use crate::ledger::repo::LedgerRepo;
+use crate::ledger::repo::HoldRepo;
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::AccountToken;
 use crate::ledger::{

@@ -642,7 +642,7 @@ impl Worker {
     }
 }
 
-fn run_op<C: crate::ledger::repo::LedgerRepo>(repo: &mut Overlay<'_, C>, job: &Job) -> Reply {
+fn run_op<C: crate::ledger::repo::HoldRepo>(repo: &mut Overlay<'_, C>, job: &Job) -> Reply {
     let now = job.now;
     match &job.op {
         Op::Authorize {

@@ -10,7 +10,7 @@ use diesel::sqlite::SqliteConnection;
 
 use super::overlay::WriteSet;
 use super::state::{AccountState, Cache};
-use crate::ledger::repo::{LedgerRepo, NewAlert, RepoResult};
+use crate::ledger::repo::{HoldRepo, NewAlert, RepoResult};
 use crate::ledger::{Account, Allocation, Credits, Hold, HoldStatus, Id, Timestamp};
 use crate::store::rows::{AccountRow, HoldRow, LotRow, convert};
 use crate::store::schema::{accounts, holds, lots};
@@ -65,7 +65,7 @@ impl Flush {
     }
 }
 
-pub(crate) trait EngineSql: LedgerRepo + Sized {
+pub(crate) trait EngineSql: HoldRepo + Sized {
     /// Locks the accounts until commit (in id order) and returns their versions; ids that
     /// do not exist are left out.
     fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>>;
