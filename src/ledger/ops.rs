@@ -229,11 +229,7 @@ fn settle_input<R: HoldRepo>(
     })
 }
 
-fn lock<R: HoldRepo>(
-    repo: &mut R,
-    account_id: Id,
-    now: Timestamp,
-) -> Result<Locked, LedgerError> {
+fn lock<R: HoldRepo>(repo: &mut R, account_id: Id, now: Timestamp) -> Result<Locked, LedgerError> {
     let account = repo
         .lock_account(account_id)
         .map_err(LedgerError::from_account_lookup)?;

@@ -6,6 +6,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
+use super::accounts::{NO_CHANGE, update_account};
 use super::rows::{AccountRow, AllocationRow, HoldRow, LotRow, convert, credits};
 use super::schema::{accounts, alert_outbox, hold_allocations, holds, journal, lots};
 use crate::ledger::repo::{HoldRepo, LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
@@ -19,8 +20,7 @@ macro_rules! impl_ledger_repo {
             fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
                 // An UPDATE takes the row lock on PostgreSQL (held to commit) and reads the
                 // row in the same round trip; SQLite is already locked by BEGIN IMMEDIATE.
-                diesel::update(accounts::table.find(id))
-                    .set(accounts::lock_version.eq(accounts::lock_version + 1))
+                update_account(accounts::table.find(id), NO_CHANGE)
                     .returning(AccountRow::as_returning())
                     .get_result::<AccountRow>(self)?
                     .try_into()
@@ -37,15 +37,17 @@ macro_rules! impl_ledger_repo {
             }
 
             fn save_account_totals(&mut self, a: &Account) -> RepoResult<()> {
-                diesel::update(accounts::table.find(a.id))
-                    .set((
+                update_account(
+                    accounts::table.find(a.id),
+                    (
                         accounts::balance.eq(a.balance.units()),
                         accounts::reserved.eq(a.reserved.units()),
                         accounts::last_seq.eq(a.last_seq),
                         accounts::updated_at.eq(a.updated_at.micros()),
                         accounts::alert_armed.eq(a.alert_armed),
-                    ))
-                    .execute(self)?;
+                    ),
+                )
+                .execute(self)?;
                 Ok(())
             }
 
