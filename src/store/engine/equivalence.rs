@@ -7,12 +7,12 @@
 //! balance of every account and every row of the accounts, lots, holds, allocations,
 //! journal and alert outbox must be the same after each step.
 //!
-//! Seeds: a fixed set, plus `IAP_SIDECAR_OVERLAY_SEEDS` (comma-separated) to replay or add
-//! some, and `IAP_SIDECAR_OVERLAY_RANDOM_SEEDS=N` for N more from the clock. A failure
-//! names its seed and step. PostgreSQL runs with `IAP_SIDECAR_TEST_PG_URL` (a role with
+//! Seeds: a fixed set; `IAP_SIDECAR_OVERLAY_SEEDS` (comma-separated) runs those instead,
+//! to replay a failure; `IAP_SIDECAR_OVERLAY_RANDOM_SEEDS=N` adds N more drawn from the
+//! clock (printed). A failure names its seed and step. PostgreSQL runs with `IAP_SIDECAR_TEST_PG_URL` (a role with
 //! CREATEDB), and fails when it is missing under `CI=true`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -392,8 +392,12 @@ struct Generator {
     now: i64,
     accounts: Vec<Id>,
     services: Vec<Id>,
-    /// Tokens handed out, with the amount asked.
+    /// Tokens of the holds authorized so far, with their amounts: a caller learns a
+    /// hold's token only from the committed answer to its authorize, so a capture or
+    /// cancel never names a hold of its own batch.
     tokens: Vec<(String, i64)>,
+    /// Authorize calls made, to name their tokens.
+    issued: usize,
     disabled: Vec<bool>,
 }
 
@@ -408,17 +412,15 @@ impl Generator {
         }
     }
 
-    /// One engine operation; a capture or cancel names a hold authorized in an earlier
-    /// step (`known` tokens), never in its own batch: a caller learns a hold's token only
-    /// from the committed answer to its authorize.
-    fn op(&mut self, known: usize) -> Op {
+    /// One engine operation.
+    fn op(&mut self) -> Op {
         let roll = self.rng.below(100);
         let service_id = if self.rng.percent(10) {
             Some(*self.rng.pick(&self.services))
         } else {
             None
         };
-        if roll < 45 || known == 0 {
+        if roll < 45 || self.tokens.is_empty() {
             let amount = if self.rng.percent(3) {
                 0
             } else {
@@ -429,8 +431,8 @@ impl Generator {
             } else {
                 self.now + self.rng.range(MINUTE, 3 * HOUR)
             };
-            let token_hash = format!("s{:x}-t{}", self.seed, self.tokens.len());
-            self.tokens.push((token_hash.clone(), amount));
+            let token_hash = format!("s{:x}-t{}", self.seed, self.issued);
+            self.issued += 1;
             return Op::Authorize {
                 account_id: *self.rng.pick(&self.accounts),
                 amount: Credits::from_units(amount).unwrap_or(Credits::ZERO),
@@ -442,7 +444,7 @@ impl Generator {
         let token_hash = if self.rng.percent(8) {
             format!("s{:x}-unknown{}", self.seed, self.rng.below(1000))
         } else {
-            self.rng.pick(&self.tokens[..known]).0.clone()
+            self.rng.pick(&self.tokens).0.clone()
         };
         if roll < 75 {
             let asked = self
@@ -484,29 +486,28 @@ impl Generator {
         match roll {
             0..12 | 30..100 => {
                 let n = self.rng.range(1, 8);
-                let known = self.tokens.len();
                 let ops = (0..n)
                     .map(|_| {
                         self.now += self.rng.range(0, 3) * 1_000_000;
-                        (self.op(known), Timestamp(self.now))
+                        (self.op(), Timestamp(self.now))
                     })
                     .collect();
                 Step::Batch(ops)
             }
-            12..22 => Step::Grant {
+            12..24 => Step::Grant {
                 account_id,
-                amount: self.rng.range(50, 600),
+                amount: self.rng.range(100, 1500),
                 expires_at: self.lot_expiry(),
                 now,
             },
-            22..26 => Step::Sweep { account_id, now },
+            24..27 => Step::Sweep { account_id, now },
             _ => {
                 let i = self
                     .accounts
                     .iter()
                     .position(|a| *a == account_id)
                     .unwrap_or(0);
-                self.disabled[i] = !self.disabled[i] && self.rng.percent(60);
+                self.disabled[i] = !self.disabled[i] && self.rng.percent(40);
                 Step::Disable {
                     account_id,
                     disabled: self.disabled[i],
@@ -559,8 +560,29 @@ fn job(op: Op, now: Timestamp) -> Job {
     }
 }
 
+/// How many answers of each kind the SQL side gave, to show what the sequences reached.
+type Tally = BTreeMap<String, usize>;
+
+fn kind(reply: &Reply) -> String {
+    match reply {
+        Ok(Output::Authorized(..)) => "authorized".into(),
+        Ok(Output::Closed(c)) if c.replayed => format!("{} (replayed)", c.hold.status.as_str()),
+        Ok(Output::Closed(c)) => c.hold.status.as_str().into(),
+        Err(e) => {
+            let debug = format!("{e:?}");
+            let end = debug.find([' ', '(', '{']).unwrap_or(debug.len());
+            format!("refused {}", &debug[..end])
+        }
+    }
+}
+
 /// Runs one seed's sequence on both sides; the first difference is the error.
-fn run_seed<C: TestConn>(s: &mut Sides<'_, C>, seed: u64, backend: &str) -> Result<(), String> {
+fn run_seed<C: TestConn>(
+    s: &mut Sides<'_, C>,
+    seed: u64,
+    backend: &str,
+    tally: &mut Tally,
+) -> Result<(), String> {
     let fail = |step: usize, what: &str, detail: String| {
         format!(
             "overlay ≠ SQL on {backend}, seed {seed} (replay: IAP_SIDECAR_OVERLAY_SEEDS={seed}), \
@@ -575,6 +597,7 @@ fn run_seed<C: TestConn>(s: &mut Sides<'_, C>, seed: u64, backend: &str) -> Resu
         accounts: Vec::new(),
         services: Vec::new(),
         tokens: Vec::new(),
+        issued: 0,
         disabled: vec![false; ACCOUNTS],
     };
     for name in ["a", "b"] {
@@ -678,6 +701,25 @@ fn run_seed<C: TestConn>(s: &mut Sides<'_, C>, seed: u64, backend: &str) -> Resu
         let (sql_rows, sql_tokens) = s.sql.snapshot(&ids).map_err(db)?;
         let (engine_rows, engine_tokens) = s.outside.snapshot(&ids).map_err(db)?;
         if let Some((sql, engine)) = answers {
+            if sql.len() != engine.len() {
+                return Err(fail(
+                    i,
+                    &what,
+                    format!(
+                        "{} answers from SQL, {} from the engine",
+                        sql.len(),
+                        engine.len()
+                    ),
+                ));
+            }
+            *tally.entry("batches".into()).or_default() += 1;
+            for reply in &sql {
+                *tally.entry(kind(reply)).or_default() += 1;
+                if let Ok(Output::Authorized(hold, _)) = reply {
+                    g.tokens
+                        .push((hold.token_hash.clone(), hold.amount.units()));
+                }
+            }
             for (k, (x, y)) in sql.iter().zip(&engine).enumerate() {
                 let (x, y) = (show_reply(x, &sql_tokens), show_reply(y, &engine_tokens));
                 if x != y {
@@ -726,9 +768,12 @@ fn run_seed<C: TestConn>(s: &mut Sides<'_, C>, seed: u64, backend: &str) -> Resu
     Ok(())
 }
 
-fn seeds() -> Vec<u64> {
+/// The seeds to run, and whether they were chosen through the environment.
+fn seeds() -> (Vec<u64>, bool) {
     let mut seeds = FIXED_SEEDS.to_vec();
+    let mut chosen = false;
     if let Ok(list) = std::env::var("IAP_SIDECAR_OVERLAY_SEEDS") {
+        chosen = true;
         seeds = list
             .split(',')
             .filter_map(|s| s.trim().parse().ok())
@@ -746,7 +791,7 @@ fn seeds() -> Vec<u64> {
         eprintln!("overlay ≡ SQL: random seed {seed}");
         seeds.push(seed);
     }
-    seeds
+    (seeds, chosen)
 }
 
 fn settings(url: String) -> DatabaseSettings {
@@ -769,7 +814,8 @@ fn run_all(sql: Pool, engine: Pool, backend: &str) -> Result<(), String> {
         Arc::new(Counters::default()),
         Instant::now(),
     );
-    let seeds = seeds();
+    let (seeds, chosen) = seeds();
+    let mut tally = Tally::new();
     match (&sql, &engine) {
         (Pool::Sqlite(a, _), Pool::Sqlite(b, _)) => {
             let mut a = a.get().map_err(|e| e.to_string())?;
@@ -780,7 +826,7 @@ fn run_all(sql: Pool, engine: Pool, backend: &str) -> Result<(), String> {
                 outside: &mut *b,
             };
             for seed in seeds {
-                run_seed(&mut sides, seed, backend)?;
+                run_seed(&mut sides, seed, backend, &mut tally)?;
             }
         }
         (Pool::Pg(a), Pool::Pg(b)) => {
@@ -792,10 +838,35 @@ fn run_all(sql: Pool, engine: Pool, backend: &str) -> Result<(), String> {
                 outside: &mut *b,
             };
             for seed in seeds {
-                run_seed(&mut sides, seed, backend)?;
+                run_seed(&mut sides, seed, backend, &mut tally)?;
             }
         }
         _ => return Err("the two sides are on different backends".into()),
+    }
+    eprintln!("overlay ≡ SQL on {backend}: {tally:?}");
+    // The fixed seeds reach every answer an operation can give: a change that stops them
+    // doing so weakens the test, and is caught here.
+    let expected = [
+        "authorized",
+        "captured",
+        "captured (replayed)",
+        "cancelled",
+        "cancelled (replayed)",
+        "expired (replayed)",
+        "refused InsufficientCredit",
+        "refused UnknownHold",
+        "refused HoldExpired",
+        "refused HoldClosed",
+        "refused WrongService",
+        "refused Disabled",
+        "refused InvalidExpiry",
+    ];
+    let missed: Vec<&str> = expected
+        .into_iter()
+        .filter(|k| !tally.contains_key(*k))
+        .collect();
+    if !chosen && !missed.is_empty() {
+        return Err(format!("the fixed seeds no longer reach {missed:?}"));
     }
     Ok(())
 }
