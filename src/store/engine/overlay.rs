@@ -1,7 +1,9 @@
 //! [`HoldRepo`] over the engine's memory: the ledger operations of `ledger::ops` that take
-//! a `HoldRepo` run unchanged against it, reading what the cache holds and recording their writes for one
-//! flush per batch. Each operation can be undone on its own, so a refused operation
-//! leaves neither memory nor the batch's writes changed.
+//! a `HoldRepo` run unchanged against it, reading what the cache holds and recording their
+//! writes for one flush per batch. Each operation can be undone on its own, so a refused
+//! operation leaves neither memory nor the batch's writes changed. Its queries answer as
+//! the SQL ones do (same filters, same order); the overlay ≡ SQL test in `equivalence.rs`
+//! holds the two equal.
 
 use std::collections::{BTreeSet, HashMap};
 
