@@ -1,7 +1,8 @@
 //! The credit ledger: every rule about money, and nothing about HTTP or SQL.
 //!
-//! Operations are written once against [`repo::LedgerRepo`], which the store implements
-//! for each database backend inside one write transaction that has locked one account.
+//! Operations are written once against [`repo::HoldRepo`] and [`repo::LedgerRepo`], which
+//! the store implements for each database backend inside one write transaction that has
+//! locked one account (and the ledger engine's overlay implements `HoldRepo` in memory).
 
 pub mod credits;
 pub mod error;

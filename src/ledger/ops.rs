@@ -1,7 +1,7 @@
 //! Ledger operations. Each runs inside one database transaction and touches one account:
 //! lock it, settle what time did to it, apply the operation, save its totals.
 
-use super::repo::{LedgerRepo, NewAlert, NewHold, NewLot};
+use super::repo::{HoldRepo, LedgerRepo, NewAlert, NewHold, NewLot};
 use super::settle::{Movement, SettleInput, Settlement, settle};
 use super::{
     Account, Allocation, Balance, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry,
@@ -44,7 +44,7 @@ impl Locked {
     }
 
     /// Appends a journal entry and moves the running balance with it.
-    fn append<R: LedgerRepo>(
+    fn append<R: HoldRepo>(
         &mut self,
         repo: &mut R,
         m: Movement,
@@ -77,7 +77,7 @@ impl Locked {
 
     /// Returns credits from a closing hold to their lot, or expires them at once when the
     /// lot has expired meanwhile.
-    fn release<R: LedgerRepo>(
+    fn release<R: HoldRepo>(
         &mut self,
         repo: &mut R,
         lot: &Lot,
@@ -104,7 +104,7 @@ impl Locked {
 
     /// Reserves `r.amount` in a new hold until `expires_at`, drawn from the lots; the
     /// caller checked that the credits are available.
-    fn reserve<R: LedgerRepo>(
+    fn reserve<R: HoldRepo>(
         &mut self,
         repo: &mut R,
         r: &HoldRequest<'_>,
@@ -133,7 +133,7 @@ impl Locked {
     }
 
     /// Takes `amount` from unexpired lots, earliest expiry then oldest first.
-    fn draw<R: LedgerRepo>(
+    fn draw<R: HoldRepo>(
         &mut self,
         repo: &mut R,
         amount: Credits,
@@ -163,7 +163,7 @@ impl Locked {
     /// under it while armed; a top-up that lifts the account back over re-arms it, also
     /// while alerts are off (threshold 0 or "warn me" unset), so turning them back on
     /// later finds the alert armed.
-    fn watch_threshold<R: LedgerRepo>(&mut self, repo: &mut R) -> Result<(), LedgerError> {
+    fn watch_threshold<R: HoldRepo>(&mut self, repo: &mut R) -> Result<(), LedgerError> {
         let settings = &self.account.alerts;
         let threshold = settings.threshold;
         let after = self.available();
@@ -189,7 +189,7 @@ impl Locked {
         Ok(())
     }
 
-    fn save<R: LedgerRepo>(mut self, repo: &mut R) -> Result<Account, LedgerError> {
+    fn save<R: HoldRepo>(mut self, repo: &mut R) -> Result<Account, LedgerError> {
         self.watch_threshold(repo)?;
         self.account.updated_at = self.now;
         repo.save_account_totals(&self.account)?;
@@ -206,7 +206,7 @@ fn figures(account: &Account) -> Balance {
 }
 
 /// Loads what settlement needs for `account` at `now`.
-fn settle_input<R: LedgerRepo>(
+fn settle_input<R: HoldRepo>(
     repo: &mut R,
     account_id: Id,
     now: Timestamp,
@@ -229,11 +229,7 @@ fn settle_input<R: LedgerRepo>(
     })
 }
 
-fn lock<R: LedgerRepo>(
-    repo: &mut R,
-    account_id: Id,
-    now: Timestamp,
-) -> Result<Locked, LedgerError> {
+fn lock<R: HoldRepo>(repo: &mut R, account_id: Id, now: Timestamp) -> Result<Locked, LedgerError> {
     let account = repo
         .lock_account(account_id)
         .map_err(LedgerError::from_account_lookup)?;
@@ -250,7 +246,7 @@ fn lock<R: LedgerRepo>(
     Ok(locked)
 }
 
-fn persist_settlement<R: LedgerRepo>(
+fn persist_settlement<R: HoldRepo>(
     repo: &mut R,
     locked: &mut Locked,
     s: Settlement,
@@ -273,7 +269,7 @@ fn persist_settlement<R: LedgerRepo>(
 }
 
 /// Closes what expired on the account up to `now` (the sweeper's job).
-pub fn settle_account<R: LedgerRepo>(
+pub fn settle_account<R: HoldRepo>(
     repo: &mut R,
     account_id: Id,
     now: Timestamp,
@@ -358,7 +354,7 @@ pub fn grant<R: LedgerRepo>(
 
 /// Locks an account that is to take holds until `expires_at`: refused when it is
 /// disabled or the holds would expire at once.
-fn lock_to_hold<R: LedgerRepo>(
+fn lock_to_hold<R: HoldRepo>(
     repo: &mut R,
     account_id: Id,
     expires_at: Timestamp,
@@ -377,7 +373,7 @@ fn lock_to_hold<R: LedgerRepo>(
 }
 
 /// Reserves `amount` for a provider until `expires_at`.
-pub fn authorize<R: LedgerRepo>(
+pub fn authorize<R: HoldRepo>(
     repo: &mut R,
     account_id: Id,
     amount: Credits,
@@ -419,7 +415,7 @@ pub struct HoldRequest<'a> {
 /// one lock and one settlement of the account (a batch of SMS costs one account write,
 /// not one per message). A request the account cannot cover any more is answered `None`
 /// and the next ones are still tried: a cheaper one may fit.
-pub fn authorize_each<R: LedgerRepo>(
+pub fn authorize_each<R: HoldRepo>(
     repo: &mut R,
     account_id: Id,
     requests: &[HoldRequest<'_>],
@@ -441,7 +437,7 @@ pub fn authorize_each<R: LedgerRepo>(
 }
 
 /// Finds an open-or-closed hold and locks its account; checks the service when given.
-fn lock_hold<R: LedgerRepo>(
+fn lock_hold<R: HoldRepo>(
     repo: &mut R,
     token_hash: &str,
     service_id: Option<Id>,
@@ -463,7 +459,7 @@ fn lock_hold<R: LedgerRepo>(
 /// Consumes `amount` of a hold (all of it when `None`): less releases the rest, more
 /// draws the difference from the available credits. Capturing a captured hold with the
 /// same amount is a no-op.
-pub fn capture<R: LedgerRepo>(
+pub fn capture<R: HoldRepo>(
     repo: &mut R,
     token_hash: &str,
     amount: Option<Credits>,
@@ -533,7 +529,7 @@ pub fn capture<R: LedgerRepo>(
 }
 
 /// Closes an open hold whose credits were consumed or given back, and saves the account.
-fn close<R: LedgerRepo>(
+fn close<R: HoldRepo>(
     repo: &mut R,
     mut locked: Locked,
     hold: &Hold,
@@ -554,7 +550,7 @@ fn close<R: LedgerRepo>(
 
 /// Releases a hold. Cancelling a cancelled or expired hold is a no-op (nothing was
 /// charged either way); cancelling a captured one is refused.
-pub fn cancel<R: LedgerRepo>(
+pub fn cancel<R: HoldRepo>(
     repo: &mut R,
     token_hash: &str,
     service_id: Option<Id>,
@@ -590,7 +586,7 @@ pub fn cancel<R: LedgerRepo>(
 
 /// Balance figures at `now`, counting what has expired even if not yet settled.
 /// Read-only: takes no lock and writes nothing.
-pub fn balance<R: LedgerRepo>(
+pub fn balance<R: HoldRepo>(
     repo: &mut R,
     account_id: Id,
     now: Timestamp,

@@ -1,7 +1,15 @@
-//! What the ledger needs from storage, implemented by `store` for each backend.
+//! What the ledger needs from storage, in two traits:
+//!
+//! - [`HoldRepo`]: what settlement, authorize, capture, cancel and the balance read need
+//!   (one account's row, its open holds, the lots they draw on, appending to its journal).
+//!   Implemented by the SQL store for each backend and by the ledger engine's in-memory
+//!   overlay, which runs those operations in batches.
+//! - [`LedgerRepo`]: the rest of the ledger, which only the SQL store implements: creating
+//!   lots (grants) and reading past balances. An operation that needs these takes a
+//!   `LedgerRepo`, so handing it the overlay does not compile.
 //!
 //! Every method runs inside the caller's transaction; write operations call
-//! [`LedgerRepo::lock_account`] first so that concurrent writers of one account queue.
+//! [`HoldRepo::lock_account`] first so that concurrent writers of one account queue.
 
 use super::{
     Account, Allocation, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry, Lot, Timestamp,
@@ -38,7 +46,10 @@ pub struct NewAlert<'a> {
     pub created_at: Timestamp,
 }
 
-pub trait LedgerRepo {
+/// Storage for the operations that run in the ledger engine's batches (see the module
+/// documentation); every operation of `ledger::ops` but [`super::ops::grant`] and
+/// [`super::ops::balance_at`] needs only this.
+pub trait HoldRepo {
     /// Locks the account row for the rest of the transaction and returns it.
     fn lock_account(&mut self, id: Id) -> RepoResult<Account>;
     fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>>;
@@ -63,7 +74,6 @@ pub trait LedgerRepo {
     fn drawable_lots(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Lot>>;
     fn lots_by_id(&mut self, ids: &[Id]) -> RepoResult<Vec<Lot>>;
     fn set_lot_remaining(&mut self, lot_id: Id, remaining: Credits) -> RepoResult<()>;
-    fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id>;
 
     fn insert_hold(&mut self, hold: NewHold<'_>) -> RepoResult<Hold>;
     fn find_hold(&mut self, token_hash: &str) -> RepoResult<Option<Hold>>;
@@ -77,6 +87,12 @@ pub trait LedgerRepo {
     ) -> RepoResult<()>;
 
     fn insert_journal(&mut self, entry: &JournalEntry) -> RepoResult<()>;
+}
+
+/// The whole ledger's storage: [`HoldRepo`] plus what grants and history reads need,
+/// which run in their own transactions on the database (never in an engine batch).
+pub trait LedgerRepo: HoldRepo {
+    fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id>;
     /// `balance_after` of the newest entry in effect at `at`, if any.
     fn journal_balance_at(&mut self, account_id: Id, at: Timestamp) -> RepoResult<Option<Credits>>;
 }

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use super::accounts::update_account;
 use super::console::{AuditRecord, write_audit_record};
 use super::rows::{AccountRow, HoldRow, JournalRow, LotRow, ServiceRow, convert};
 use super::schema::{accounts, holds, journal, lots, services};
@@ -287,15 +288,15 @@ impl Store {
                 .first::<AccountRow>(c)?;
             let learn_dbuuid = row.dbuuid.is_none() && dbuuid.is_some();
             if row.disabled != token.is_disabled() || learn_dbuuid {
-                diesel::update(accounts::table.find(row.id))
-                    .set((
+                update_account(
+                    accounts::table.find(row.id),
+                    (
                         accounts::disabled.eq(token.is_disabled()),
                         accounts::dbuuid.eq(row.dbuuid.as_deref().or(dbuuid)),
-                        // The ledger engine keeps accounts in memory: tell it to reload.
-                        accounts::lock_version.eq(accounts::lock_version + 1),
-                    ))
-                    .returning(AccountRow::as_returning())
-                    .get_result::<AccountRow>(c)
+                    ),
+                )
+                .returning(AccountRow::as_returning())
+                .get_result::<AccountRow>(c)
             } else {
                 Ok(row)
             }

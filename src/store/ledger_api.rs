@@ -7,7 +7,7 @@ use super::engine::{Op, Output};
 use super::schema::{accounts, hold_allocations, holds, idempotency_keys, journal, lots};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{self, CloseOutcome, GrantOutcome};
-use crate::ledger::repo::LedgerRepo;
+use crate::ledger::repo::HoldRepo;
 use crate::ledger::token::transaction_key;
 use crate::ledger::{Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp};
 use crate::telemetry::METRICS;

@@ -1,25 +1,26 @@
-//! [`LedgerRepo`] for both backends: one body of diesel DSL, compiled once per connection
-//! type, so the queries are type-checked against SQLite and PostgreSQL alike.
+//! [`HoldRepo`] and [`LedgerRepo`] for both backends: one body of diesel DSL, compiled
+//! once per connection type, so the queries are type-checked against SQLite and
+//! PostgreSQL alike.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
+use super::accounts::{NO_CHANGE, update_account};
 use super::rows::{AccountRow, AllocationRow, HoldRow, LotRow, convert, credits};
 use super::schema::{accounts, alert_outbox, hold_allocations, holds, journal, lots};
-use crate::ledger::repo::{LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
+use crate::ledger::repo::{HoldRepo, LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
 use crate::ledger::{
     Account, Allocation, Credits, Hold, HoldStatus, Id, JournalEntry, Lot, Timestamp,
 };
 
 macro_rules! impl_ledger_repo {
     ($conn:ty) => {
-        impl LedgerRepo for $conn {
+        impl HoldRepo for $conn {
             fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
                 // An UPDATE takes the row lock on PostgreSQL (held to commit) and reads the
                 // row in the same round trip; SQLite is already locked by BEGIN IMMEDIATE.
-                diesel::update(accounts::table.find(id))
-                    .set(accounts::lock_version.eq(accounts::lock_version + 1))
+                update_account(accounts::table.find(id), NO_CHANGE)
                     .returning(AccountRow::as_returning())
                     .get_result::<AccountRow>(self)?
                     .try_into()
@@ -36,15 +37,17 @@ macro_rules! impl_ledger_repo {
             }
 
             fn save_account_totals(&mut self, a: &Account) -> RepoResult<()> {
-                diesel::update(accounts::table.find(a.id))
-                    .set((
+                update_account(
+                    accounts::table.find(a.id),
+                    (
                         accounts::balance.eq(a.balance.units()),
                         accounts::reserved.eq(a.reserved.units()),
                         accounts::last_seq.eq(a.last_seq),
                         accounts::updated_at.eq(a.updated_at.micros()),
                         accounts::alert_armed.eq(a.alert_armed),
-                    ))
-                    .execute(self)?;
+                    ),
+                )
+                .execute(self)?;
                 Ok(())
             }
 
@@ -156,21 +159,6 @@ macro_rules! impl_ledger_repo {
                 Ok(())
             }
 
-            fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id> {
-                diesel::insert_into(lots::table)
-                    .values((
-                        lots::account_id.eq(lot.account_id),
-                        lots::amount.eq(lot.amount.units()),
-                        lots::remaining.eq(lot.amount.units()),
-                        lots::expires_at.eq(lot.expires_at.micros()),
-                        lots::origin.eq(lot.origin.as_str()),
-                        lots::reference.eq(lot.reference),
-                        lots::created_at.eq(lot.created_at.micros()),
-                    ))
-                    .returning(lots::id)
-                    .get_result(self)
-            }
-
             fn insert_hold(&mut self, hold: NewHold<'_>) -> RepoResult<Hold> {
                 diesel::insert_into(holds::table)
                     .values((
@@ -240,6 +228,23 @@ macro_rules! impl_ledger_repo {
                     ))
                     .execute(self)?;
                 Ok(())
+            }
+        }
+
+        impl LedgerRepo for $conn {
+            fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id> {
+                diesel::insert_into(lots::table)
+                    .values((
+                        lots::account_id.eq(lot.account_id),
+                        lots::amount.eq(lot.amount.units()),
+                        lots::remaining.eq(lot.amount.units()),
+                        lots::expires_at.eq(lot.expires_at.micros()),
+                        lots::origin.eq(lot.origin.as_str()),
+                        lots::reference.eq(lot.reference),
+                        lots::created_at.eq(lot.created_at.micros()),
+                    ))
+                    .returning(lots::id)
+                    .get_result(self)
             }
 
             fn journal_balance_at(

@@ -1,6 +1,7 @@
 //! Storage: the only place that knows SQL. One binary serves SQLite and PostgreSQL,
 //! chosen by the URL scheme; each operation runs in one transaction on one account.
 
+mod accounts;
 mod admin;
 mod alerts;
 pub mod backup;

@@ -8,6 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
+use super::accounts::update_account;
 use super::console::{AuditRecord, AuditWith, write_audit_record};
 use super::rows::{AccountRow, ServiceRow, credits};
 use super::schema::{
@@ -16,7 +17,7 @@ use super::schema::{
 };
 use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::ops::{self, Grant};
-use crate::ledger::repo::LedgerRepo;
+use crate::ledger::repo::{HoldRepo, LedgerRepo};
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::random_hex;
 use crate::ledger::{
@@ -236,16 +237,12 @@ macro_rules! impl_order_tx {
                     // transaction that credits it (never re-bound; which database an order
                     // may carry is `usecase::contact::purchase_database`'s rule).
                     if let Some(db) = order.dbuuid.as_deref() {
-                        diesel::update(
+                        update_account(
                             accounts::table
                                 .find(order.account_id)
                                 .filter(accounts::dbuuid.is_null()),
-                        )
-                        .set((
                             accounts::dbuuid.eq(db),
-                            // The ledger engine keeps accounts in memory: tell it to reload.
-                            accounts::lock_version.eq(accounts::lock_version + 1),
-                        ))
+                        )
                         .execute(c)?;
                     }
                     Ok::<_, PaymentError>(())

@@ -3,12 +3,13 @@
 
 use diesel::prelude::*;
 
+use super::accounts::update_account;
 use super::console::{AuditRecord, write_audit_record};
 use super::rows::{AccountRow, ServiceRow, convert};
 use super::schema::{accounts, service_databases, services, trial_grants};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{self, Grant, GrantOutcome};
-use crate::ledger::repo::LedgerRepo;
+use crate::ledger::repo::HoldRepo;
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::AccountToken;
 use crate::ledger::{
@@ -66,17 +67,21 @@ impl Store {
                 threshold != current.alerts.threshold || warn_me != current.alerts.warn_me;
             let available = current.balance.saturating_sub(current.reserved);
             let armed = current.alert_armed || (changed && available >= threshold);
-            diesel::update(accounts::table.find(account_id))
-                .set((
+            update_account(
+                accounts::table.find(account_id),
+                (
                     accounts::warning_threshold.eq(threshold.units()),
                     accounts::warn_me.eq(warn_me),
                     accounts::alert_armed.eq(armed),
-                ))
-                .execute(c)?;
+                ),
+            )
+            .execute(c)?;
             if let Some(emails) = &emails {
-                diesel::update(accounts::table.find(account_id))
-                    .set(accounts::warning_emails.eq(emails))
-                    .execute(c)?;
+                update_account(
+                    accounts::table.find(account_id),
+                    accounts::warning_emails.eq(emails),
+                )
+                .execute(c)?;
             }
             Ok::<_, LedgerError>(
                 accounts::table

@@ -10,6 +10,7 @@ mod alerts;
 mod concurrency;
 mod console;
 mod console_browser;
+mod engine_cache;
 mod iap_bad_input;
 mod iap_fixtures;
 mod iap_rules;
@@ -196,6 +197,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "sms_bad_input_changes_nothing",
         sms::sms_bad_input_changes_nothing,
+    ),
+    (
+        "engine_sees_account_writes",
+        engine_cache::engine_sees_account_writes,
     ),
 ];
 

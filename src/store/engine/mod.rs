@@ -24,6 +24,8 @@
 //! unavailable or locked database fails a whole batch at once.
 
 mod checkpoint;
+#[cfg(test)]
+mod equivalence;
 mod overlay;
 mod sql;
 mod state;
@@ -642,7 +644,8 @@ impl Worker {
     }
 }
 
-fn run_op<C: crate::ledger::repo::LedgerRepo>(repo: &mut Overlay<'_, C>, job: &Job) -> Reply {
+/// One job's operation on `repo`: the overlay in a batch, or SQL in the overlay ≡ SQL test.
+fn run_op<R: crate::ledger::repo::HoldRepo>(repo: &mut R, job: &Job) -> Reply {
     let now = job.now;
     match &job.op {
         Op::Authorize {

@@ -1,14 +1,16 @@
-//! [`LedgerRepo`] over the engine's memory: the ledger operations of `ledger::ops` run
-//! unchanged against it, reading what the cache holds and recording their writes for one
-//! flush per batch. Each operation can be undone on its own, so a refused operation
-//! leaves neither memory nor the batch's writes changed.
+//! [`HoldRepo`] over the engine's memory: the ledger operations of `ledger::ops` that take
+//! a `HoldRepo` run unchanged against it, reading what the cache holds and recording their
+//! writes for one flush per batch. Each operation can be undone on its own, so a refused
+//! operation leaves neither memory nor the batch's writes changed. Its queries answer as
+//! the SQL ones do (same filters, same order); the overlay ≡ SQL test in `equivalence.rs`
+//! holds the two equal.
 
 use std::collections::{BTreeSet, HashMap};
 
 use diesel::result::Error as DieselError;
 
 use super::state::{AccountState, Cache};
-use crate::ledger::repo::{LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
+use crate::ledger::repo::{HoldRepo, NewAlert, NewHold, RepoResult};
 use crate::ledger::{
     Account, Allocation, Credits, Hold, HoldStatus, Id, JournalEntry, Lot, Recipient, Timestamp,
 };
@@ -79,7 +81,7 @@ fn missing(what: &str) -> DieselError {
     DieselError::QueryBuilderError(format!("ledger engine: {what}").into())
 }
 
-impl<'a, C: LedgerRepo> Overlay<'a, C> {
+impl<'a, C: HoldRepo> Overlay<'a, C> {
     pub fn new(
         conn: &'a mut C,
         cache: &'a mut Cache,
@@ -192,7 +194,9 @@ impl<'a, C: LedgerRepo> Overlay<'a, C> {
     }
 }
 
-impl<C: LedgerRepo> LedgerRepo for Overlay<'_, C> {
+/// Only [`HoldRepo`]: grants and history reads run outside the engine, in their own
+/// transactions, so they cannot be handed the overlay.
+impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
     fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
         // The batch locked and validated every account it serves before any operation.
         Ok(self.state(id)?.account.clone())
@@ -330,11 +334,6 @@ impl<C: LedgerRepo> LedgerRepo for Overlay<'_, C> {
         Ok(())
     }
 
-    fn insert_lot(&mut self, _lot: NewLot<'_>) -> RepoResult<Id> {
-        // Grants run outside the engine, in their own transaction.
-        Err(missing("grants do not run in batches"))
-    }
-
     fn insert_hold(&mut self, new: NewHold<'_>) -> RepoResult<Hold> {
         let id = self
             .hold_ids
@@ -426,13 +425,5 @@ impl<C: LedgerRepo> LedgerRepo for Overlay<'_, C> {
     fn insert_journal(&mut self, entry: &JournalEntry) -> RepoResult<()> {
         self.writes.journal.push(entry.clone());
         Ok(())
-    }
-
-    fn journal_balance_at(
-        &mut self,
-        _account_id: Id,
-        _at: Timestamp,
-    ) -> RepoResult<Option<Credits>> {
-        Err(missing("balance_at does not run in batches"))
     }
 }

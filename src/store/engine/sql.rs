@@ -10,8 +10,9 @@ use diesel::sqlite::SqliteConnection;
 
 use super::overlay::WriteSet;
 use super::state::{AccountState, Cache};
-use crate::ledger::repo::{LedgerRepo, NewAlert, RepoResult};
+use crate::ledger::repo::{HoldRepo, NewAlert, RepoResult};
 use crate::ledger::{Account, Allocation, Credits, Hold, HoldStatus, Id, Timestamp};
+use crate::store::accounts::update_account;
 use crate::store::rows::{AccountRow, HoldRow, LotRow, convert};
 use crate::store::schema::{accounts, holds, lots};
 
@@ -65,7 +66,7 @@ impl Flush {
     }
 }
 
-pub(crate) trait EngineSql: LedgerRepo + Sized {
+pub(crate) trait EngineSql: HoldRepo + Sized {
     /// Locks the accounts until commit (in id order) and returns their versions; ids that
     /// do not exist are left out.
     fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>>;
@@ -327,17 +328,20 @@ impl EngineSql for SqliteConnection {
         for a in &f.alerts {
             self.insert_alert(alert(a))?;
         }
-        for (a, version) in &f.accounts {
-            diesel::update(accounts::table.find(a.id))
-                .set((
+        // The bump lands on the version `f.accounts` carries: under the write lock the
+        // row still has the one memory read (`lock_versions` checked it).
+        for (a, _) in &f.accounts {
+            update_account(
+                accounts::table.find(a.id),
+                (
                     accounts::balance.eq(a.balance.units()),
                     accounts::reserved.eq(a.reserved.units()),
                     accounts::last_seq.eq(a.last_seq),
                     accounts::updated_at.eq(a.updated_at.micros()),
                     accounts::alert_armed.eq(a.alert_armed),
-                    accounts::lock_version.eq(version),
-                ))
-                .execute(self)?;
+                ),
+            )
+            .execute(self)?;
         }
         Ok(())
     }
