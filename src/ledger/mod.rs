@@ -4,6 +4,7 @@
 //! the store implements for each database backend inside one write transaction that has
 //! locked one account (and the ledger engine's overlay implements `HoldRepo` in memory).
 
+pub mod audit;
 pub mod credits;
 pub mod error;
 pub mod ops;
@@ -14,6 +15,7 @@ pub mod time;
 pub mod token;
 pub mod types;
 
+pub use audit::Audit;
 pub use credits::{Credits, CreditsError};
 pub use error::LedgerError;
 pub use time::Timestamp;

@@ -372,6 +372,21 @@ fn lock_to_hold<R: HoldRepo>(
     Ok(locked)
 }
 
+/// When a hold asked for `ttl_hours` expires: at least an hour, at most
+/// `max_ttl_hours` (`ledger.max_hold_ttl_hours`), from `now`.
+pub fn hold_expiry(
+    now: Timestamp,
+    ttl_hours: i64,
+    max_ttl_hours: i64,
+) -> Result<Timestamp, LedgerError> {
+    if ttl_hours < 1 {
+        return Err(LedgerError::InvalidExpiry(format!(
+            "ttl must be at least 1 hour, not {ttl_hours}"
+        )));
+    }
+    Ok(now.plus_hours(ttl_hours.min(max_ttl_hours)))
+}
+
 /// Reserves `amount` for a provider until `expires_at`.
 pub fn authorize<R: HoldRepo>(
     repo: &mut R,

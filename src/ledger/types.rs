@@ -1,6 +1,6 @@
 //! Ledger records as the domain sees them (ids, amounts, times), independent of storage.
 
-use super::{Credits, Timestamp};
+use super::{Credits, LedgerError, Timestamp};
 
 /// Stored ids are 64-bit integers on both backends.
 pub type Id = i64;
@@ -118,6 +118,42 @@ impl Recipient {
             && !domain.ends_with('.')
             && !email.contains(|c: char| c.is_whitespace() || c == ',' || c == '<' || c == '>')
             && !domain.contains('@')
+    }
+}
+
+/// A service to register.
+#[derive(Clone, Debug)]
+pub struct NewService {
+    pub technical_name: String,
+    pub label: String,
+    pub unit_name: String,
+    pub integer_balance: bool,
+    pub trial_credits: Credits,
+    pub trial_days: i32,
+}
+
+impl NewService {
+    /// Technical names are what Odoo sends as `service_name`: lowercase words.
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        let name = &self.technical_name;
+        if !super::text::service_name(name) {
+            return Err(LedgerError::Invalid(format!(
+                "technical name {name:?} must be 1-64 characters: a-z first, then a-z, 0-9, _ or -"
+            )));
+        }
+        for (field, value) in [("label", &self.label), ("unit name", &self.unit_name)] {
+            if !super::text::visible_text(value, 200) {
+                return Err(LedgerError::Invalid(format!(
+                    "{field} must be 1-200 characters, not only spaces, no control characters"
+                )));
+            }
+        }
+        if !(0..=3650).contains(&self.trial_days) {
+            return Err(LedgerError::Invalid(
+                "trial days must be between 0 and 3650".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

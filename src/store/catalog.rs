@@ -10,44 +10,9 @@ use super::schema::{accounts, holds, journal, lots, services};
 use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::token::{AccountToken, constant_time_eq, sha256_hex};
 use crate::ledger::{
-    Account, AccountState, Credits, Hold, HoldStatus, Id, JournalEntry, LedgerError, Lot, Service,
+    Account, AccountState, Hold, HoldStatus, Id, JournalEntry, LedgerError, Lot, NewService,
+    Service,
 };
-
-/// A service to register.
-#[derive(Clone, Debug)]
-pub struct NewService {
-    pub technical_name: String,
-    pub label: String,
-    pub unit_name: String,
-    pub integer_balance: bool,
-    pub trial_credits: Credits,
-    pub trial_days: i32,
-}
-
-impl NewService {
-    /// Technical names are what Odoo sends as `service_name`: lowercase words.
-    pub fn validate(&self) -> Result<(), LedgerError> {
-        let name = &self.technical_name;
-        if !crate::ledger::text::service_name(name) {
-            return Err(LedgerError::Invalid(format!(
-                "technical name {name:?} must be 1-64 characters: a-z first, then a-z, 0-9, _ or -"
-            )));
-        }
-        for (field, value) in [("label", &self.label), ("unit name", &self.unit_name)] {
-            if !crate::ledger::text::visible_text(value, 200) {
-                return Err(LedgerError::Invalid(format!(
-                    "{field} must be 1-200 characters, not only spaces, no control characters"
-                )));
-            }
-        }
-        if !(0..=3650).contains(&self.trial_days) {
-            return Err(LedgerError::Invalid(
-                "trial days must be between 0 and 3650".into(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Which accounts to list.
 #[derive(Clone, Debug, Default)]

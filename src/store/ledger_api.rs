@@ -9,7 +9,7 @@ use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{self, CloseOutcome, GrantOutcome};
 use crate::ledger::repo::HoldRepo;
 use crate::ledger::token::transaction_key;
-use crate::ledger::{Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp};
+use crate::ledger::{Audit, Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp};
 use crate::telemetry::METRICS;
 
 fn unexpected() -> LedgerError {
@@ -43,74 +43,6 @@ pub struct Idempotency<'a> {
     pub key: &'a str,
     /// Hash of the request body: the same key with another body is refused.
     pub request_hash: String,
-}
-
-/// Stored totals next to what the rows say, to check the ledger's invariants.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Audit {
-    pub balance: i64,
-    pub journal_sum: i64,
-    pub last_balance_after: i64,
-    pub reserved: i64,
-    pub open_holds_sum: i64,
-    pub allocations_sum: i64,
-    pub lots_remaining_sum: i64,
-}
-
-impl Audit {
-    /// Every invariant of the ledger, as one list of broken ones (empty when sound).
-    pub fn violations(&self) -> Vec<String> {
-        let mut broken = Vec::new();
-        let mut check = |ok: bool, what: String| {
-            if !ok {
-                broken.push(what);
-            }
-        };
-        check(
-            self.balance == self.journal_sum,
-            format!(
-                "balance {} != journal sum {}",
-                self.balance, self.journal_sum
-            ),
-        );
-        check(
-            self.balance == self.last_balance_after,
-            format!(
-                "balance {} != last balance_after {}",
-                self.balance, self.last_balance_after
-            ),
-        );
-        check(
-            self.reserved == self.open_holds_sum,
-            format!(
-                "reserved {} != open holds {}",
-                self.reserved, self.open_holds_sum
-            ),
-        );
-        check(
-            self.reserved == self.allocations_sum,
-            format!(
-                "reserved {} != allocations {}",
-                self.reserved, self.allocations_sum
-            ),
-        );
-        check(
-            self.balance - self.reserved == self.lots_remaining_sum,
-            format!(
-                "available {} != lots remaining {}",
-                self.balance - self.reserved,
-                self.lots_remaining_sum
-            ),
-        );
-        check(
-            self.balance >= self.reserved && self.reserved >= 0,
-            format!(
-                "overdraft: balance {} reserved {}",
-                self.balance, self.reserved
-            ),
-        );
-        broken
-    }
 }
 
 impl Store {
@@ -199,14 +131,9 @@ impl Store {
         ttl_hours: i64,
         description: Option<&str>,
     ) -> Result<(Op, String, Timestamp), LedgerError> {
-        if ttl_hours < 1 {
-            return Err(LedgerError::InvalidExpiry(format!(
-                "ttl must be at least 1 hour, not {ttl_hours}"
-            )));
-        }
         let now = self.now();
+        let expires_at = ops::hold_expiry(now, ttl_hours, self.max_hold_ttl_hours)?;
         let (token, key) = crate::ledger::token::new_transaction_token(now.micros());
-        let expires_at = now.plus_hours(ttl_hours.min(self.max_hold_ttl_hours));
         let op = Op::Authorize {
             account_id,
             amount,

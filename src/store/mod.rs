@@ -23,16 +23,18 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 
+pub use crate::ledger::Audit;
+pub use crate::ledger::NewService;
 pub use crate::telemetry::PoolState;
 pub use admin::AdminToken;
 pub use alerts::{AlertFilter, AlertJob, AlertStatus};
-pub use catalog::{AccountFilter, NewService};
+pub use catalog::AccountFilter;
 pub use connection::Backend;
 pub use console::{
     AdminTokenInfo, AuditLine, AuditRecord, AuditWith, ConsoleSession, Overview, Totals,
 };
 pub use engine::EngineStats;
-pub use ledger_api::{Audit, GrantRequest, Idempotency};
+pub use ledger_api::{GrantRequest, Idempotency};
 pub use odoo::{
     CompanyConsumption, DatabaseInfo, OdooCredentials, RegistrationSecretInfo, Revocation,
 };
