@@ -19,7 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::ledger::token::random_hex;
-use crate::ledger::{Id, LedgerError};
+use crate::ledger::{Id, LedgerError, StorageError};
 use crate::payments::PaymentError;
 use crate::portal::i18n::Lang;
 use crate::portal::layout::{STYLE, encode};
@@ -141,8 +141,10 @@ impl From<LedgerError> for ConsoleError {
             LedgerError::InvalidAmount(_)
             | LedgerError::Invalid(_)
             | LedgerError::InvalidExpiry(_) => ConsoleError::Invalid(e.to_string()),
-            LedgerError::Unavailable(m) => ConsoleError::Unavailable(m),
-            LedgerError::Store(m) => ConsoleError::Internal(m),
+            LedgerError::Storage(e @ StorageError::Unavailable(_)) => {
+                ConsoleError::Unavailable(e.cause().to_string())
+            }
+            LedgerError::Storage(e) => ConsoleError::Internal(e.cause().to_string()),
             other => ConsoleError::Conflict(other.to_string()),
         }
     }

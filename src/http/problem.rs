@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, StorageError};
 
 /// Every way an admin API request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +94,10 @@ impl ResponseError for ApiError {
                 | LedgerError::HoldExpired
                 | LedgerError::Conflict(_) => StatusCode::CONFLICT,
                 LedgerError::WrongService | LedgerError::Disabled => StatusCode::FORBIDDEN,
-                LedgerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                LedgerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                LedgerError::Storage(StorageError::Unavailable(_)) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                LedgerError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -111,13 +113,17 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         // Storage details stay in the log; the client gets a generic line.
         let detail = match self {
-            ApiError::Ledger(LedgerError::Store(e)) | ApiError::Internal(e) => {
-                tracing::error!(error = %e, "request failed");
+            ApiError::Ledger(LedgerError::Storage(e @ StorageError::Unavailable(_))) => {
+                tracing::warn!(error = %e.cause(), "database unavailable");
+                "the database is unavailable; retry later".to_owned()
+            }
+            ApiError::Ledger(LedgerError::Storage(e)) => {
+                tracing::error!(error = %e.cause(), "request failed");
                 "the server could not complete the request; see its log".to_owned()
             }
-            ApiError::Ledger(LedgerError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                "the database is unavailable; retry later".to_owned()
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "request failed");
+                "the server could not complete the request; see its log".to_owned()
             }
             other => other.to_string(),
         };

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::ledger::{Credits, LedgerError};
+use crate::ledger::{Credits, LedgerError, StorageError};
 use crate::usecase::contact::ContactError;
 
 const INSUFFICIENT_CREDIT: &str = "odoo.addons.iap.tools.iap_tools.InsufficientCreditError";
@@ -120,12 +120,12 @@ impl From<LedgerError> for RpcError {
                 tracing::error!(%needed, %available, "insufficient credit without context");
                 RpcError::Access("insufficient credit".into())
             }
-            LedgerError::Unavailable(e) => {
-                tracing::warn!(error = %e, "database unavailable");
+            LedgerError::Storage(e @ StorageError::Unavailable(_)) => {
+                tracing::warn!(error = %e.cause(), "database unavailable");
                 RpcError::Unavailable
             }
-            LedgerError::Store(e) => {
-                tracing::error!(error = %e, "storage error");
+            LedgerError::Storage(e) => {
+                tracing::error!(error = %e.cause(), "storage error");
                 RpcError::Unavailable
             }
         }

@@ -14,6 +14,6 @@ pub mod token;
 pub mod types;
 
 pub use credits::{Credits, CreditsError};
-pub use error::LedgerError;
+pub use error::{LedgerError, StorageError};
 pub use time::Timestamp;
 pub use types::*;

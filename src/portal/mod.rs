@@ -23,7 +23,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
 use crate::http::AppState;
-use crate::ledger::{LedgerError, Timestamp};
+use crate::ledger::{LedgerError, StorageError, Timestamp};
 use crate::payments::PaymentError;
 use crate::store::Store;
 use crate::usecase::contact::ContactError;
@@ -147,8 +147,10 @@ impl From<LedgerError> for PortalError {
             LedgerError::InvalidAmount(_)
             | LedgerError::Invalid(_)
             | LedgerError::InvalidExpiry(_) => PortalError::Invalid(e.to_string()),
-            LedgerError::Unavailable(m) => PortalError::Unavailable(m),
-            LedgerError::Store(m) => PortalError::Internal(m),
+            LedgerError::Storage(e @ StorageError::Unavailable(_)) => {
+                PortalError::Unavailable(e.cause().to_string())
+            }
+            LedgerError::Storage(e) => PortalError::Internal(e.cause().to_string()),
             other => PortalError::Conflict(other.to_string()),
         }
     }

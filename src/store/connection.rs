@@ -135,7 +135,9 @@ fn pg_url_with_bounds(url: &str, settings: &DatabaseSettings) -> String {
 }
 
 fn store_error(context: &str, e: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Store(format!("{context}: {e}"))
+    LedgerError::from(crate::ledger::StorageError::failed(format!(
+        "{context}: {e}"
+    )))
 }
 
 impl Pool {

@@ -74,8 +74,11 @@ pub enum Revocation {
 fn parse_scope(scope: Option<String>) -> Result<Option<Vec<String>>, LedgerError> {
     scope
         .map(|list| {
-            serde_json::from_str::<Vec<String>>(&list)
-                .map_err(|e| LedgerError::Store(format!("registration secret scope: {e}")))
+            serde_json::from_str::<Vec<String>>(&list).map_err(|e| {
+                LedgerError::from(crate::ledger::StorageError::failed(format!(
+                    "registration secret scope: {e}"
+                )))
+            })
         })
         .transpose()
 }
@@ -114,7 +117,10 @@ impl Store {
         let scope = if dbuuids.is_empty() {
             None
         } else {
-            Some(serde_json::to_string(dbuuids).map_err(|e| LedgerError::Store(e.to_string()))?)
+            Some(
+                serde_json::to_string(dbuuids)
+                    .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?,
+            )
         };
         if name.is_empty() || name.len() > 100 {
             return Err(LedgerError::Invalid(
@@ -486,7 +492,9 @@ impl Store {
             ) in rows
             {
                 let protocol = OdooProtocol::parse(&protocol).ok_or_else(|| {
-                    LedgerError::Store(format!("database {dbuuid}: unknown protocol {protocol:?}"))
+                    LedgerError::from(crate::ledger::StorageError::failed(format!(
+                        "database {dbuuid}: unknown protocol {protocol:?}"
+                    )))
                 })?;
                 let companies: Vec<(i64, String)> = odoo_companies::table
                     .filter(odoo_companies::database_id.eq(id))
@@ -659,7 +667,7 @@ macro_rules! replace_snapshot {
         }
         for account in &snapshot.accounts {
             let company_ids = serde_json::to_string(&account.company_ids)
-                .map_err(|e| LedgerError::Store(e.to_string()))?;
+                .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
             let restricted_since = if account.company_ids.is_empty() {
                 None
             } else {

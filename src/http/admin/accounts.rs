@@ -299,8 +299,9 @@ pub async fn grant(
                     },
                 ),
                 None => Ok((
-                    serde_json::to_value(s.grant(&req)?)
-                        .map_err(|e| crate::ledger::LedgerError::Store(e.to_string()))?,
+                    serde_json::to_value(s.grant(&req)?).map_err(|e| {
+                        crate::ledger::LedgerError::from(crate::ledger::StorageError::failed(e))
+                    })?,
                     false,
                 )),
             }

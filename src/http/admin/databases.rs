@@ -252,7 +252,7 @@ pub async fn refresh_database_audited(
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
         web::block(move || store.database_credentials(&dbuuid))
             .await
-            .map_err(|e| LedgerError::Store(e.to_string()))??
+            .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))??
     }) else {
         return Err(LedgerError::Invalid(format!(
             "database {dbuuid} is not registered"
@@ -298,7 +298,7 @@ pub async fn refresh_database_audited(
         }
     })
     .await
-    .map_err(|e| LedgerError::Store(e.to_string()))??;
+    .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))??;
     Ok(result)
 }
 
