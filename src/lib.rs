@@ -17,6 +17,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod error;
 pub mod http;
 pub mod iap_rpc;
 pub mod ledger;

@@ -18,6 +18,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use crate::error::AppError;
 use crate::ledger::token::random_hex;
 use crate::ledger::{Id, LedgerError, StorageError};
 use crate::payments::PaymentError;
@@ -132,6 +133,18 @@ pub enum ConsoleError {
     Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<AppError> for ConsoleError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(e) => e.into(),
+            AppError::Storage(e) => LedgerError::Storage(e).into(),
+            AppError::NotFound(_) => ConsoleError::NotFound,
+            e @ AppError::Invalid(_) => ConsoleError::Invalid(e.to_string()),
+            e @ AppError::Conflict(_) => ConsoleError::Conflict(e.to_string()),
+        }
+    }
 }
 
 impl From<LedgerError> for ConsoleError {

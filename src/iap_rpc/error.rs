@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::error::AppError;
 use crate::ledger::{Credits, LedgerError, StorageError};
 use crate::usecase::contact::ContactError;
 
@@ -128,6 +129,17 @@ impl From<LedgerError> for RpcError {
                 tracing::error!(error = %e.cause(), "storage error");
                 RpcError::Unavailable
             }
+        }
+    }
+}
+
+impl From<AppError> for RpcError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(e) => e.into(),
+            AppError::Storage(e) => LedgerError::Storage(e).into(),
+            AppError::Invalid(m) => RpcError::Invalid(m),
+            AppError::NotFound(m) | AppError::Conflict(m) => RpcError::Access(m),
         }
     }
 }

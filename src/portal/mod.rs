@@ -22,6 +22,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
+use crate::error::AppError;
 use crate::http::AppState;
 use crate::ledger::{LedgerError, StorageError, Timestamp};
 use crate::payments::PaymentError;
@@ -136,6 +137,18 @@ impl From<ContactError> for PortalError {
             | ContactError::TooManyAccounts { .. }
             | ContactError::Insufficient { .. } => PortalError::InvalidLink,
             ContactError::Ledger(e) => e.into(),
+        }
+    }
+}
+
+impl From<AppError> for PortalError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(e) => e.into(),
+            AppError::Storage(e) => LedgerError::Storage(e).into(),
+            AppError::NotFound(_) => PortalError::NotFound,
+            e @ AppError::Invalid(_) => PortalError::Invalid(e.to_string()),
+            e @ AppError::Conflict(_) => PortalError::Conflict(e.to_string()),
         }
     }
 }

@@ -76,7 +76,7 @@ pub(crate) fn checkout<M: r2d2::ManageConnection>(
         wait.min(pool.connection_timeout())
             .max(Duration::from_millis(1)),
     )
-    .map_err(super::unavailable)
+    .map_err(|e| super::unavailable(e).into())
 }
 
 /// libpq connection settings that bound how long a dead PostgreSQL connection (its server

@@ -2,6 +2,7 @@
 //! [`StorageError`] keeps the diesel error as its cause, so nothing outside `store`
 //! names diesel.
 
+use crate::error::AppError;
 use crate::ledger::{LedgerError, StorageError};
 use crate::payments::PaymentError;
 
@@ -46,6 +47,18 @@ impl From<diesel::result::Error> for LedgerError {
 impl From<diesel::result::Error> for PaymentError {
     fn from(e: diesel::result::Error) -> Self {
         PaymentError::Ledger(e.into())
+    }
+}
+
+impl From<StorageError> for PaymentError {
+    fn from(e: StorageError) -> Self {
+        PaymentError::Ledger(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::Storage(e.into())
     }
 }
 

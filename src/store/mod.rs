@@ -129,8 +129,8 @@ macro_rules! read_one {
 
 pub(crate) use {read_one, read_tx, write_tx};
 
-pub(crate) fn unavailable(e: r2d2::Error) -> LedgerError {
-    error::unavailable(e).into()
+pub(crate) fn unavailable(e: r2d2::Error) -> crate::ledger::StorageError {
+    error::unavailable(e)
 }
 
 impl Store {

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::Admin;
 use crate::config::Secret;
+use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::AccountToken;
@@ -390,7 +391,7 @@ pub async fn detail(
     let (info, consumption) = state
         .run(move |s| {
             let info = s.list_databases()?.into_iter().find(|d| d.dbuuid == db);
-            Ok((info, s.company_consumption(&db)?))
+            Ok::<_, AppError>((info, s.company_consumption(&db)?))
         })
         .await?;
     let info =
@@ -481,7 +482,7 @@ pub async fn accounts(
                     }),
                 );
             }
-            Ok(Value::Object(out))
+            Ok::<_, AppError>(Value::Object(out))
         })
         .await?;
     Ok(HttpResponse::Ok().json(out))
