@@ -608,7 +608,7 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                         .collect(),
                     None => Vec::new(),
                 };
-                Ok::<_, LedgerError>((account, service, balance, lots, holds, journal, companies))
+                Ok::<_, crate::error::AppError>((account, service, balance, lots, holds, journal, companies))
             })
             .await?;
         let (t, lang) = (c.t(), c.lang());

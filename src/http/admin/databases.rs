@@ -189,7 +189,7 @@ pub async fn register(
         .run(move |s| {
             let token = s.register_database(&credentials, &snapshot, presented.as_deref())?;
             open_accounts(s, &rules, &snapshot)?;
-            Ok::<_, LedgerError>(token)
+            Ok::<_, AppError>(token)
         })
         .await?;
     tracing::info!(dbuuid = %body.dbuuid, accounts, "database registered");
@@ -232,7 +232,7 @@ pub async fn refresh_database(
     timeout: Duration,
     policy: &TargetPolicy,
     rules: &Rules,
-) -> Result<Result<Refreshed, String>, LedgerError> {
+) -> Result<Result<Refreshed, String>, AppError> {
     refresh_database_audited(store, dbuuid, timeout, policy, rules, None).await
 }
 
@@ -248,14 +248,14 @@ pub async fn refresh_database_audited(
     policy: &TargetPolicy,
     rules: &Rules,
     audit: Option<RefreshAudit>,
-) -> Result<Result<Refreshed, String>, LedgerError> {
+) -> Result<Result<Refreshed, String>, AppError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
         web::block(move || store.database_credentials(&dbuuid))
             .await
-            .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))??
+            .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))??
     }) else {
-        return Err(LedgerError::Invalid(format!(
+        return Err(AppError::Invalid(format!(
             "database {dbuuid} is not registered"
         )));
     };
@@ -294,12 +294,13 @@ pub async fn refresh_database_audited(
             None => store.save_refresh(&dbuuid, saved)?,
         }
         match &outcome {
-            Ok(snapshot) => open_accounts(&store, &rules, snapshot),
-            Err(_) => Ok(()),
+            Ok(snapshot) => open_accounts(&store, &rules, snapshot)?,
+            Err(_) => {}
         }
+        Ok::<_, AppError>(())
     })
     .await
-    .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))??;
+    .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))??;
     Ok(result)
 }
 
