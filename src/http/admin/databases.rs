@@ -293,9 +293,8 @@ pub async fn refresh_database_audited(
             Some(audit) => store.save_refresh_audited(&dbuuid, saved, audit)?,
             None => store.save_refresh(&dbuuid, saved)?,
         }
-        match &outcome {
-            Ok(snapshot) => open_accounts(&store, &rules, snapshot)?,
-            Err(_) => {}
+        if let Ok(snapshot) = &outcome {
+            open_accounts(&store, &rules, snapshot)?;
         }
         Ok::<_, AppError>(())
     })
