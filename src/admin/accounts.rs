@@ -10,6 +10,7 @@ use super::dto::{
     AccountDetail, AccountDto, BalanceAt, GrantBody, GrantResponse, HoldDto, JournalDto,
     JournalPage, LotDto,
 };
+use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::{AccountToken, sha256_hex};
@@ -75,7 +76,7 @@ pub async fn list(
                     let figures = s.balance(a.id)?;
                     let service = names.get(&a.service_id).cloned().unwrap_or_default();
                     let companies = s.account_companies(&a)?;
-                    Ok(AccountDto::new(a, service, figures, companies))
+                    Ok::<_, AppError>(AccountDto::new(a, service, figures, companies))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -113,7 +114,7 @@ pub async fn detail(
             let figures = s.balance(id)?;
             let now = s.now();
             let companies = s.account_companies(&account)?;
-            Ok(AccountDetail {
+            Ok::<_, AppError>(AccountDetail {
                 account: AccountDto::new(account, service, figures, companies),
                 lots: s
                     .lots(id)?
@@ -205,7 +206,7 @@ pub async fn balance_at(
     let (at, balance) = state
         .run(move |s| {
             let at = at.unwrap_or_else(|| s.now());
-            Ok((at, s.balance_at(id, at)?))
+            Ok::<_, AppError>((at, s.balance_at(id, at)?))
         })
         .await?;
     Ok(HttpResponse::Ok().json(BalanceAt {
@@ -299,8 +300,9 @@ pub async fn grant(
                     },
                 ),
                 None => Ok((
-                    serde_json::to_value(s.grant(&req)?)
-                        .map_err(|e| crate::ledger::LedgerError::Store(e.to_string()))?,
+                    serde_json::to_value(s.grant(&req)?).map_err(|e| {
+                        crate::ledger::LedgerError::from(crate::ledger::StorageError::failed(e))
+                    })?,
                     false,
                 )),
             }

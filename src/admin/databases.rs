@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::Admin;
 use crate::config::Secret;
+use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::AccountToken;
@@ -188,7 +189,7 @@ pub async fn register(
         .run(move |s| {
             let token = s.register_database(&credentials, &snapshot, presented.as_deref())?;
             open_accounts(s, &rules, &snapshot)?;
-            Ok::<_, LedgerError>(token)
+            Ok::<_, AppError>(token)
         })
         .await?;
     tracing::info!(dbuuid = %body.dbuuid, accounts, "database registered");
@@ -231,7 +232,7 @@ pub async fn refresh_database(
     timeout: Duration,
     policy: &TargetPolicy,
     rules: &Rules,
-) -> Result<Result<Refreshed, String>, LedgerError> {
+) -> Result<Result<Refreshed, String>, AppError> {
     refresh_database_audited(store, dbuuid, timeout, policy, rules, None).await
 }
 
@@ -247,14 +248,14 @@ pub async fn refresh_database_audited(
     policy: &TargetPolicy,
     rules: &Rules,
     audit: Option<RefreshAudit>,
-) -> Result<Result<Refreshed, String>, LedgerError> {
+) -> Result<Result<Refreshed, String>, AppError> {
     let Some(credentials) = ({
         let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
         web::block(move || store.database_credentials(&dbuuid))
             .await
-            .map_err(|e| LedgerError::Store(e.to_string()))??
+            .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))??
     }) else {
-        return Err(LedgerError::Invalid(format!(
+        return Err(AppError::Invalid(format!(
             "database {dbuuid} is not registered"
         )));
     };
@@ -292,13 +293,13 @@ pub async fn refresh_database_audited(
             Some(audit) => store.save_refresh_audited(&dbuuid, saved, audit)?,
             None => store.save_refresh(&dbuuid, saved)?,
         }
-        match &outcome {
-            Ok(snapshot) => open_accounts(&store, &rules, snapshot),
-            Err(_) => Ok(()),
+        if let Ok(snapshot) = &outcome {
+            open_accounts(&store, &rules, snapshot)?;
         }
+        Ok::<_, AppError>(())
     })
     .await
-    .map_err(|e| LedgerError::Store(e.to_string()))??;
+    .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))??;
     Ok(result)
 }
 
@@ -390,7 +391,7 @@ pub async fn detail(
     let (info, consumption) = state
         .run(move |s| {
             let info = s.list_databases()?.into_iter().find(|d| d.dbuuid == db);
-            Ok((info, s.company_consumption(&db)?))
+            Ok::<_, AppError>((info, s.company_consumption(&db)?))
         })
         .await?;
     let info =
@@ -481,7 +482,7 @@ pub async fn accounts(
                     }),
                 );
             }
-            Ok(Value::Object(out))
+            Ok::<_, AppError>(Value::Object(out))
         })
         .await?;
     Ok(HttpResponse::Ok().json(out))

@@ -1,8 +1,7 @@
 //! `/api/v1/orders`, `/api/v1/services/{name}/packs` and the payment webhook
 //! `/api/v1/payments/webhook`.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -10,7 +9,7 @@ use super::Admin;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::{Credits, LedgerError};
-use crate::payments::webhook::{self, Event, VerifyError};
+use crate::payments::webhook::{self, Event, WebhookError};
 use crate::payments::{Confirmation, Order, OrderStatus, Pack, PackInput, PaymentError, Price};
 use crate::store::{OrderFilter, Store};
 
@@ -347,54 +346,6 @@ pub async fn update_pack(
     Ok(HttpResponse::Ok().json(PackDto::from(pack)))
 }
 
-/// Why a webhook request was refused; answered as problem JSON like the rest of the API.
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
-    #[error("the payment webhook is not configured (payments.webhook_secret)")]
-    NotConfigured,
-    #[error(transparent)]
-    Verify(#[from] VerifyError),
-    #[error("{0}")]
-    BadEvent(String),
-    #[error(transparent)]
-    Api(#[from] ApiError),
-}
-
-impl ResponseError for WebhookError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            WebhookError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
-            WebhookError::Verify(_) => StatusCode::UNAUTHORIZED,
-            WebhookError::BadEvent(_) => StatusCode::BAD_REQUEST,
-            WebhookError::Api(e) => e.status_code(),
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let code = match self {
-            WebhookError::NotConfigured => "webhook_not_configured",
-            WebhookError::Verify(VerifyError::Missing) => "missing_signature",
-            WebhookError::Verify(VerifyError::BadTimestamp) => "bad_timestamp",
-            WebhookError::Verify(VerifyError::Stale(_)) => "stale_timestamp",
-            WebhookError::Verify(VerifyError::BadSignature) => "bad_signature",
-            WebhookError::BadEvent(_) => "invalid_event",
-            WebhookError::Api(e) => return e.error_response(),
-        };
-        tracing::warn!(code, error = %self, "payment webhook refused");
-        let status = self.status_code();
-        HttpResponse::build(status)
-            .content_type("application/problem+json")
-            .json(Problem {
-                kind: format!("urn:iap-sidecar:problem:{code}"),
-                title: status.canonical_reason().unwrap_or("Error").to_owned(),
-                status: status.as_u16(),
-                detail: self.to_string(),
-                needed: None,
-                available: None,
-            })
-    }
-}
-
 /// What the webhook did with an event.
 #[derive(Serialize, ToSchema)]
 pub struct WebhookResponse {
@@ -419,7 +370,7 @@ pub async fn payment_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
-) -> Result<HttpResponse, WebhookError> {
+) -> Result<HttpResponse, ApiError> {
     let settings = &state.settings.payments;
     let secret = settings
         .webhook_secret
@@ -433,7 +384,8 @@ pub async fn payment_webhook(
         &body,
         state.store.now().micros().div_euclid(1_000_000),
         settings.webhook_tolerance_secs,
-    )?;
+    )
+    .map_err(WebhookError::Verify)?;
     let event = Event::parse(&body).map_err(WebhookError::BadEvent)?;
     let body_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
     let outcome = run(&state, move |s| s.apply_payment_event(&event, &body_hash)).await?;

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use super::Admin;
 use super::dto::{NewServiceBody, ServiceDatabases, ServiceDto, ServiceWithKey};
+use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::store::NewService;
@@ -77,7 +78,7 @@ pub async fn databases(
     let (open_to_all, dbuuids) = state
         .run(move |s| {
             let service = s.service_by_name(&name)?;
-            Ok((service.open_to_all, s.service_databases(service.id)?))
+            Ok::<_, AppError>((service.open_to_all, s.service_databases(service.id)?))
         })
         .await?;
     Ok(HttpResponse::Ok().json(ServiceDatabases {

@@ -203,6 +203,8 @@ pub enum CliError {
     #[error("{0}")]
     Ledger(#[from] LedgerError),
     #[error("{0}")]
+    App(#[from] crate::error::AppError),
+    #[error("{0}")]
     Usage(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),

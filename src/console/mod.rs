@@ -18,8 +18,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use crate::error::AppError;
 use crate::ledger::token::random_hex;
-use crate::ledger::{Id, LedgerError};
+use crate::ledger::{Id, LedgerError, StorageError};
 use crate::pages::i18n::Lang;
 use crate::pages::layout::{STYLE, encode};
 use crate::pages::session::LANG_COOKIE;
@@ -134,6 +135,18 @@ pub enum ConsoleError {
     Internal(String),
 }
 
+impl From<AppError> for ConsoleError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(e) => e.into(),
+            AppError::Storage(e) => LedgerError::Storage(e).into(),
+            AppError::NotFound(_) => ConsoleError::NotFound,
+            e @ AppError::Invalid(_) => ConsoleError::Invalid(e.to_string()),
+            e @ AppError::Conflict(_) => ConsoleError::Conflict(e.to_string()),
+        }
+    }
+}
+
 impl From<LedgerError> for ConsoleError {
     fn from(e: LedgerError) -> Self {
         match e {
@@ -141,8 +154,10 @@ impl From<LedgerError> for ConsoleError {
             LedgerError::InvalidAmount(_)
             | LedgerError::Invalid(_)
             | LedgerError::InvalidExpiry(_) => ConsoleError::Invalid(e.to_string()),
-            LedgerError::Unavailable(m) => ConsoleError::Unavailable(m),
-            LedgerError::Store(m) => ConsoleError::Internal(m),
+            LedgerError::Storage(e @ StorageError::Unavailable(_)) => {
+                ConsoleError::Unavailable(e.cause().to_string())
+            }
+            LedgerError::Storage(e) => ConsoleError::Internal(e.cause().to_string()),
             other => ConsoleError::Conflict(other.to_string()),
         }
     }

@@ -95,7 +95,7 @@ pub async fn overview(req: HttpRequest) -> HttpResponse {
                         limit: 10,
                         offset: 0,
                     })
-                    .map_err(|e| LedgerError::Store(e.to_string()))?;
+                    .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
                 Ok::<_, LedgerError>((o, failing, pending))
             })
             .await?;
@@ -263,7 +263,7 @@ async fn service_list(c: &Ccx) -> Result<ServiceList, ConsoleError> {
         for (service, dbs) in s.services_with_databases()? {
             let packs = s
                 .packs(service.id, false)
-                .map_err(|e| LedgerError::Store(e.to_string()))?;
+                .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
             out.push((service, dbs, packs));
         }
         Ok::<_, LedgerError>(out)
@@ -463,7 +463,7 @@ pub async fn toggle_pack(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             let service = s.service_by_name(&service_name)?;
             let pack = s
                 .packs(service.id, false)
-                .map_err(|e| LedgerError::Store(e.to_string()))?
+                .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?
                 .into_iter()
                 .find(|p| p.id == id)
                 .ok_or(LedgerError::UnknownAccount)?;
@@ -608,7 +608,7 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                         .collect(),
                     None => Vec::new(),
                 };
-                Ok::<_, LedgerError>((account, service, balance, lots, holds, journal, companies))
+                Ok::<_, crate::error::AppError>((account, service, balance, lots, holds, journal, companies))
             })
             .await?;
         let (t, lang) = (c.t(), c.lang());

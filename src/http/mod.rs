@@ -44,13 +44,14 @@ pub struct SmsState {
 
 impl AppState {
     /// Runs a blocking store call off the async workers.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, ApiError>
     where
-        F: FnOnce(&Store) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
     {
         let store = self.store.clone();
-        Ok(web::block(move || f(&store)).await??)
+        web::block(move || f(&store).map_err(Into::into)).await?
     }
 }
 

@@ -5,7 +5,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::ledger::LedgerError;
+use crate::error::AppError;
+use crate::ledger::{LedgerError, StorageError};
+use crate::payments::webhook::WebhookError;
 
 /// Every way an admin API request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     BadRequest(String),
+    /// Well-formed, but breaks a rule (a name, a scope, a list).
+    #[error("invalid input: {0}")]
+    Invalid(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -28,6 +33,9 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     #[error("internal error")]
     Internal(String),
+    /// A payment webhook request refused before its event was looked at.
+    #[error(transparent)]
+    Webhook(#[from] crate::payments::webhook::WebhookError),
 }
 
 /// RFC 7807 body.
@@ -53,15 +61,21 @@ impl ApiError {
             ApiError::Ledger(e) => e.code(),
             ApiError::Unauthorized => "unauthorized",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Invalid(_) => "invalid_input",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Internal(_) => "internal",
+            ApiError::Webhook(e) => e.code(),
         }
     }
 
     fn title(&self) -> &'static str {
+        // The webhook's answers have always carried the status line's own words.
+        if let ApiError::Webhook(_) = self {
+            return self.status_code().canonical_reason().unwrap_or("Error");
+        }
         match self.status_code() {
             StatusCode::BAD_REQUEST => "Bad request",
             StatusCode::UNAUTHORIZED => "Unauthorized",
@@ -94,16 +108,24 @@ impl ResponseError for ApiError {
                 | LedgerError::HoldExpired
                 | LedgerError::Conflict(_) => StatusCode::CONFLICT,
                 LedgerError::WrongService | LedgerError::Disabled => StatusCode::FORBIDDEN,
-                LedgerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                LedgerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                LedgerError::Storage(StorageError::Unavailable(_)) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                LedgerError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Webhook(e) => match e {
+                WebhookError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+                WebhookError::Verify(_) => StatusCode::UNAUTHORIZED,
+                WebhookError::BadEvent(_) => StatusCode::BAD_REQUEST,
+            },
         }
     }
 
@@ -111,13 +133,21 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         // Storage details stay in the log; the client gets a generic line.
         let detail = match self {
-            ApiError::Ledger(LedgerError::Store(e)) | ApiError::Internal(e) => {
+            ApiError::Ledger(LedgerError::Storage(e @ StorageError::Unavailable(_))) => {
+                tracing::warn!(error = %e.cause(), "database unavailable");
+                "the database is unavailable; retry later".to_owned()
+            }
+            ApiError::Ledger(LedgerError::Storage(e)) => {
+                tracing::error!(error = %e.cause(), "request failed");
+                "the server could not complete the request; see its log".to_owned()
+            }
+            ApiError::Internal(e) => {
                 tracing::error!(error = %e, "request failed");
                 "the server could not complete the request; see its log".to_owned()
             }
-            ApiError::Ledger(LedgerError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                "the database is unavailable; retry later".to_owned()
+            ApiError::Webhook(e) => {
+                tracing::warn!(code = e.code(), error = %e, "payment webhook refused");
+                e.to_string()
             }
             other => other.to_string(),
         };
@@ -150,6 +180,18 @@ impl ResponseError for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(e) => ApiError::Ledger(e),
+            AppError::Storage(e) => ApiError::Ledger(LedgerError::Storage(e)),
+            AppError::Invalid(m) => ApiError::Invalid(m),
+            AppError::NotFound(m) => ApiError::NotFound(m),
+            e @ AppError::Conflict(_) => ApiError::Conflict(e.to_string()),
+        }
     }
 }
 

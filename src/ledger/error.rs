@@ -1,4 +1,4 @@
-//! Typed outcomes of ledger operations.
+//! Typed outcomes of ledger operations, and the storage error the ledger sees.
 
 use super::{Credits, CreditsError, HoldStatus};
 
@@ -31,48 +31,69 @@ pub enum LedgerError {
     Conflict(String),
     #[error("idempotency key reused with a different request")]
     IdempotencyMismatch,
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("storage error: {0}")]
-    Store(String),
+    /// Storage could not answer; the ledger refused nothing.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
-impl From<diesel::result::Error> for LedgerError {
-    /// Lock time-outs and serialization failures are worth a retry: "unavailable".
-    fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match &e {
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
-                LedgerError::Unavailable(e.to_string())
+/// The cause of a storage failure, kept whole for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why storage could not do what the ledger asked. The store builds these from its
+/// database's errors, so the ledger never sees SQL.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A row the caller named is not there.
+    #[error("not found: {0}")]
+    NotFound(#[source] Cause),
+    /// Worth a retry: a lock or serialization time-out, a lost connection, a full disk,
+    /// no connection free before the deadline.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Cause),
+    /// Anything else: a broken query, a corrupt row, a failed task.
+    #[error("storage error: {0}")]
+    Failed(#[source] Cause),
+}
+
+impl StorageError {
+    pub fn unavailable(cause: impl Into<Cause>) -> Self {
+        StorageError::Unavailable(cause.into())
+    }
+
+    pub fn failed(cause: impl Into<Cause>) -> Self {
+        StorageError::Failed(cause.into())
+    }
+
+    /// What went wrong underneath, without the variant's prefix.
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        match self {
+            StorageError::NotFound(c) | StorageError::Unavailable(c) | StorageError::Failed(c) => {
+                c.as_ref()
             }
-            // A lost connection (PostgreSQL stopped or the backend terminated): the
-            // database is away, not broken.
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            ) => LedgerError::Unavailable(e.to_string()),
-            Error::DatabaseError(_, info)
-                if info.message().contains("database is locked")
-                    || info.message().contains("database table is locked")
-                    || info.message().contains("database or disk is full")
-                    || info.message().contains("terminating connection")
-                    || info.message().contains("server closed the connection")
-                    || info.message().contains("no connection to the server") =>
-            {
-                LedgerError::Unavailable(e.to_string())
-            }
-            _ => LedgerError::Store(e.to_string()),
+        }
+    }
+
+    /// A stable machine-readable name, used in problem types and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StorageError::Unavailable(_) => "unavailable",
+            StorageError::NotFound(_) | StorageError::Failed(_) => "storage_error",
         }
     }
 }
 
 impl LedgerError {
     /// A failed account lookup: a missing row is an unknown account, not a storage error.
-    pub fn from_account_lookup(e: diesel::result::Error) -> Self {
+    pub fn unknown_if_missing(e: StorageError) -> Self {
         match e {
-            diesel::result::Error::NotFound => LedgerError::UnknownAccount,
-            other => other.into(),
+            StorageError::NotFound(_) => LedgerError::UnknownAccount,
+            other => LedgerError::Storage(other),
         }
+    }
+
+    /// Storage failed in a way worth a retry (the database is away or busy).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, LedgerError::Storage(StorageError::Unavailable(_)))
     }
 
     /// A stable machine-readable name, used in problem types and metrics.
@@ -91,8 +112,7 @@ impl LedgerError {
             LedgerError::Invalid(_) => "invalid_input",
             LedgerError::Conflict(_) => "conflict",
             LedgerError::IdempotencyMismatch => "idempotency_key_reused",
-            LedgerError::Unavailable(_) => "unavailable",
-            LedgerError::Store(_) => "storage_error",
+            LedgerError::Storage(e) => e.code(),
         }
     }
 }

@@ -17,6 +17,6 @@ pub mod types;
 
 pub use audit::Audit;
 pub use credits::{Credits, CreditsError};
-pub use error::LedgerError;
+pub use error::{LedgerError, StorageError};
 pub use time::Timestamp;
 pub use types::*;

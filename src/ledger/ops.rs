@@ -5,7 +5,7 @@ use super::repo::{HoldRepo, LedgerRepo, NewAlert, NewHold, NewLot};
 use super::settle::{Movement, SettleInput, Settlement, settle};
 use super::{
     Account, Allocation, Balance, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry,
-    LedgerError, Lot, Timestamp,
+    LedgerError, Lot, StorageError, Timestamp,
 };
 
 /// Result of crediting an account.
@@ -153,10 +153,11 @@ impl Locked {
             }
         }
         // The lots hold exactly the available credits; reaching this is a broken store.
-        Err(LedgerError::Store(format!(
+        Err(StorageError::failed(format!(
             "account {}: lots short of available credits by {missing}",
             self.account.id
-        )))
+        ))
+        .into())
     }
 
     /// Edge-triggered low-credit alert: one per fall from at-or-over the threshold to
@@ -232,7 +233,7 @@ fn settle_input<R: HoldRepo>(
 fn lock<R: HoldRepo>(repo: &mut R, account_id: Id, now: Timestamp) -> Result<Locked, LedgerError> {
     let account = repo
         .lock_account(account_id)
-        .map_err(LedgerError::from_account_lookup)?;
+        .map_err(LedgerError::unknown_if_missing)?;
     let now = now.max(account.updated_at);
     let available_before = account.balance.saturating_sub(account.reserved);
     let mut locked = Locked {
@@ -593,7 +594,7 @@ pub fn cancel<R: HoldRepo>(
         let lot = lots
             .iter()
             .find(|l| l.id == a.lot_id)
-            .ok_or_else(|| LedgerError::Store(format!("lot {} missing", a.lot_id)))?;
+            .ok_or_else(|| StorageError::failed(format!("lot {} missing", a.lot_id)))?;
         locked.release(repo, lot, a.amount, hold.id)?;
     }
     close(repo, locked, &hold, HoldStatus::Cancelled, None)

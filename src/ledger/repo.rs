@@ -35,7 +35,7 @@ pub struct NewLot<'a> {
     pub created_at: Timestamp,
 }
 
-pub type RepoResult<T> = Result<T, diesel::result::Error>;
+pub type RepoResult<T> = Result<T, super::error::StorageError>;
 
 /// A low-credit alert for one recipient, queued in the transaction that crossed.
 pub struct NewAlert<'a> {

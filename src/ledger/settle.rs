@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{Allocation, Credits, EntryKind, Hold, Id, LedgerError, Lot, Timestamp};
+use super::{Allocation, Credits, EntryKind, Hold, Id, LedgerError, Lot, StorageError, Timestamp};
 
 /// What settlement needs to know about an account.
 #[derive(Debug, Default)]
@@ -82,7 +82,7 @@ pub fn settle(input: SettleInput, now: Timestamp) -> Result<Settlement, LedgerEr
                 for a in allocations.remove(&hold.id).unwrap_or_default() {
                     let lot = lots
                         .get_mut(&a.lot_id)
-                        .ok_or_else(|| LedgerError::Store(format!("lot {} missing", a.lot_id)))?;
+                        .ok_or_else(|| StorageError::failed(format!("lot {} missing", a.lot_id)))?;
                     if lot.expires_at < at {
                         out.movements
                             .push(expiry(a.amount, lot.id, Some(hold.id), at));

@@ -80,7 +80,7 @@ pub fn journal_stream(
             };
             let page = web::block(move || store.journal_after(account_id, after, PAGE_LINES))
                 .await
-                .map_err(|e| LedgerError::Store(e.to_string()))
+                .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))
                 .and_then(|page| page);
             let page = match page {
                 Ok(page) => page,

@@ -139,12 +139,6 @@ impl PaymentError {
     }
 }
 
-impl From<diesel::result::Error> for PaymentError {
-    fn from(e: diesel::result::Error) -> Self {
-        PaymentError::Ledger(e.into())
-    }
-}
-
 impl From<PriceError> for PaymentError {
     fn from(e: PriceError) -> Self {
         PaymentError::Invalid(e.to_string())

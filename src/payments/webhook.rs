@@ -30,6 +30,32 @@ pub enum VerifyError {
     BadSignature,
 }
 
+/// Why a webhook request was refused before its event reached the orders; the admin
+/// face answers it as problem JSON like the rest of the API.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the payment webhook is not configured (payments.webhook_secret)")]
+    NotConfigured,
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("{0}")]
+    BadEvent(String),
+}
+
+impl WebhookError {
+    /// A stable machine-readable name, used in problem types.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookError::NotConfigured => "webhook_not_configured",
+            WebhookError::Verify(VerifyError::Missing) => "missing_signature",
+            WebhookError::Verify(VerifyError::BadTimestamp) => "bad_timestamp",
+            WebhookError::Verify(VerifyError::Stale(_)) => "stale_timestamp",
+            WebhookError::Verify(VerifyError::BadSignature) => "bad_signature",
+            WebhookError::BadEvent(_) => "invalid_event",
+        }
+    }
+}
+
 /// `sha256=<hex>` for `body` sent at `timestamp`: what a sender puts in `X-IAP-Signature`.
 pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     format!(

@@ -17,8 +17,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
+use crate::error::AppError;
 use crate::http::AppState;
-use crate::ledger::{LedgerError, Timestamp};
+use crate::ledger::{LedgerError, StorageError, Timestamp};
 use crate::pages::i18n::Lang;
 use crate::pages::layout::{self, Chrome};
 use crate::pages::session;
@@ -136,6 +137,18 @@ impl From<ContactError> for PortalError {
     }
 }
 
+impl From<AppError> for PortalError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(e) => e.into(),
+            AppError::Storage(e) => LedgerError::Storage(e).into(),
+            AppError::NotFound(_) => PortalError::NotFound,
+            e @ AppError::Invalid(_) => PortalError::Invalid(e.to_string()),
+            e @ AppError::Conflict(_) => PortalError::Conflict(e.to_string()),
+        }
+    }
+}
+
 impl From<LedgerError> for PortalError {
     fn from(e: LedgerError) -> Self {
         match e {
@@ -143,8 +156,10 @@ impl From<LedgerError> for PortalError {
             LedgerError::InvalidAmount(_)
             | LedgerError::Invalid(_)
             | LedgerError::InvalidExpiry(_) => PortalError::Invalid(e.to_string()),
-            LedgerError::Unavailable(m) => PortalError::Unavailable(m),
-            LedgerError::Store(m) => PortalError::Internal(m),
+            LedgerError::Storage(e @ StorageError::Unavailable(_)) => {
+                PortalError::Unavailable(e.cause().to_string())
+            }
+            LedgerError::Storage(e) => PortalError::Internal(e.cause().to_string()),
             other => PortalError::Conflict(other.to_string()),
         }
     }
@@ -167,6 +182,7 @@ impl From<crate::usecase::account::ViewError> for PortalError {
         match e {
             ViewError::Ledger(e) => e.into(),
             ViewError::Payment(e) => e.into(),
+            ViewError::App(e) => e.into(),
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::ledger::{Credits, LedgerError};
+use crate::error::AppError;
+use crate::ledger::{Credits, LedgerError, StorageError};
 use crate::usecase::contact::ContactError;
 
 const INSUFFICIENT_CREDIT: &str = "odoo.addons.iap.tools.iap_tools.InsufficientCreditError";
@@ -120,14 +121,25 @@ impl From<LedgerError> for RpcError {
                 tracing::error!(%needed, %available, "insufficient credit without context");
                 RpcError::Access("insufficient credit".into())
             }
-            LedgerError::Unavailable(e) => {
-                tracing::warn!(error = %e, "database unavailable");
+            LedgerError::Storage(e @ StorageError::Unavailable(_)) => {
+                tracing::warn!(error = %e.cause(), "database unavailable");
                 RpcError::Unavailable
             }
-            LedgerError::Store(e) => {
-                tracing::error!(error = %e, "storage error");
+            LedgerError::Storage(e) => {
+                tracing::error!(error = %e.cause(), "storage error");
                 RpcError::Unavailable
             }
+        }
+    }
+}
+
+impl From<AppError> for RpcError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(e) => e.into(),
+            AppError::Storage(e) => LedgerError::Storage(e).into(),
+            AppError::Invalid(m) => RpcError::Invalid(m),
+            AppError::NotFound(m) | AppError::Conflict(m) => RpcError::Access(m),
         }
     }
 }

@@ -6,7 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::console::{AuditRecord, write_audit_record};
 use super::schema::admin_tokens;
 use super::{Store, read_tx, write_tx};
-use crate::ledger::LedgerError;
+use crate::error::AppError;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
 
 /// A token that may call the admin API.
@@ -17,7 +17,7 @@ pub struct AdminToken {
 
 impl Store {
     /// Creates a token named `name` and returns the secret (the only time it is seen).
-    pub fn create_admin_token(&self, name: &str) -> Result<String, LedgerError> {
+    pub fn create_admin_token(&self, name: &str) -> Result<String, AppError> {
         self.create_admin_token_with(name, None)
     }
 
@@ -27,7 +27,7 @@ impl Store {
         &self,
         name: &str,
         audit: &AuditRecord,
-    ) -> Result<String, LedgerError> {
+    ) -> Result<String, AppError> {
         self.create_admin_token_with(name, Some(audit))
     }
 
@@ -35,10 +35,10 @@ impl Store {
         &self,
         name: &str,
         audit: Option<&AuditRecord>,
-    ) -> Result<String, LedgerError> {
+    ) -> Result<String, AppError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(LedgerError::Invalid(
+            return Err(AppError::Invalid(
                 "token name must be 1-100 characters".into(),
             ));
         }
@@ -55,20 +55,20 @@ impl Store {
                 .execute(c)
                 .map_err(|e| match e {
                     DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                        LedgerError::Conflict(format!("admin token {name:?}"))
+                        AppError::Conflict(format!("admin token {name:?}"))
                     }
                     other => other.into(),
                 })?;
             if let Some(audit) = audit {
                 write_audit_record(c, now, audit)?;
             }
-            Ok::<_, LedgerError>(())
+            Ok::<_, AppError>(())
         })?;
         Ok(secret)
     }
 
     /// The token matching `secret`, unless unknown or revoked.
-    pub fn verify_admin_token(&self, secret: &str) -> Result<Option<AdminToken>, LedgerError> {
+    pub fn verify_admin_token(&self, secret: &str) -> Result<Option<AdminToken>, AppError> {
         let hash = sha256_hex(secret);
         let row: Option<(String, String)> = read_tx!(self, |c| {
             admin_tokens::table
@@ -84,7 +84,7 @@ impl Store {
     }
 
     /// Revokes the token named `name`; false when there is none.
-    pub fn revoke_admin_token(&self, name: &str) -> Result<bool, LedgerError> {
+    pub fn revoke_admin_token(&self, name: &str) -> Result<bool, AppError> {
         let now = self.now().micros();
         let n = write_tx!(self, |c| {
             diesel::update(

@@ -47,9 +47,11 @@ impl Store {
             }
             Pool::Pg(_) => return Err(LedgerError::Invalid(USE_PG_DUMP.into())),
         }
-        std::fs::metadata(path)
-            .map(|m| m.len())
-            .map_err(|e| LedgerError::Store(format!("reading {target}: {e}")))
+        std::fs::metadata(path).map(|m| m.len()).map_err(|e| {
+            LedgerError::from(crate::ledger::StorageError::failed(format!(
+                "reading {target}: {e}"
+            )))
+        })
     }
 }
 
@@ -103,7 +105,9 @@ pub fn check_sqlite_backup(path: &Path) -> Result<BackupCheck, LedgerError> {
 /// with it, since it belongs to the old file.
 pub fn restore_sqlite_backup(backup: &Path, database: &Path) -> Result<BackupCheck, LedgerError> {
     let check = check_sqlite_backup(backup)?;
-    let io = |what: &str, e: std::io::Error| LedgerError::Store(format!("{what}: {e}"));
+    let io = |what: &str, e: std::io::Error| {
+        LedgerError::from(crate::ledger::StorageError::failed(format!("{what}: {e}")))
+    };
     let mut tmp = database.as_os_str().to_owned();
     tmp.push(".restoring");
     let tmp = std::path::PathBuf::from(tmp);
@@ -127,7 +131,11 @@ pub fn restore_sqlite_backup(backup: &Path, database: &Path) -> Result<BackupChe
             .to_str()
             .ok_or_else(|| LedgerError::Invalid("the database path must be UTF-8".into()))?,
     )
-    .map_err(|e| LedgerError::Store(format!("opening the restored database: {e}")))?;
+    .map_err(|e| {
+        LedgerError::from(crate::ledger::StorageError::failed(format!(
+            "opening the restored database: {e}"
+        )))
+    })?;
     c.batch_execute("PRAGMA journal_mode = WAL;")?;
     Ok(check)
 }

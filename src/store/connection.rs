@@ -69,7 +69,7 @@ pub(crate) fn checkout<M: r2d2::ManageConnection>(
         wait.min(pool.connection_timeout())
             .max(Duration::from_millis(1)),
     )
-    .map_err(super::unavailable)
+    .map_err(|e| super::unavailable(e).into())
 }
 
 /// libpq connection settings that bound how long a dead PostgreSQL connection (its server
@@ -128,7 +128,9 @@ fn pg_url_with_bounds(url: &str, settings: &DatabaseSettings) -> String {
 }
 
 fn store_error(context: &str, e: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Store(format!("{context}: {e}"))
+    LedgerError::from(crate::ledger::StorageError::failed(format!(
+        "{context}: {e}"
+    )))
 }
 
 impl Pool {

@@ -472,7 +472,11 @@ impl Store {
 
         // [today, 30 days, all time] as (sold, consumed, held) in units; the sums are
         // checked so a corrupt total is an error, never a wrapped figure.
-        let overflow = || LedgerError::Store("overview sum overflows".into());
+        let overflow = || {
+            LedgerError::from(crate::ledger::StorageError::failed(
+                "overview sum overflows",
+            ))
+        };
         let mut totals = [[0i64; 3]; 3];
         let mut daily: std::collections::BTreeMap<(i64, i64), i64> = Default::default();
         for d in &days {

@@ -13,7 +13,9 @@ use crate::ledger::{Audit, Balance, Credits, Hold, HoldStatus, Id, LedgerError, 
 use crate::telemetry::METRICS;
 
 fn unexpected() -> LedgerError {
-    LedgerError::Store("the ledger engine answered another operation".into())
+    LedgerError::from(crate::ledger::StorageError::failed(
+        "the ledger engine answered another operation",
+    ))
 }
 
 fn authorized(reply: Result<Output, LedgerError>) -> Result<(Hold, Balance), LedgerError> {
@@ -86,7 +88,7 @@ impl Store {
         write_tx!(self, |c| {
             // Lock first so a concurrent retry waits here and then sees our key.
             c.lock_account(req.account_id)
-                .map_err(LedgerError::from_account_lookup)?;
+                .map_err(LedgerError::unknown_if_missing)?;
             let stored: Option<(String, String)> = idempotency_keys::table
                 .filter(idempotency_keys::scope.eq(idem.scope))
                 .filter(idempotency_keys::key.eq(idem.key))
@@ -98,15 +100,15 @@ impl Store {
                     return Err(LedgerError::IdempotencyMismatch);
                 }
                 let value = serde_json::from_str(&response)
-                    .map_err(|e| LedgerError::Store(e.to_string()))?;
+                    .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
                 if let Some((record, detail)) = audit {
                     write_audit_record(c, now.micros(), &record.with_detail(detail(true)))?;
                 }
                 return Ok((value, true));
             }
             let outcome = ops::grant(c, req, now)?;
-            let value =
-                serde_json::to_value(&outcome).map_err(|e| LedgerError::Store(e.to_string()))?;
+            let value = serde_json::to_value(&outcome)
+                .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
             diesel::insert_into(idempotency_keys::table)
                 .values((
                     idempotency_keys::scope.eq(idem.scope),

@@ -20,20 +20,20 @@ macro_rules! impl_ledger_repo {
             fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
                 // An UPDATE takes the row lock on PostgreSQL (held to commit) and reads the
                 // row in the same round trip; SQLite is already locked by BEGIN IMMEDIATE.
-                update_account(accounts::table.find(id), NO_CHANGE)
+                Ok(update_account(accounts::table.find(id), NO_CHANGE)
                     .returning(AccountRow::as_returning())
                     .get_result::<AccountRow>(self)?
-                    .try_into()
+                    .try_into()?)
             }
 
             fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>> {
-                accounts::table
+                Ok(accounts::table
                     .find(id)
                     .select(AccountRow::as_select())
                     .first::<AccountRow>(self)
                     .optional()?
                     .map(Account::try_from)
-                    .transpose()
+                    .transpose()?)
             }
 
             fn save_account_totals(&mut self, a: &Account) -> RepoResult<()> {
@@ -78,7 +78,7 @@ macro_rules! impl_ledger_repo {
                     .order((holds::expires_at, holds::id))
                     .select(HoldRow::as_select())
                     .load::<HoldRow>(self)?;
-                convert(rows)
+                Ok(convert(rows)?)
             }
 
             fn allocations_of(&mut self, hold_ids: &[Id]) -> RepoResult<Vec<Allocation>> {
@@ -87,7 +87,7 @@ macro_rules! impl_ledger_repo {
                     .order((hold_allocations::hold_id, hold_allocations::lot_id))
                     .select(AllocationRow::as_select())
                     .load::<AllocationRow>(self)?;
-                convert(rows)
+                Ok(convert(rows)?)
             }
 
             fn insert_allocations(&mut self, allocations: &[Allocation]) -> RepoResult<()> {
@@ -129,7 +129,7 @@ macro_rules! impl_ledger_repo {
                     .order(lots::id)
                     .select(LotRow::as_select())
                     .load::<LotRow>(self)?;
-                convert(rows)
+                Ok(convert(rows)?)
             }
 
             fn drawable_lots(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Lot>> {
@@ -140,7 +140,7 @@ macro_rules! impl_ledger_repo {
                     .order((lots::expires_at, lots::id))
                     .select(LotRow::as_select())
                     .load::<LotRow>(self)?;
-                convert(rows)
+                Ok(convert(rows)?)
             }
 
             fn lots_by_id(&mut self, ids: &[Id]) -> RepoResult<Vec<Lot>> {
@@ -149,7 +149,7 @@ macro_rules! impl_ledger_repo {
                     .order(lots::id)
                     .select(LotRow::as_select())
                     .load::<LotRow>(self)?;
-                convert(rows)
+                Ok(convert(rows)?)
             }
 
             fn set_lot_remaining(&mut self, lot_id: Id, remaining: Credits) -> RepoResult<()> {
@@ -160,7 +160,7 @@ macro_rules! impl_ledger_repo {
             }
 
             fn insert_hold(&mut self, hold: NewHold<'_>) -> RepoResult<Hold> {
-                diesel::insert_into(holds::table)
+                Ok(diesel::insert_into(holds::table)
                     .values((
                         holds::account_id.eq(hold.account_id),
                         holds::token_hash.eq(hold.token_hash),
@@ -172,27 +172,27 @@ macro_rules! impl_ledger_repo {
                     ))
                     .returning(HoldRow::as_returning())
                     .get_result::<HoldRow>(self)?
-                    .try_into()
+                    .try_into()?)
             }
 
             fn find_hold(&mut self, token_hash: &str) -> RepoResult<Option<Hold>> {
-                holds::table
+                Ok(holds::table
                     .filter(holds::token_hash.eq(token_hash))
                     .select(HoldRow::as_select())
                     .first::<HoldRow>(self)
                     .optional()?
                     .map(Hold::try_from)
-                    .transpose()
+                    .transpose()?)
             }
 
             fn get_hold(&mut self, id: Id) -> RepoResult<Option<Hold>> {
-                holds::table
+                Ok(holds::table
                     .find(id)
                     .select(HoldRow::as_select())
                     .first::<HoldRow>(self)
                     .optional()?
                     .map(Hold::try_from)
-                    .transpose()
+                    .transpose()?)
             }
 
             fn close_hold(
@@ -233,7 +233,7 @@ macro_rules! impl_ledger_repo {
 
         impl LedgerRepo for $conn {
             fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id> {
-                diesel::insert_into(lots::table)
+                Ok(diesel::insert_into(lots::table)
                     .values((
                         lots::account_id.eq(lot.account_id),
                         lots::amount.eq(lot.amount.units()),
@@ -244,7 +244,7 @@ macro_rules! impl_ledger_repo {
                         lots::created_at.eq(lot.created_at.micros()),
                     ))
                     .returning(lots::id)
-                    .get_result(self)
+                    .get_result(self)?)
             }
 
             fn journal_balance_at(
@@ -252,7 +252,7 @@ macro_rules! impl_ledger_repo {
                 account_id: Id,
                 at: Timestamp,
             ) -> RepoResult<Option<Credits>> {
-                journal::table
+                Ok(journal::table
                     .filter(journal::account_id.eq(account_id))
                     .filter(journal::effective_at.le(at.micros()))
                     .order(journal::seq.desc())
@@ -260,7 +260,7 @@ macro_rules! impl_ledger_repo {
                     .first::<i64>(self)
                     .optional()?
                     .map(credits)
-                    .transpose()
+                    .transpose()?)
             }
         }
     };

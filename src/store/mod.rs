@@ -9,6 +9,7 @@ mod catalog;
 mod connection;
 mod console;
 mod engine;
+pub(crate) mod error;
 mod ledger_api;
 mod ledger_repo;
 mod lookups;
@@ -132,8 +133,8 @@ macro_rules! read_one {
 
 pub(crate) use {read_one, read_tx, write_tx};
 
-pub(crate) fn unavailable(e: r2d2::Error) -> LedgerError {
-    LedgerError::Unavailable(e.to_string())
+pub(crate) fn unavailable(e: r2d2::Error) -> crate::ledger::StorageError {
+    error::unavailable(e)
 }
 
 impl Store {
@@ -199,9 +200,9 @@ impl Store {
     /// writer holding it stalls every write). Blocks for at most about the bound.
     pub fn check_writable(&self) -> Result<(), LedgerError> {
         if self.engine.failing() {
-            return Err(LedgerError::Unavailable(
-                "the ledger's last write failed".into(),
-            ));
+            return Err(LedgerError::from(crate::ledger::StorageError::unavailable(
+                "the ledger's last write failed",
+            )));
         }
         let bound = self.health_timeout;
         match &self.pool {

@@ -10,6 +10,7 @@ use super::schema::{
 };
 use super::{Store, read_tx, write_tx};
 use crate::config::Secret;
+use crate::error::AppError;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
 use crate::ledger::{Account, Credits, EntryKind, LedgerError, Timestamp};
 use crate::odoo::{OdooProtocol, Snapshot};
@@ -71,11 +72,14 @@ pub enum Revocation {
 }
 
 /// A secret's stored scope: a JSON array of dbuuids, or NULL for any database.
-fn parse_scope(scope: Option<String>) -> Result<Option<Vec<String>>, LedgerError> {
+fn parse_scope(scope: Option<String>) -> Result<Option<Vec<String>>, AppError> {
     scope
         .map(|list| {
-            serde_json::from_str::<Vec<String>>(&list)
-                .map_err(|e| LedgerError::Store(format!("registration secret scope: {e}")))
+            serde_json::from_str::<Vec<String>>(&list).map_err(|e| {
+                AppError::from(crate::ledger::StorageError::failed(format!(
+                    "registration secret scope: {e}"
+                )))
+            })
         })
         .transpose()
 }
@@ -94,7 +98,7 @@ type DbRow = (
 
 impl Store {
     /// A registration secret (printed once): it lets an Odoo addon register its database.
-    pub fn create_registration_secret(&self, name: &str) -> Result<String, LedgerError> {
+    pub fn create_registration_secret(&self, name: &str) -> Result<String, AppError> {
         self.create_registration_secret_for(name, &[])
     }
 
@@ -104,20 +108,23 @@ impl Store {
         &self,
         name: &str,
         dbuuids: &[String],
-    ) -> Result<String, LedgerError> {
+    ) -> Result<String, AppError> {
         let name = name.trim();
         if dbuuids.iter().any(|d| d.trim().is_empty() || d.len() > 64) {
-            return Err(LedgerError::Invalid(
+            return Err(AppError::Invalid(
                 "each dbuuid must be 1-64 characters".into(),
             ));
         }
         let scope = if dbuuids.is_empty() {
             None
         } else {
-            Some(serde_json::to_string(dbuuids).map_err(|e| LedgerError::Store(e.to_string()))?)
+            Some(
+                serde_json::to_string(dbuuids)
+                    .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))?,
+            )
         };
         if name.is_empty() || name.len() > 100 {
-            return Err(LedgerError::Invalid(
+            return Err(AppError::Invalid(
                 "secret name must be 1-100 characters".into(),
             ));
         }
@@ -137,7 +144,7 @@ impl Store {
                     diesel::result::Error::DatabaseError(
                         diesel::result::DatabaseErrorKind::UniqueViolation,
                         _,
-                    ) => LedgerError::Conflict(format!("registration secret {name:?}")),
+                    ) => AppError::Conflict(format!("registration secret {name:?}")),
                     other => other.into(),
                 })
         })?;
@@ -145,11 +152,7 @@ impl Store {
     }
 
     /// Whether `secret` is a live registration secret that may register `dbuuid`.
-    pub fn verify_registration_secret(
-        &self,
-        secret: &str,
-        dbuuid: &str,
-    ) -> Result<bool, LedgerError> {
+    pub fn verify_registration_secret(&self, secret: &str, dbuuid: &str) -> Result<bool, AppError> {
         let hash = sha256_hex(secret);
         let found: Option<(String, Option<String>)> = read_tx!(self, |c| {
             registration_secrets::table
@@ -173,7 +176,7 @@ impl Store {
     }
 
     /// Every registration secret, revoked ones too, by name.
-    pub fn list_registration_secrets(&self) -> Result<Vec<RegistrationSecretInfo>, LedgerError> {
+    pub fn list_registration_secrets(&self) -> Result<Vec<RegistrationSecretInfo>, AppError> {
         type Row = (String, i64, Option<String>, Option<i64>);
         let rows: Vec<Row> = read_tx!(self, |c| {
             registration_secrets::table
@@ -201,7 +204,7 @@ impl Store {
     /// Revokes the registration secret `name`: it registers no database from now on.
     /// Databases it registered keep their registration and database token (they
     /// authenticate with that token, not with the secret). Revoking twice changes nothing.
-    pub fn revoke_registration_secret(&self, name: &str) -> Result<Revocation, LedgerError> {
+    pub fn revoke_registration_secret(&self, name: &str) -> Result<Revocation, AppError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let revoked_at: Option<Option<i64>> = registration_secrets::table
@@ -220,7 +223,7 @@ impl Store {
                     )
                     .set(registration_secrets::revoked_at.eq(now))
                     .execute(c)?;
-                    Ok::<_, LedgerError>(Revocation::Revoked)
+                    Ok::<_, AppError>(Revocation::Revoked)
                 }
             }
         })
@@ -233,7 +236,7 @@ impl Store {
         &self,
         dbuuid: &str,
         database_token: Option<&str>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), AppError> {
         let stored: Option<String> = read_tx!(self, |c| {
             odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
@@ -262,7 +265,7 @@ impl Store {
         credentials: &OdooCredentials,
         snapshot: &Snapshot,
         current_token: Option<&str>,
-    ) -> Result<String, LedgerError> {
+    ) -> Result<String, AppError> {
         let token = format!("iapdb_{}", random_hex(24));
         let hash = sha256_hex(&token);
         let presented = current_token.map(sha256_hex);
@@ -320,7 +323,7 @@ impl Store {
         &self,
         dbuuid: &str,
         outcome: Result<&Snapshot, String>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), AppError> {
         self.save_refresh_with(dbuuid, outcome, None)
     }
 
@@ -331,7 +334,7 @@ impl Store {
         dbuuid: &str,
         outcome: Result<&Snapshot, String>,
         audit: &AuditRecord,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), AppError> {
         self.save_refresh_with(dbuuid, outcome, Some(audit))
     }
 
@@ -340,7 +343,7 @@ impl Store {
         dbuuid: &str,
         outcome: Result<&Snapshot, String>,
         audit: Option<&AuditRecord>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), AppError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             if let Some(audit) = audit {
@@ -352,9 +355,7 @@ impl Store {
                 .select(odoo_databases::id)
                 .first(c)
                 .optional()?
-                .ok_or_else(|| {
-                    LedgerError::Invalid(format!("database {dbuuid} is not registered"))
-                })?;
+                .ok_or_else(|| AppError::Invalid(format!("database {dbuuid} is not registered")))?;
             match outcome {
                 Ok(snapshot) => {
                     diesel::update(odoo_databases::table.find(id))
@@ -376,10 +377,7 @@ impl Store {
         })
     }
 
-    pub fn database_credentials(
-        &self,
-        dbuuid: &str,
-    ) -> Result<Option<OdooCredentials>, LedgerError> {
+    pub fn database_credentials(&self, dbuuid: &str) -> Result<Option<OdooCredentials>, AppError> {
         let row: Option<(String, String, String, String)> = read_tx!(self, |c| {
             odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
@@ -402,7 +400,7 @@ impl Store {
     }
 
     /// Whether `token` is the addon token of `dbuuid` (constant-time).
-    pub fn verify_database_token(&self, dbuuid: &str, token: &str) -> Result<bool, LedgerError> {
+    pub fn verify_database_token(&self, dbuuid: &str, token: &str) -> Result<bool, AppError> {
         let hash = sha256_hex(token);
         let stored: Option<String> = read_tx!(self, |c| {
             odoo_databases::table
@@ -415,7 +413,7 @@ impl Store {
     }
 
     /// Forgets a database (credentials and the copy of its companies and accounts).
-    pub fn delete_database(&self, dbuuid: &str) -> Result<bool, LedgerError> {
+    pub fn delete_database(&self, dbuuid: &str) -> Result<bool, AppError> {
         self.delete_database_with(dbuuid, None)
     }
 
@@ -425,7 +423,7 @@ impl Store {
         &self,
         dbuuid: &str,
         audit: &AuditRecord,
-    ) -> Result<bool, LedgerError> {
+    ) -> Result<bool, AppError> {
         self.delete_database_with(dbuuid, Some(audit))
     }
 
@@ -433,7 +431,7 @@ impl Store {
         &self,
         dbuuid: &str,
         audit: Option<&AuditRecord>,
-    ) -> Result<bool, LedgerError> {
+    ) -> Result<bool, AppError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let Some(id) = odoo_databases::table
@@ -452,11 +450,11 @@ impl Store {
             if let Some(audit) = audit {
                 write_audit_record(c, now, audit)?;
             }
-            Ok::<_, LedgerError>(true)
+            Ok::<_, AppError>(true)
         })
     }
 
-    pub fn list_databases(&self) -> Result<Vec<DatabaseInfo>, LedgerError> {
+    pub fn list_databases(&self) -> Result<Vec<DatabaseInfo>, AppError> {
         read_tx!(self, |c| {
             let rows: Vec<DbRow> = odoo_databases::table
                 .order(odoo_databases::dbuuid)
@@ -486,7 +484,9 @@ impl Store {
             ) in rows
             {
                 let protocol = OdooProtocol::parse(&protocol).ok_or_else(|| {
-                    LedgerError::Store(format!("database {dbuuid}: unknown protocol {protocol:?}"))
+                    AppError::from(crate::ledger::StorageError::failed(format!(
+                        "database {dbuuid}: unknown protocol {protocol:?}"
+                    )))
                 })?;
                 let companies: Vec<(i64, String)> = odoo_companies::table
                     .filter(odoo_companies::database_id.eq(id))
@@ -510,13 +510,13 @@ impl Store {
                     accounts: usize::try_from(accounts).unwrap_or(0),
                 });
             }
-            Ok::<_, LedgerError>(out)
+            Ok::<_, AppError>(out)
         })
     }
 
     /// Names of the companies an account is restricted to in its Odoo database (empty:
     /// shared by all companies, or the database is not registered).
-    pub fn account_companies(&self, account: &Account) -> Result<Vec<String>, LedgerError> {
+    pub fn account_companies(&self, account: &Account) -> Result<Vec<String>, AppError> {
         read_tx!(self, |c| {
             let service: String = services::table
                 .find(account.service_id)
@@ -539,7 +539,7 @@ impl Store {
                 names.extend(found);
             }
             names.dedup();
-            Ok::<_, LedgerError>(names)
+            Ok::<_, AppError>(names)
         })
     }
 
@@ -547,10 +547,7 @@ impl Store {
     /// restricted to several companies counts for each of them), counting only captures
     /// recorded since the sidecar first saw the account's current restriction: what the
     /// account consumed while shared belongs to no company.
-    pub fn company_consumption(
-        &self,
-        dbuuid: &str,
-    ) -> Result<Vec<CompanyConsumption>, LedgerError> {
+    pub fn company_consumption(&self, dbuuid: &str) -> Result<Vec<CompanyConsumption>, AppError> {
         read_tx!(self, |c| {
             let Some(id) = odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
@@ -603,7 +600,12 @@ impl Store {
                         .iter_mut()
                         .find(|e| e.company_id == company_id && e.service == service)
                     {
-                        Some(entry) => entry.consumed = entry.consumed.checked_add(consumed)?,
+                        Some(entry) => {
+                            entry.consumed = entry
+                                .consumed
+                                .checked_add(consumed)
+                                .map_err(LedgerError::from)?
+                        }
                         None => out.push(CompanyConsumption {
                             company_id,
                             company,
@@ -614,14 +616,14 @@ impl Store {
                 }
             }
             out.sort_by(|a, b| (a.company_id, &a.service).cmp(&(b.company_id, &b.service)));
-            Ok::<_, LedgerError>(out)
+            Ok::<_, AppError>(out)
         })
     }
 }
 
 /// Why a registration of an already registered database is refused.
-fn already_registered(dbuuid: &str) -> LedgerError {
-    LedgerError::Conflict(format!(
+fn already_registered(dbuuid: &str) -> AppError {
+    AppError::Conflict(format!(
         "database {dbuuid} is registered already: send its current database token, or ask \
          the operator to release it (iap-sidecar database release {dbuuid})"
     ))
@@ -659,7 +661,7 @@ macro_rules! replace_snapshot {
         }
         for account in &snapshot.accounts {
             let company_ids = serde_json::to_string(&account.company_ids)
-                .map_err(|e| LedgerError::Store(e.to_string()))?;
+                .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))?;
             let restricted_since = if account.company_ids.is_empty() {
                 None
             } else {
@@ -679,7 +681,7 @@ macro_rules! replace_snapshot {
                 ))
                 .execute($c)?;
         }
-        Ok::<(), LedgerError>(())
+        Ok::<(), AppError>(())
     }};
 }
 use replace_snapshot;

@@ -249,9 +249,7 @@ macro_rules! impl_order_tx {
                 });
                 let credit_error = match credited {
                     Ok(()) => None,
-                    Err(PaymentError::Ledger(
-                        e @ (LedgerError::Store(_) | LedgerError::Unavailable(_)),
-                    )) => return Err(e.into()),
+                    Err(PaymentError::Ledger(e @ LedgerError::Storage(_))) => return Err(e.into()),
                     Err(e) => {
                         tracing::warn!(order = order.id, error = %e, "paid order not credited");
                         Some(e.to_string())
@@ -501,7 +499,7 @@ impl Store {
         let row: OrderRow = write_tx!(self, |c| {
             let account = c
                 .lock_account(account_id)
-                .map_err(LedgerError::from_account_lookup)?;
+                .map_err(LedgerError::unknown_if_missing)?;
             if account.disabled {
                 return Err(LedgerError::Disabled.into());
             }
@@ -598,7 +596,7 @@ impl Store {
             let order = c.load_order(id)?;
             let account = c
                 .lock_account(order.account_id)
-                .map_err(LedgerError::from_account_lookup)?;
+                .map_err(LedgerError::unknown_if_missing)?;
             // Re-read under the lock: a concurrent confirmation may have credited it.
             let order = c.load_order(id)?;
             let outcome = c.confirm_locked(order, confirmation, now)?;
@@ -638,7 +636,7 @@ impl Store {
                 return Err(PaymentError::NotFound(format!("no order {id}")));
             }
             c.lock_account(order.account_id)
-                .map_err(LedgerError::from_account_lookup)?;
+                .map_err(LedgerError::unknown_if_missing)?;
             let order = c.load_order(id)?;
             let order = c.cancel_locked(order, now)?;
             if let Some(audit) = audit {
@@ -660,7 +658,7 @@ impl Store {
             let order = c.load_order(event.order_id)?;
             let account = c
                 .lock_account(order.account_id)
-                .map_err(LedgerError::from_account_lookup)?;
+                .map_err(LedgerError::unknown_if_missing)?;
             let order = c.load_order(event.order_id)?;
             let seen: Option<String> = payment_events::table
                 .find(&event.id)

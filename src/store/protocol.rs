@@ -52,11 +52,11 @@ impl Store {
             .as_ref()
             .map(serde_json::to_string)
             .transpose()
-            .map_err(|e| LedgerError::Store(e.to_string()))?;
+            .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
         let row: AccountRow = write_tx!(self, |c| {
             let current = c
                 .lock_account(account_id)
-                .map_err(LedgerError::from_account_lookup)?;
+                .map_err(LedgerError::unknown_if_missing)?;
             let threshold = update.threshold.unwrap_or(current.alerts.threshold);
             let warn_me = update.warn_me.unwrap_or(current.alerts.warn_me);
             // Alerts turned on or moved: whatever happened while they were off, an account
@@ -281,7 +281,7 @@ impl Store {
         let description = format!("Trial credits for database {dbuuid}");
         let result = write_tx!(self, |c| {
             c.lock_account(account_id)
-                .map_err(LedgerError::from_account_lookup)?;
+                .map_err(LedgerError::unknown_if_missing)?;
             let claimed = diesel::insert_into(trial_grants::table)
                 .values((
                     trial_grants::service_id.eq(service.id),

@@ -96,7 +96,9 @@ impl SmsStatus {
             "submitted" => Ok(SmsStatus::Submitted),
             "delivered" => Ok(SmsStatus::Delivered),
             "failed" => Ok(SmsStatus::Failed),
-            other => Err(LedgerError::Store(format!("corrupt sms status {other:?}"))),
+            other => Err(LedgerError::from(crate::ledger::StorageError::failed(
+                format!("corrupt sms status {other:?}"),
+            ))),
         }
     }
 }
@@ -213,8 +215,11 @@ fn job(row: JobRow) -> Result<SmsJob, LedgerError> {
         uuid,
         number,
         content,
-        encoding: Encoding::parse(&encoding)
-            .ok_or_else(|| LedgerError::Store(format!("corrupt sms encoding {encoding:?}")))?,
+        encoding: Encoding::parse(&encoding).ok_or_else(|| {
+            LedgerError::from(crate::ledger::StorageError::failed(format!(
+                "corrupt sms encoding {encoding:?}"
+            )))
+        })?,
         segments: u32::try_from(segments).unwrap_or(1),
         sender,
         attempts,
@@ -342,9 +347,9 @@ impl Store {
                 outcomes.push(Queued::New);
             }
             if Instant::now() >= deadline {
-                return Err(LedgerError::Unavailable(
-                    "the send call could not be written before its deadline".into(),
-                ));
+                return Err(LedgerError::from(crate::ledger::StorageError::unavailable(
+                    "the send call could not be written before its deadline",
+                )));
             }
             Ok(outcomes)
         })

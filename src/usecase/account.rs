@@ -56,6 +56,8 @@ pub enum ViewError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    #[error(transparent)]
+    App(#[from] crate::error::AppError),
 }
 
 /// The page of `account` (whose access the caller checked) as of now.

@@ -51,9 +51,11 @@ pub fn backoff(base_secs: u64, max_secs: u64, attempts: i32) -> Duration {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| LedgerError::Store(format!("worker task: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        LedgerError::from(crate::ledger::StorageError::failed(format!(
+            "worker task: {e}"
+        )))
+    })?
 }
 
 impl Worker {

@@ -305,7 +305,11 @@ fn tally(
     report: &mut RoundReport,
     done: Result<Result<Attempt, LedgerError>, tokio::task::JoinError>,
 ) -> Result<(), LedgerError> {
-    match done.map_err(|e| LedgerError::Store(format!("SMS attempt: {e}")))?? {
+    match done.map_err(|e| {
+        LedgerError::from(crate::ledger::StorageError::failed(format!(
+            "SMS attempt: {e}"
+        )))
+    })?? {
         Attempt::Submitted => report.submitted += 1,
         Attempt::Failed => report.failed += 1,
         Attempt::Retried => report.retried += 1,

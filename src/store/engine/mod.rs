@@ -44,7 +44,7 @@ use self::sql::{EngineSql, Flush};
 use self::state::Cache;
 use super::connection::Pool;
 use crate::ledger::ops::{self, CloseOutcome};
-use crate::ledger::{Balance, Credits, Hold, Id, LedgerError, Timestamp};
+use crate::ledger::{Balance, Credits, Hold, Id, LedgerError, StorageError, Timestamp};
 use crate::telemetry::METRICS;
 
 /// Most operations in one transaction: bounds a batch's statements and its latency.
@@ -206,7 +206,7 @@ impl Engine {
         std::thread::Builder::new()
             .name("ledger-engine".into())
             .spawn(move || worker.run(&jobs))
-            .map_err(|e| LedgerError::Store(format!("starting the ledger engine: {e}")))?;
+            .map_err(StorageError::failed)?;
         Ok(Engine {
             queue,
             counters,
@@ -277,19 +277,21 @@ impl Engine {
 }
 
 fn stopped() -> LedgerError {
-    LedgerError::Unavailable("the ledger engine has stopped".into())
+    StorageError::unavailable("the ledger engine has stopped").into()
 }
 
 /// The answer to a call the database could not take before its deadline.
 fn too_late() -> LedgerError {
-    LedgerError::Unavailable("the database did not take the call before its deadline".into())
+    StorageError::unavailable("the database did not take the call before its deadline").into()
 }
 
-/// The same failure for every operation of a batch that could not commit.
+/// The same failure for every operation of a batch that could not commit (each caller
+/// gets its own copy of the message; the cause itself is logged once).
 fn shared_failure(e: &LedgerError) -> LedgerError {
-    match e {
-        LedgerError::Unavailable(m) => LedgerError::Unavailable(m.clone()),
-        other => LedgerError::Store(other.to_string()),
+    if e.is_unavailable() {
+        StorageError::unavailable(e.to_string()).into()
+    } else {
+        StorageError::failed(e.to_string()).into()
     }
 }
 
@@ -403,7 +405,7 @@ impl Worker {
                         self.since_checkpoint = 0;
                     }
                 }
-                Err(e) if jobs.len() > 1 && !matches!(e, LedgerError::Unavailable(_)) => {
+                Err(e) if jobs.len() > 1 && !e.is_unavailable() => {
                     // One operation may be what broke the batch: run each alone, so it
                     // cannot fail its neighbours. (Not when the database itself is away or
                     // locked: each would wait for it again while new calls queue behind.)
@@ -418,9 +420,9 @@ impl Worker {
                                 self.note_outcome(&outcome);
                                 match outcome {
                                     Ok(mut replies) => replies.pop().unwrap_or_else(|| {
-                                        Err(LedgerError::Store("no outcome".into()))
+                                        Err(StorageError::failed("no outcome").into())
                                     }),
-                                    Err(e @ LedgerError::Unavailable(_)) => {
+                                    Err(e) if e.is_unavailable() => {
                                         away = Some(shared_failure(&e));
                                         Err(e)
                                     }
@@ -446,7 +448,7 @@ impl Worker {
     fn note_outcome(&self, outcome: &Result<Vec<Reply>, LedgerError>) {
         match outcome {
             Ok(_) => self.counters.failing.store(false, Ordering::Release),
-            Err(LedgerError::Unavailable(_) | LedgerError::Store(_)) => {
+            Err(LedgerError::Storage(_)) => {
                 let at = self.started.elapsed().as_millis() as u64;
                 self.counters.failed_at_ms.store(at, Ordering::Release);
                 self.counters.failing.store(true, Ordering::Release);
@@ -496,7 +498,7 @@ impl Worker {
             }
         }));
         let outcome =
-            outcome.unwrap_or_else(|_| Err(LedgerError::Store("ledger batch panicked".into())));
+            outcome.unwrap_or_else(|_| Err(StorageError::failed("ledger batch panicked").into()));
         if outcome.is_err() {
             for id in &touched {
                 self.cache.remove(*id);
@@ -614,7 +616,7 @@ impl Worker {
         }
         Ok(replies
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(LedgerError::Store("no outcome".into()))))
+            .map(|r| r.unwrap_or_else(|| Err(StorageError::failed("no outcome").into())))
             .collect())
     }
 

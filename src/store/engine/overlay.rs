@@ -7,9 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use diesel::result::Error as DieselError;
-
 use super::state::{AccountState, Cache};
+use crate::ledger::StorageError;
 use crate::ledger::repo::{HoldRepo, NewAlert, NewHold, RepoResult};
 use crate::ledger::{
     Account, Allocation, Credits, Hold, HoldStatus, Id, JournalEntry, Lot, Recipient, Timestamp,
@@ -77,8 +76,12 @@ pub(crate) struct Overlay<'a, C> {
     mark: Mark,
 }
 
-fn missing(what: &str) -> DieselError {
-    DieselError::QueryBuilderError(format!("ledger engine: {what}").into())
+fn missing(what: &str) -> StorageError {
+    StorageError::failed(format!("ledger engine: {what}"))
+}
+
+fn not_loaded(id: Id) -> StorageError {
+    StorageError::NotFound(format!("account {id} is not loaded").into())
 }
 
 impl<'a, C: HoldRepo> Overlay<'a, C> {
@@ -185,12 +188,14 @@ impl<'a, C: HoldRepo> Overlay<'a, C> {
             return Err(missing("an operation touched two accounts"));
         }
         self.current = Some(account_id);
-        self.cache.get_mut(account_id).ok_or(DieselError::NotFound)
+        self.cache
+            .get_mut(account_id)
+            .ok_or_else(|| not_loaded(account_id))
     }
 
     fn current_state(&mut self) -> RepoResult<&mut AccountState> {
         let id = self.current.ok_or_else(|| missing("no account locked"))?;
-        self.cache.get_mut(id).ok_or(DieselError::NotFound)
+        self.cache.get_mut(id).ok_or_else(|| not_loaded(id))
     }
 }
 
@@ -205,7 +210,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
     fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>> {
         match self.state(id) {
             Ok(state) => Ok(Some(state.account.clone())),
-            Err(DieselError::NotFound) => Ok(None),
+            Err(StorageError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -144,12 +144,12 @@ struct IdRow {
 
 impl EngineSql for PgConnection {
     fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>> {
-        accounts::table
+        Ok(accounts::table
             .filter(accounts::id.eq_any(ids))
             .order(accounts::id)
             .select((accounts::id, accounts::lock_version))
             .for_update()
-            .load(self)
+            .load(self)?)
     }
 
     fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>> {
@@ -269,11 +269,11 @@ impl EngineSql for PgConnection {
 impl EngineSql for SqliteConnection {
     fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>> {
         // BEGIN IMMEDIATE already holds the database's write lock.
-        accounts::table
+        Ok(accounts::table
             .filter(accounts::id.eq_any(ids))
             .order(accounts::id)
             .select((accounts::id, accounts::lock_version))
-            .load(self)
+            .load(self)?)
     }
 
     fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>> {
