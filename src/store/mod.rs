@@ -2,20 +2,27 @@
 //! chosen by the URL scheme; each operation runs in one transaction on one account.
 
 mod accounts;
-mod admin;
-mod alerts;
+mod admin_tokens;
+mod alert_outbox;
+mod audit;
 pub mod backup;
-mod catalog;
+mod console_sessions;
+mod databases;
+mod journal;
+mod ledger_ops;
+mod orders;
+mod overview;
+mod packs;
+mod portal_sessions;
+mod registration_secrets;
+mod services;
+mod trials;
+
 mod connection;
-mod console;
 mod engine;
 pub(crate) mod error;
-mod ledger_api;
 mod ledger_repo;
 mod lookups;
-mod odoo;
-mod portal;
-mod protocol;
 mod rows;
 pub mod schema;
 pub mod sms;
@@ -27,20 +34,21 @@ use diesel::prelude::*;
 pub use crate::ledger::Audit;
 pub use crate::ledger::NewService;
 pub use crate::telemetry::PoolState;
-pub use admin::AdminToken;
-pub use alerts::{AlertFilter, AlertJob, AlertStatus};
-pub use catalog::AccountFilter;
+pub use accounts::AccountFilter;
+pub use accounts::AlertUpdate;
+pub use admin_tokens::AdminToken;
+pub use admin_tokens::AdminTokenInfo;
+pub use alert_outbox::{AlertFilter, AlertJob, AlertStatus};
+pub use audit::{AuditLine, AuditRecord, AuditWith};
 pub use connection::Backend;
-pub use console::{
-    AdminTokenInfo, AuditLine, AuditRecord, AuditWith, ConsoleSession, Overview, Totals,
-};
+pub use console_sessions::ConsoleSession;
+pub use databases::{CompanyConsumption, DatabaseInfo, OdooCredentials};
 pub use engine::EngineStats;
-pub use ledger_api::{GrantRequest, Idempotency};
-pub use odoo::{
-    CompanyConsumption, DatabaseInfo, OdooCredentials, RegistrationSecretInfo, Revocation,
-};
-pub use portal::{DatabaseUsage, MAX_PENDING_ORDERS, OrderFilter};
-pub use protocol::AlertUpdate;
+pub use journal::DatabaseUsage;
+pub use ledger_ops::{GrantRequest, Idempotency};
+pub use orders::{MAX_PENDING_ORDERS, OrderFilter};
+pub use overview::{Overview, Totals};
+pub use registration_secrets::{RegistrationSecretInfo, Revocation};
 
 use crate::config::DatabaseSettings;
 use crate::ledger::{LedgerError, Timestamp};

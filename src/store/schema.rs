@@ -360,3 +360,46 @@ diesel::table! {
 diesel::joinable!(sms_messages -> accounts (account_id));
 diesel::joinable!(sms_reports -> sms_messages (message_id));
 diesel::joinable!(sms_registrations -> accounts (account_id));
+
+diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Text,
+        token_id -> BigInt,
+        csrf_nonce -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        ended_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    daily_totals (day, service_id, kind) {
+        day -> BigInt,
+        service_id -> BigInt,
+        kind -> Text,
+        amount -> BigInt,
+        entries -> BigInt,
+    }
+}
+
+diesel::table! {
+    daily_totals_state (id) {
+        id -> Integer,
+        closed_before -> BigInt,
+    }
+}
+
+diesel::joinable!(console_sessions -> admin_tokens (token_id));
+
+diesel::allow_tables_to_appear_in_same_query!(console_sessions, admin_tokens);

@@ -1,24 +1,28 @@
-//! The ledger operations, each in its own transaction on one account.
+//! The ledger's operations (grant, authorize, capture, cancel, settle) run by the engine, balances, lots and holds read, the invariant audit.
 
-use diesel::prelude::*;
-
-use super::console::{AuditRecord, write_audit_record};
+use super::audit::{AuditRecord, write_audit_record};
 use super::engine::{Op, Output};
+use super::rows::{HoldRow, LotRow, convert};
 use super::schema::{accounts, hold_allocations, holds, idempotency_keys, journal, lots};
 use super::{Store, read_tx, write_tx};
-use crate::ledger::ops::{self, CloseOutcome, GrantOutcome};
+use crate::ledger::ops::{CloseOutcome, GrantOutcome};
 use crate::ledger::repo::HoldRepo;
 use crate::ledger::token::transaction_key;
-use crate::ledger::{Audit, Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp};
+use crate::ledger::{
+    Audit, Balance, Credits, Hold, HoldStatus, Id, LedgerError, Lot, Timestamp, ops,
+};
 use crate::telemetry::METRICS;
+use diesel::prelude::*;
 
-fn unexpected() -> LedgerError {
+pub(super) fn unexpected() -> LedgerError {
     LedgerError::from(crate::ledger::StorageError::failed(
         "the ledger engine answered another operation",
     ))
 }
 
-fn authorized(reply: Result<Output, LedgerError>) -> Result<(Hold, Balance), LedgerError> {
+pub(super) fn authorized(
+    reply: Result<Output, LedgerError>,
+) -> Result<(Hold, Balance), LedgerError> {
     match reply {
         Ok(Output::Authorized(hold, balance)) => Ok((hold, balance)),
         Ok(Output::Closed(_)) => Err(unexpected()),
@@ -26,7 +30,7 @@ fn authorized(reply: Result<Output, LedgerError>) -> Result<(Hold, Balance), Led
     }
 }
 
-fn closed(reply: Result<Output, LedgerError>) -> Result<CloseOutcome, LedgerError> {
+pub(super) fn closed(reply: Result<Output, LedgerError>) -> Result<CloseOutcome, LedgerError> {
     match reply {
         Ok(Output::Closed(outcome)) => Ok(outcome),
         Ok(Output::Authorized(..)) => Err(unexpected()),
@@ -48,6 +52,32 @@ pub struct Idempotency<'a> {
 }
 
 impl Store {
+    /// Lots with credits left (expired ones included until settled).
+    pub fn lots(&self, account_id: Id) -> Result<Vec<Lot>, LedgerError> {
+        let rows: Vec<LotRow> = read_tx!(self, |c| {
+            lots::table
+                .filter(lots::account_id.eq(account_id))
+                .filter(lots::remaining.gt(0))
+                .order((lots::expires_at, lots::id))
+                .select(LotRow::as_select())
+                .load::<LotRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+
+    /// Holds not yet captured, cancelled or closed by expiry.
+    pub fn open_holds(&self, account_id: Id) -> Result<Vec<Hold>, LedgerError> {
+        let rows: Vec<HoldRow> = read_tx!(self, |c| {
+            holds::table
+                .filter(holds::account_id.eq(account_id))
+                .filter(holds::status.eq(HoldStatus::Open.as_str()))
+                .order(holds::id)
+                .select(HoldRow::as_select())
+                .load::<HoldRow>(c)
+        })?;
+        Ok(convert(rows)?)
+    }
+
     /// Adds credits; see [`ops::grant`].
     pub fn grant(&self, req: &GrantRequest<'_>) -> Result<GrantOutcome, LedgerError> {
         let now = self.now();

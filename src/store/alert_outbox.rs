@@ -1,13 +1,13 @@
-//! The low-credit alert outbox: claiming due alerts, recording deliveries and failures.
+//! The low-credit alert outbox: claimed by the alert worker, marked sent or failed, listed, retried.
 
-use diesel::pg::PgConnection;
-use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
-
+use super::audit::{AuditRecord, write_audit_record};
 use super::rows::credits;
 use super::schema::{accounts, alert_outbox, services};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::{Credits, Id, LedgerError, Timestamp};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
 
 /// An alert to send, with what the message needs.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ impl AlertFilter {
 
 /// Picks due alert ids; PostgreSQL skips rows another worker has locked, so replicas
 /// share the outbox without waiting on each other.
-trait DueAlerts {
+pub(super) trait DueAlerts {
     fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>>;
 }
 
@@ -99,7 +99,7 @@ impl DueAlerts for PgConnection {
     }
 }
 
-type JobRow = (
+pub(super) type JobRow = (
     (Id, String, Option<String>, i64, i64, i64, i32),
     (Option<String>, Id),
     (String, String, String, bool),
@@ -289,5 +289,24 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// Sends a failing alert again at the worker's next round, audited in the same
+    /// transaction; false (and no line) when the alert is not waiting to be sent.
+    pub fn retry_alert(&self, id: Id, audit: &AuditRecord) -> Result<bool, LedgerError> {
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            let n = diesel::update(
+                alert_outbox::table
+                    .filter(alert_outbox::id.eq(id))
+                    .filter(alert_outbox::status.eq("pending")),
+            )
+            .set(alert_outbox::next_attempt_at.eq(now))
+            .execute(c)?;
+            if n > 0 {
+                write_audit_record(c, now, audit)?;
+            }
+            Ok::<_, LedgerError>(n > 0)
+        })
     }
 }

@@ -1,19 +1,14 @@
-//! Registered Odoo databases: credentials, registration secrets, and the companies and
-//! IAP accounts last read from each.
+//! Registered Odoo databases: credentials, tokens, the copy of their companies and accounts.
 
-use diesel::prelude::*;
-
-use super::console::{AuditRecord, write_audit_record};
-use super::schema::{
-    accounts, journal, odoo_accounts, odoo_companies, odoo_databases, registration_secrets,
-    services,
-};
+use super::audit::{AuditRecord, write_audit_record};
+use super::schema::{accounts, journal, odoo_accounts, odoo_companies, odoo_databases, services};
 use super::{Store, read_tx, write_tx};
 use crate::config::Secret;
 use crate::error::AppError;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
 use crate::ledger::{Account, Credits, EntryKind, LedgerError, Timestamp};
 use crate::odoo::{OdooProtocol, Snapshot};
+use diesel::prelude::*;
 
 /// How the sidecar reaches a registered database.
 #[derive(Clone, Debug)]
@@ -50,41 +45,7 @@ pub struct CompanyConsumption {
     pub consumed: Credits,
 }
 
-/// A registration secret as operators see it (never the secret: only its hash is kept).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct RegistrationSecretInfo {
-    pub name: String,
-    pub created_at: Timestamp,
-    /// The databases it may register; `None`: any database.
-    pub dbuuids: Option<Vec<String>>,
-    pub revoked_at: Option<Timestamp>,
-}
-
-/// What revoking a registration secret found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Revocation {
-    /// Revoked now.
-    Revoked,
-    /// Revoked before, at this time: nothing changed.
-    AlreadyRevoked(Timestamp),
-    /// No secret has that name.
-    Unknown,
-}
-
-/// A secret's stored scope: a JSON array of dbuuids, or NULL for any database.
-fn parse_scope(scope: Option<String>) -> Result<Option<Vec<String>>, AppError> {
-    scope
-        .map(|list| {
-            serde_json::from_str::<Vec<String>>(&list).map_err(|e| {
-                AppError::from(crate::ledger::StorageError::failed(format!(
-                    "registration secret scope: {e}"
-                )))
-            })
-        })
-        .transpose()
-}
-
-type DbRow = (
+pub(super) type DbRow = (
     i64,
     String,
     String,
@@ -96,139 +57,71 @@ type DbRow = (
     String,
 );
 
-impl Store {
-    /// A registration secret (printed once): it lets an Odoo addon register its database.
-    pub fn create_registration_secret(&self, name: &str) -> Result<String, AppError> {
-        self.create_registration_secret_for(name, &[])
-    }
+/// Why a registration of an already registered database is refused.
+pub(super) fn already_registered(dbuuid: &str) -> AppError {
+    AppError::Conflict(format!(
+        "database {dbuuid} is registered already: send its current database token, or ask \
+         the operator to release it (iap-sidecar database release {dbuuid})"
+    ))
+}
 
-    /// [`Store::create_registration_secret`] limited to the databases `dbuuids` (none:
-    /// any database).
-    pub fn create_registration_secret_for(
-        &self,
-        name: &str,
-        dbuuids: &[String],
-    ) -> Result<String, AppError> {
-        let name = name.trim();
-        if dbuuids.iter().any(|d| d.trim().is_empty() || d.len() > 64) {
-            return Err(AppError::Invalid(
-                "each dbuuid must be 1-64 characters".into(),
-            ));
-        }
-        let scope = if dbuuids.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::to_string(dbuuids)
-                    .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))?,
-            )
-        };
-        if name.is_empty() || name.len() > 100 {
-            return Err(AppError::Invalid(
-                "secret name must be 1-100 characters".into(),
-            ));
-        }
-        let secret = format!("iapreg_{}", random_hex(24));
-        let hash = sha256_hex(&secret);
-        let now = self.now().micros();
-        write_tx!(self, |c| {
-            diesel::insert_into(registration_secrets::table)
+/// Replaces the copy of a database's companies and accounts (inside the caller's
+/// transaction; a macro so one body serves both backends).
+macro_rules! replace_snapshot {
+    ($c:ident, $database_id:expr, $snapshot:expr, $now:expr) => {{
+        let database_id: i64 = $database_id;
+        let snapshot: &Snapshot = $snapshot;
+        let now: i64 = $now;
+        // An account keeps the time its restriction was first seen while its companies
+        // stay the same; a new or changed restriction starts now.
+        let seen: Vec<(i64, String, Option<i64>)> = odoo_accounts::table
+            .filter(odoo_accounts::database_id.eq(database_id))
+            .select((
+                odoo_accounts::iap_account_id,
+                odoo_accounts::company_ids,
+                odoo_accounts::restricted_since,
+            ))
+            .load($c)?;
+        diesel::delete(odoo_companies::table.filter(odoo_companies::database_id.eq(database_id)))
+            .execute($c)?;
+        diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(database_id)))
+            .execute($c)?;
+        for (company_id, name) in &snapshot.companies {
+            diesel::insert_into(odoo_companies::table)
                 .values((
-                    registration_secrets::name.eq(name),
-                    registration_secrets::secret_hash.eq(&hash),
-                    registration_secrets::created_at.eq(now),
-                    registration_secrets::dbuuids.eq(&scope),
+                    odoo_companies::database_id.eq(database_id),
+                    odoo_companies::company_id.eq(company_id),
+                    odoo_companies::name.eq(name),
                 ))
-                .execute(c)
-                .map_err(|e| match e {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    ) => AppError::Conflict(format!("registration secret {name:?}")),
-                    other => other.into(),
-                })
-        })?;
-        Ok(secret)
-    }
-
-    /// Whether `secret` is a live registration secret that may register `dbuuid`.
-    pub fn verify_registration_secret(&self, secret: &str, dbuuid: &str) -> Result<bool, AppError> {
-        let hash = sha256_hex(secret);
-        let found: Option<(String, Option<String>)> = read_tx!(self, |c| {
-            registration_secrets::table
-                .filter(registration_secrets::secret_hash.eq(&hash))
-                .filter(registration_secrets::revoked_at.is_null())
-                .select((
-                    registration_secrets::secret_hash,
-                    registration_secrets::dbuuids,
+                .execute($c)?;
+        }
+        for account in &snapshot.accounts {
+            let company_ids = serde_json::to_string(&account.company_ids)
+                .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))?;
+            let restricted_since = if account.company_ids.is_empty() {
+                None
+            } else {
+                seen.iter()
+                    .find(|(id, ids, _)| *id == account.id && *ids == company_ids)
+                    .and_then(|(_, _, since)| *since)
+                    .or(Some(now))
+            };
+            diesel::insert_into(odoo_accounts::table)
+                .values((
+                    odoo_accounts::database_id.eq(database_id),
+                    odoo_accounts::iap_account_id.eq(account.id),
+                    odoo_accounts::service_name.eq(&account.service_name),
+                    odoo_accounts::token_hash.eq(&account.token_hash),
+                    odoo_accounts::company_ids.eq(company_ids),
+                    odoo_accounts::restricted_since.eq(restricted_since),
                 ))
-                .first::<(String, Option<String>)>(c)
-                .optional()
-        })?;
-        let Some((stored, scope)) = found else {
-            return Ok(false);
-        };
-        let in_scope = match parse_scope(scope)? {
-            None => true,
-            Some(list) => list.iter().any(|d| d == dbuuid),
-        };
-        Ok(constant_time_eq(&stored, &hash) && in_scope)
-    }
+                .execute($c)?;
+        }
+        Ok::<(), AppError>(())
+    }};
+}
 
-    /// Every registration secret, revoked ones too, by name.
-    pub fn list_registration_secrets(&self) -> Result<Vec<RegistrationSecretInfo>, AppError> {
-        type Row = (String, i64, Option<String>, Option<i64>);
-        let rows: Vec<Row> = read_tx!(self, |c| {
-            registration_secrets::table
-                .order(registration_secrets::name)
-                .select((
-                    registration_secrets::name,
-                    registration_secrets::created_at,
-                    registration_secrets::dbuuids,
-                    registration_secrets::revoked_at,
-                ))
-                .load::<Row>(c)
-        })?;
-        rows.into_iter()
-            .map(|(name, created_at, scope, revoked_at)| {
-                Ok(RegistrationSecretInfo {
-                    name,
-                    created_at: Timestamp(created_at),
-                    dbuuids: parse_scope(scope)?,
-                    revoked_at: revoked_at.map(Timestamp),
-                })
-            })
-            .collect()
-    }
-
-    /// Revokes the registration secret `name`: it registers no database from now on.
-    /// Databases it registered keep their registration and database token (they
-    /// authenticate with that token, not with the secret). Revoking twice changes nothing.
-    pub fn revoke_registration_secret(&self, name: &str) -> Result<Revocation, AppError> {
-        let now = self.now().micros();
-        write_tx!(self, |c| {
-            let revoked_at: Option<Option<i64>> = registration_secrets::table
-                .filter(registration_secrets::name.eq(name))
-                .select(registration_secrets::revoked_at)
-                .first::<Option<i64>>(c)
-                .optional()?;
-            match revoked_at {
-                None => Ok(Revocation::Unknown),
-                Some(Some(at)) => Ok(Revocation::AlreadyRevoked(Timestamp(at))),
-                Some(None) => {
-                    diesel::update(
-                        registration_secrets::table
-                            .filter(registration_secrets::name.eq(name))
-                            .filter(registration_secrets::revoked_at.is_null()),
-                    )
-                    .set(registration_secrets::revoked_at.eq(now))
-                    .execute(c)?;
-                    Ok::<_, AppError>(Revocation::Revoked)
-                }
-            }
-        })
-    }
-
+impl Store {
     /// Whether `dbuuid` may be registered by a caller presenting `database_token`: it
     /// is not registered, or the token is its current one (constant-time); otherwise a
     /// conflict saying how to get it released.
@@ -620,68 +513,3 @@ impl Store {
         })
     }
 }
-
-/// Why a registration of an already registered database is refused.
-fn already_registered(dbuuid: &str) -> AppError {
-    AppError::Conflict(format!(
-        "database {dbuuid} is registered already: send its current database token, or ask \
-         the operator to release it (iap-sidecar database release {dbuuid})"
-    ))
-}
-
-/// Replaces the copy of a database's companies and accounts (inside the caller's
-/// transaction; a macro so one body serves both backends).
-macro_rules! replace_snapshot {
-    ($c:ident, $database_id:expr, $snapshot:expr, $now:expr) => {{
-        let database_id: i64 = $database_id;
-        let snapshot: &Snapshot = $snapshot;
-        let now: i64 = $now;
-        // An account keeps the time its restriction was first seen while its companies
-        // stay the same; a new or changed restriction starts now.
-        let seen: Vec<(i64, String, Option<i64>)> = odoo_accounts::table
-            .filter(odoo_accounts::database_id.eq(database_id))
-            .select((
-                odoo_accounts::iap_account_id,
-                odoo_accounts::company_ids,
-                odoo_accounts::restricted_since,
-            ))
-            .load($c)?;
-        diesel::delete(odoo_companies::table.filter(odoo_companies::database_id.eq(database_id)))
-            .execute($c)?;
-        diesel::delete(odoo_accounts::table.filter(odoo_accounts::database_id.eq(database_id)))
-            .execute($c)?;
-        for (company_id, name) in &snapshot.companies {
-            diesel::insert_into(odoo_companies::table)
-                .values((
-                    odoo_companies::database_id.eq(database_id),
-                    odoo_companies::company_id.eq(company_id),
-                    odoo_companies::name.eq(name),
-                ))
-                .execute($c)?;
-        }
-        for account in &snapshot.accounts {
-            let company_ids = serde_json::to_string(&account.company_ids)
-                .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))?;
-            let restricted_since = if account.company_ids.is_empty() {
-                None
-            } else {
-                seen.iter()
-                    .find(|(id, ids, _)| *id == account.id && *ids == company_ids)
-                    .and_then(|(_, _, since)| *since)
-                    .or(Some(now))
-            };
-            diesel::insert_into(odoo_accounts::table)
-                .values((
-                    odoo_accounts::database_id.eq(database_id),
-                    odoo_accounts::iap_account_id.eq(account.id),
-                    odoo_accounts::service_name.eq(&account.service_name),
-                    odoo_accounts::token_hash.eq(&account.token_hash),
-                    odoo_accounts::company_ids.eq(company_ids),
-                    odoo_accounts::restricted_since.eq(restricted_since),
-                ))
-                .execute($c)?;
-        }
-        Ok::<(), AppError>(())
-    }};
-}
-use replace_snapshot;

@@ -1,18 +1,27 @@
-//! Admin API tokens: stored as SHA-256 hashes, shown once at creation.
+//! Admin API tokens: created (stored hashed, shown once), verified, listed, revoked.
 
-use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-
-use super::console::{AuditRecord, write_audit_record};
-use super::schema::admin_tokens;
+use super::audit::{AuditRecord, write_audit_record};
+use super::schema::{admin_tokens, console_sessions};
 use super::{Store, read_tx, write_tx};
 use crate::error::AppError;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
+use crate::ledger::{Id, LedgerError, Timestamp};
+use diesel::prelude::*;
+use diesel::result::DatabaseErrorKind;
+use diesel::result::Error as DieselError;
 
 /// A token that may call the admin API.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AdminToken {
     pub name: String,
+}
+
+/// An admin token as the console lists it (never its secret or hash).
+#[derive(Clone, Debug)]
+pub struct AdminTokenInfo {
+    pub name: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl Store {
@@ -96,5 +105,59 @@ impl Store {
             .execute(c)
         })?;
         Ok(n > 0)
+    }
+
+    /// Revokes the admin token `name` and ends its console sessions, audited in the same
+    /// transaction; false (and no line) when there is no such active token.
+    pub fn revoke_admin_token_and_sessions(
+        &self,
+        name: &str,
+        audit: &AuditRecord,
+    ) -> Result<bool, LedgerError> {
+        let now = self.now().micros();
+        write_tx!(self, |c| {
+            let ids: Vec<Id> = admin_tokens::table
+                .filter(admin_tokens::name.eq(name))
+                .filter(admin_tokens::revoked_at.is_null())
+                .select(admin_tokens::id)
+                .load(c)?;
+            if ids.is_empty() {
+                return Ok::<_, LedgerError>(false);
+            }
+            diesel::update(admin_tokens::table.filter(admin_tokens::id.eq_any(&ids)))
+                .set(admin_tokens::revoked_at.eq(now))
+                .execute(c)?;
+            diesel::update(
+                console_sessions::table
+                    .filter(console_sessions::token_id.eq_any(&ids))
+                    .filter(console_sessions::ended_at.is_null()),
+            )
+            .set(console_sessions::ended_at.eq(now))
+            .execute(c)?;
+            write_audit_record(c, now, audit)?;
+            Ok(true)
+        })
+    }
+
+    /// Admin tokens, oldest first.
+    pub fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>, LedgerError> {
+        let rows: Vec<(String, i64, Option<i64>)> = read_tx!(self, |c| {
+            admin_tokens::table
+                .order(admin_tokens::id)
+                .select((
+                    admin_tokens::name,
+                    admin_tokens::created_at,
+                    admin_tokens::revoked_at,
+                ))
+                .load(c)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, created, revoked)| AdminTokenInfo {
+                name,
+                created_at: Timestamp(created),
+                revoked_at: revoked.map(Timestamp),
+            })
+            .collect())
     }
 }
