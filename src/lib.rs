@@ -32,4 +32,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod usecase;
+pub mod webhook;
 pub mod workers;

@@ -15,12 +15,10 @@ use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::AccountToken;
 use crate::ledger::{EntryKind, LedgerError};
-use crate::odoo::{
-    OdooClient, TargetPolicy,
-    sync::{Snapshot, read_database},
-};
-use crate::store::{AuditRecord, OdooCredentials, Store};
-use crate::usecase::contact::{self, ContactError, Rules};
+use crate::odoo::{OdooClient, TargetPolicy, sync::read_database};
+use crate::store::OdooCredentials;
+use crate::usecase::contact::Rules;
+use crate::usecase::databases::{self, Refreshed, refresh_database};
 
 /// The admin, or the addon of `dbuuid` with its database token.
 async fn admin_or_database(
@@ -186,11 +184,7 @@ pub async fn register(
     let presented = body.database_token;
     let rules = Rules::from_settings(&state.settings.limits);
     let token = state
-        .run(move |s| {
-            let token = s.register_database(&credentials, &snapshot, presented.as_deref())?;
-            open_accounts(s, &rules, &snapshot)?;
-            Ok::<_, AppError>(token)
-        })
+        .run(move |s| databases::register(s, &rules, &credentials, &snapshot, presented.as_deref()))
         .await?;
     tracing::info!(dbuuid = %body.dbuuid, accounts, "database registered");
     Ok(HttpResponse::Created().json(Registered {
@@ -199,108 +193,6 @@ pub async fn register(
         companies,
         accounts,
     }))
-}
-
-/// The registered database's accounts, read with its API key, are an authenticated first
-/// contact: they are opened here and bound to that database (`usecase::contact`).
-fn open_accounts(store: &Store, rules: &Rules, snapshot: &Snapshot) -> Result<(), LedgerError> {
-    match contact::open_registered_accounts(store, rules, snapshot) {
-        Ok(_) => Ok(()),
-        Err(ContactError::Ledger(e)) => Err(e),
-        Err(e) => Err(LedgerError::Invalid(e.to_string())),
-    }
-}
-
-/// What a refresh read: the addon shows these counts in its status line.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Refreshed {
-    pub dbuuid: String,
-    pub refreshed: bool,
-    /// Companies read from the database.
-    pub companies: usize,
-    /// IAP accounts read from the database.
-    pub accounts: usize,
-    /// How the database was read: `json2` (Odoo 19 and later) or `jsonrpc`.
-    pub protocol: String,
-}
-
-/// Reads a registered database again, under the same target rule as the registration
-/// (`policy`); records the error and keeps the old copy when Odoo cannot be read.
-pub async fn refresh_database(
-    store: &Store,
-    dbuuid: &str,
-    timeout: Duration,
-    policy: &TargetPolicy,
-    rules: &Rules,
-) -> Result<Result<Refreshed, String>, AppError> {
-    refresh_database_audited(store, dbuuid, timeout, policy, rules, None).await
-}
-
-/// An operator's audit line for a refresh, its detail made from the outcome.
-pub type RefreshAudit = (AuditRecord, fn(&Result<Refreshed, String>) -> String);
-
-/// [`refresh_database`]; with `audit`, the line (its detail made from the outcome) is
-/// written in the transaction that saves the outcome.
-pub async fn refresh_database_audited(
-    store: &Store,
-    dbuuid: &str,
-    timeout: Duration,
-    policy: &TargetPolicy,
-    rules: &Rules,
-    audit: Option<RefreshAudit>,
-) -> Result<Result<Refreshed, String>, AppError> {
-    let Some(credentials) = ({
-        let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
-        web::block(move || store.database_credentials(&dbuuid))
-            .await
-            .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))??
-    }) else {
-        return Err(AppError::Invalid(format!(
-            "database {dbuuid} is not registered"
-        )));
-    };
-    let outcome = match OdooClient::with_policy(
-        &credentials.url,
-        &credentials.db_name,
-        &credentials.login,
-        credentials.api_key.clone(),
-        timeout,
-        policy,
-    ) {
-        Ok(client) => match read_database(&client).await {
-            Ok(snapshot) if snapshot.dbuuid == credentials.dbuuid => Ok(snapshot),
-            Ok(snapshot) => Err(format!("database.uuid is now {}", snapshot.dbuuid)),
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(e.to_string()),
-    };
-    let (store, dbuuid) = (store.clone(), dbuuid.to_owned());
-    let result = outcome
-        .as_ref()
-        .map(|snapshot| Refreshed {
-            dbuuid: dbuuid.clone(),
-            refreshed: true,
-            companies: snapshot.companies.len(),
-            accounts: snapshot.accounts.len(),
-            protocol: snapshot.protocol.to_string(),
-        })
-        .map_err(Clone::clone);
-    let rules = *rules;
-    let audit = audit.map(|(record, detail)| record.with_detail(detail(&result)));
-    web::block(move || {
-        let saved = outcome.as_ref().map_err(Clone::clone);
-        match &audit {
-            Some(audit) => store.save_refresh_audited(&dbuuid, saved, audit)?,
-            None => store.save_refresh(&dbuuid, saved)?,
-        }
-        if let Ok(snapshot) = &outcome {
-            open_accounts(&store, &rules, snapshot)?;
-        }
-        Ok::<_, AppError>(())
-    })
-    .await
-    .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))??;
-    Ok(result)
 }
 
 /// Reads the database's companies and IAP accounts again.

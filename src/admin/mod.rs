@@ -286,7 +286,7 @@ impl Modify for BearerAuth {
         orders::packs,
         orders::create_pack,
         orders::update_pack,
-        orders::payment_webhook,
+        crate::webhook::payment_webhook,
         sms::settings,
         sms::days,
     ),

@@ -1,16 +1,16 @@
-//! `/api/v1/orders`, `/api/v1/services/{name}/packs` and the payment webhook
-//! `/api/v1/payments/webhook`.
+//! `/api/v1/orders` and `/api/v1/services/{name}/packs`; the payment webhook
+//! `/api/v1/payments/webhook` is mounted here, in the API's scope, from `webhook`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Admin;
 use crate::http::AppState;
+use crate::http::dto::OrderDto;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::{Credits, LedgerError};
-use crate::payments::webhook::{self, Event, WebhookError};
-use crate::payments::{Confirmation, Order, OrderStatus, Pack, PackInput, PaymentError, Price};
+use crate::payments::{Confirmation, OrderStatus, Pack, PackInput, PaymentError, Price};
 use crate::store::{OrderFilter, Store};
 
 /// Registers these routes in the `/api/v1` scope.
@@ -25,7 +25,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(create_pack)),
         )
         .service(super::resource("/services/{name}/packs/{id}").route(web::put().to(update_pack)))
-        .service(super::resource("/payments/webhook").route(web::post().to(payment_webhook)));
+        .service(
+            super::resource("/payments/webhook")
+                .route(web::post().to(crate::webhook::payment_webhook)),
+        );
 }
 
 /// Runs a blocking payments call off the async workers.
@@ -36,55 +39,6 @@ where
 {
     let store = state.store.clone();
     Ok(web::block(move || f(&store)).await??)
-}
-
-/// An order.
-#[derive(Serialize, ToSchema)]
-pub struct OrderDto {
-    pub id: i64,
-    pub account_id: i64,
-    pub pack_id: i64,
-    pub pack_name: String,
-    #[schema(value_type = String, example = "100")]
-    pub credits: Credits,
-    /// Minor units of `currency` (cents).
-    pub price_minor: i64,
-    pub currency: String,
-    pub status: OrderStatus,
-    pub created_at: String,
-    pub paid_at: Option<String>,
-    pub credited_at: Option<String>,
-    pub cancelled_at: Option<String>,
-    /// The lot holding the credits (`reference` = `order:<id>`), once credited.
-    pub lot_id: Option<i64>,
-    pub confirmed_by: Option<String>,
-    pub payment_reference: Option<String>,
-    /// The database of the portal session the order was placed from, kept while the
-    /// account had none: crediting the order binds the account to it.
-    pub dbuuid: Option<String>,
-}
-
-impl From<Order> for OrderDto {
-    fn from(o: Order) -> Self {
-        OrderDto {
-            id: o.id,
-            account_id: o.account_id,
-            pack_id: o.pack_id,
-            pack_name: o.pack_name,
-            credits: o.credits,
-            price_minor: o.price.minor,
-            currency: o.price.currency,
-            status: o.status,
-            created_at: o.created_at.to_string(),
-            paid_at: o.paid_at.map(|t| t.to_string()),
-            credited_at: o.credited_at.map(|t| t.to_string()),
-            cancelled_at: o.cancelled_at.map(|t| t.to_string()),
-            lot_id: o.lot_id,
-            confirmed_by: o.confirmed_by,
-            payment_reference: o.payment_reference,
-            dbuuid: o.dbuuid,
-        }
-    }
 }
 
 /// What confirming did.
@@ -344,54 +298,4 @@ pub async fn update_pack(
     })
     .await?;
     Ok(HttpResponse::Ok().json(PackDto::from(pack)))
-}
-
-/// What the webhook did with an event.
-#[derive(Serialize, ToSchema)]
-pub struct WebhookResponse {
-    pub order: OrderDto,
-    /// This event id was already received with this body: nothing was done again.
-    pub duplicate: bool,
-    /// This event credited the order.
-    pub credited_now: bool,
-}
-
-/// A payment event, signed: `X-IAP-Timestamp` (Unix seconds) and `X-IAP-Signature:
-/// sha256=<hex HMAC-SHA256(payments.webhook_secret, "<timestamp>.<raw body>")>`. Events
-/// older than `payments.webhook_tolerance_secs` are refused; an event id is applied once.
-#[utoipa::path(post, path = "/api/v1/payments/webhook", tag = "orders",
-    request_body(content = String, description = r#"{"id": "evt_1", "type": "payment.succeeded" | "payment.failed", "order_id": 1, "amount_minor": 1000, "currency": "EUR", "reference": "optional"}"#),
-    params(("X-IAP-Timestamp" = String, Header), ("X-IAP-Signature" = String, Header)),
-    responses((status = 200, body = WebhookResponse), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem, description = "amount or currency differ from the order")),
-    security(()))]
-pub async fn payment_webhook(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings.payments;
-    let secret = settings
-        .webhook_secret
-        .as_ref()
-        .ok_or(WebhookError::NotConfigured)?;
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    webhook::verify(
-        secret.expose().as_bytes(),
-        header(webhook::TIMESTAMP_HEADER),
-        header(webhook::SIGNATURE_HEADER),
-        &body,
-        state.store.now().micros().div_euclid(1_000_000),
-        settings.webhook_tolerance_secs,
-    )
-    .map_err(WebhookError::Verify)?;
-    let event = Event::parse(&body).map_err(WebhookError::BadEvent)?;
-    let body_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
-    let outcome = run(&state, move |s| s.apply_payment_event(&event, &body_hash)).await?;
-    Ok(HttpResponse::Ok().json(WebhookResponse {
-        order: outcome.order.into(),
-        duplicate: outcome.duplicate,
-        credited_now: outcome.credited_now,
-    }))
 }

@@ -23,9 +23,9 @@ use crate::ledger::token::random_hex;
 use crate::ledger::{Id, LedgerError, StorageError};
 use crate::pages::i18n::Lang;
 use crate::pages::layout::{STYLE, encode};
+use crate::pages::request::{Cx, Form, PortalError, harden, html_response};
 use crate::pages::session::LANG_COOKIE;
 use crate::payments::PaymentError;
-use crate::portal::{Cx, Form, PortalError, harden, html_response};
 use crate::store::{ConsoleSession, Store};
 use texts::Texts;
 

@@ -13,8 +13,8 @@ use crate::ledger::token::{AccountToken, random_hex, sha256_hex};
 use crate::ledger::{Credits, EntryKind, Id, LedgerError, Service, time::NEVER};
 use crate::pages::chart;
 use crate::pages::i18n::Lang;
+use crate::pages::request::{Form, html_response};
 use crate::payments::{Confirmation, OrderStatus, PackInput, Price};
-use crate::portal::{Form, html_response};
 use crate::store::{
     AccountFilter, AlertFilter, AuditRecord, GrantRequest, Idempotency, NewService, OrderFilter,
 };
@@ -993,7 +993,7 @@ pub async fn refresh_database(req: HttpRequest, body: web::Bytes) -> HttpRespons
             format!("database:{dbuuid}"),
             String::new(),
         );
-        let outcome = crate::admin::databases::refresh_database_audited(
+        let outcome = crate::usecase::databases::refresh_database_audited(
             &c.cx.state.store,
             &dbuuid,
             timeout,

@@ -4,6 +4,7 @@
 //! themselves (protocol, portal, admin, webhook, console) are sibling rooms; `app` hands
 //! their routes to [`serve`].
 
+pub mod dto;
 mod middleware;
 pub mod problem;
 pub mod rate_limit;

@@ -6,4 +6,5 @@ pub mod chart;
 pub mod csv;
 pub mod i18n;
 pub mod layout;
+pub mod request;
 pub mod session;

@@ -4,9 +4,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use super::{Cx, Form, PortalError, path_id, respond, see_other, with_cookie};
 use crate::ledger::{Account, Balance, Credits, Id, JournalEntry, LedgerError, Recipient, Service};
 use crate::pages::i18n::Lang;
+use crate::pages::request::{Cx, Form, PortalError, path_id, respond, see_other, with_cookie};
 use crate::pages::session::{SESSION_COOKIE, Session};
 use crate::pages::{chart, csv, session};
 use crate::payments::{Order, OrderStatus, Pack};

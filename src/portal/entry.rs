@@ -11,10 +11,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{Cx, Form, PageResult, PortalError, respond, see_other, with_cookie};
 use crate::http::AppState;
 use crate::ledger::token::AccountToken;
 use crate::ledger::{Account, Credits, Id, LedgerError};
+use crate::pages::request::{Cx, Form, PageResult, PortalError, respond, see_other, with_cookie};
 use crate::pages::session;
 use crate::pages::session::{SESSION_COOKIE, Session};
 use crate::usecase::contact::{self, Caller, Contact, Rules};

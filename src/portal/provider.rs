@@ -5,10 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use super::{Cx, Form, PortalError, html_response, path_id, respond, see_other, with_cookie};
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::random_hex;
 use crate::ledger::{Credits, Service, Timestamp};
+use crate::pages::request::{
+    Cx, Form, PortalError, html_response, path_id, respond, see_other, with_cookie,
+};
 use crate::pages::session::{LOGIN_COOKIE, PROVIDER_COOKIE, ProviderSession};
 use crate::pages::{layout, session};
 use crate::payments::{Pack, PackInput, Price};

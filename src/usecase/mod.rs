@@ -5,6 +5,7 @@
 pub mod account;
 pub mod charge;
 pub mod contact;
+pub mod databases;
 pub mod purchase;
 pub mod service_keys;
 pub mod sms;

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use crate::admin::databases::refresh_database;
 use crate::odoo::TargetPolicy;
 use crate::store::Store;
 use crate::usecase::contact::Rules;
+use crate::usecase::databases::refresh_database;
 
 /// Re-reads every registered database every `interval` (the caller aborts it at shutdown).
 pub async fn refresh_loop(

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use iap_sidecar::admin::databases::refresh_database;
 use iap_sidecar::config::PortalSettings;
 use iap_sidecar::odoo::TargetPolicy;
 use iap_sidecar::pages::session::{AlertLink, Keys};
+use iap_sidecar::usecase::databases::refresh_database;
 use libtest_mimic::Failed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
