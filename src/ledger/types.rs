@@ -64,6 +64,20 @@ pub struct Service {
     pub open_to_all: bool,
 }
 
+impl Service {
+    /// When trial credits granted at `now` expire: after `trial_days`, or never when 0.
+    pub fn trial_expiry(&self, now: Timestamp) -> Timestamp {
+        if self.trial_days > 0 {
+            Timestamp(
+                now.micros()
+                    .saturating_add(i64::from(self.trial_days) * super::time::MICROS_PER_DAY),
+            )
+        } else {
+            super::time::NEVER
+        }
+    }
+}
+
 /// One account per (service, account token); balances are kept as running totals that
 /// always equal the journal's sum (balance) and the open holds' sum (reserved).
 #[derive(Clone, Debug, serde::Serialize)]

@@ -8,6 +8,8 @@
 //! order may be `cancelled`.
 
 pub mod money;
+pub mod orders;
+pub mod repo;
 pub mod webhook;
 
 pub use money::{Price, PriceError};

@@ -33,6 +33,7 @@ use diesel::prelude::*;
 
 pub use crate::ledger::Audit;
 pub use crate::ledger::NewService;
+pub use crate::payments::orders::MAX_PENDING_ORDERS;
 pub use crate::telemetry::PoolState;
 pub use accounts::AccountFilter;
 pub use accounts::AlertUpdate;
@@ -46,7 +47,7 @@ pub use databases::{CompanyConsumption, DatabaseInfo, OdooCredentials};
 pub use engine::EngineStats;
 pub use journal::DatabaseUsage;
 pub use ledger_ops::{GrantRequest, Idempotency};
-pub use orders::{MAX_PENDING_ORDERS, OrderFilter};
+pub use orders::OrderFilter;
 pub use overview::{Overview, Totals};
 pub use registration_secrets::{RegistrationSecretInfo, Revocation};
 

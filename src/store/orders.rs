@@ -6,11 +6,11 @@ use super::packs::PackRow;
 use super::rows::credits;
 use super::schema::{accounts, orders, packs, payment_events};
 use super::{Store, read_tx, write_tx};
-use crate::ledger::ops::Grant;
-use crate::ledger::repo::{HoldRepo, LedgerRepo};
-use crate::ledger::time::NEVER;
-use crate::ledger::{Account, EntryKind, Id, LedgerError, Timestamp, ops};
-use crate::payments::webhook::{Event, EventKind};
+use crate::ledger::repo::HoldRepo;
+use crate::ledger::{Account, Id, LedgerError, Timestamp};
+use crate::payments::orders as rules;
+use crate::payments::repo::{NewEvent, NewOrder, OrderRepo};
+use crate::payments::webhook::Event;
 use crate::payments::{
     ConfirmOutcome, Confirmation, EventOutcome, Order, OrderStatus, Pack, PaymentError, Price,
 };
@@ -22,9 +22,6 @@ use diesel::sqlite::SqliteConnection;
 
 // Revenue is grouped by database and currency.
 diesel::allow_columns_to_appear_in_same_group_by_clause!(accounts::dbuuid, orders::currency);
-
-/// A customer may leave this many orders unpaid on one account; more are refused.
-pub const MAX_PENDING_ORDERS: i64 = 20;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders)]
@@ -97,20 +94,9 @@ pub struct OrderFilter {
 
 /// Crediting an order inside a transaction that holds its account's lock, written once
 /// and compiled for each backend (like the ledger's repository).
-pub(super) trait OrderTx: LedgerRepo {
-    fn load_order(&mut self, id: Id) -> Result<Order, PaymentError>;
-    fn confirm_locked(
-        &mut self,
-        order: Order,
-        confirmation: &Confirmation,
-        now: Timestamp,
-    ) -> Result<ConfirmOutcome, PaymentError>;
-    fn cancel_locked(&mut self, order: Order, now: Timestamp) -> Result<Order, PaymentError>;
-}
-
-macro_rules! impl_order_tx {
+macro_rules! impl_order_repo {
     ($conn:ty) => {
-        impl OrderTx for $conn {
+        impl OrderRepo for $conn {
             fn load_order(&mut self, id: Id) -> Result<Order, PaymentError> {
                 orders::table
                     .find(id)
@@ -121,119 +107,133 @@ macro_rules! impl_order_tx {
                     .and_then(|r| Ok(Order::try_from(r)?))
             }
 
-            fn confirm_locked(
-                &mut self,
-                order: Order,
-                confirmation: &Confirmation,
-                now: Timestamp,
-            ) -> Result<ConfirmOutcome, PaymentError> {
-                match order.status {
-                    OrderStatus::Credited => {
-                        return Ok(ConfirmOutcome {
-                            order,
-                            credited_now: false,
-                            credit_error: None,
-                        });
-                    }
-                    OrderStatus::Cancelled => {
-                        return Err(PaymentError::Conflict(format!(
-                            "order {} is cancelled",
-                            order.id
-                        )));
-                    }
-                    OrderStatus::Pending => {
-                        diesel::update(orders::table.find(order.id))
-                            .set((
-                                orders::status.eq(OrderStatus::Paid.as_str()),
-                                orders::paid_at.eq(now.micros()),
-                                orders::confirmed_by.eq(&confirmation.by),
-                                orders::payment_reference.eq(confirmation.reference.as_deref()),
-                            ))
-                            .execute(self)?;
-                    }
-                    // Paid but not credited by an earlier attempt: credit now.
-                    OrderStatus::Paid => {}
-                }
-                let reference = order.reference();
-                let description = format!("Order #{}: {}", order.id, order.pack_name);
-                // A savepoint: if the ledger refuses the credit, the order stays recorded
-                // as paid and nothing else of the attempt remains.
-                let credited = self.transaction(|c| {
-                    let outcome = ops::grant(
-                        c,
-                        &Grant {
-                            account_id: order.account_id,
-                            amount: order.credits,
-                            expires_at: NEVER,
-                            origin: EntryKind::Topup,
-                            reference: Some(&reference),
-                            description: Some(&description),
-                        },
-                        now,
-                    )?;
-                    diesel::update(orders::table.find(order.id))
-                        .set((
-                            orders::status.eq(OrderStatus::Credited.as_str()),
-                            orders::lot_id.eq(outcome.lot_id),
-                            orders::credited_at.eq(now.micros()),
-                        ))
-                        .execute(c)?;
-                    // A paid purchase is the customer's first authenticated contact: the
-                    // account takes the order's database if it still has none, in the
-                    // transaction that credits it (never re-bound; which database an order
-                    // may carry is `usecase::contact::purchase_database`'s rule).
-                    if let Some(db) = order.dbuuid.as_deref() {
-                        update_account(
-                            accounts::table
-                                .find(order.account_id)
-                                .filter(accounts::dbuuid.is_null()),
-                            accounts::dbuuid.eq(db),
-                        )
-                        .execute(c)?;
-                    }
-                    Ok::<_, PaymentError>(())
-                });
-                let credit_error = match credited {
-                    Ok(()) => None,
-                    Err(PaymentError::Ledger(e @ LedgerError::Storage(_))) => return Err(e.into()),
-                    Err(e) => {
-                        tracing::warn!(order = order.id, error = %e, "paid order not credited");
-                        Some(e.to_string())
-                    }
-                };
-                let order = self.load_order(order.id)?;
-                Ok(ConfirmOutcome {
-                    credited_now: credit_error.is_none(),
-                    order,
-                    credit_error,
-                })
+            fn find_pack(&mut self, id: Id) -> Result<Option<Pack>, PaymentError> {
+                Ok(packs::table
+                    .find(id)
+                    .select(PackRow::as_select())
+                    .first::<PackRow>(self)
+                    .optional()?
+                    .map(Pack::try_from)
+                    .transpose()?)
             }
 
-            fn cancel_locked(&mut self, order: Order, now: Timestamp) -> Result<Order, PaymentError> {
-                match order.status {
-                    OrderStatus::Cancelled => Ok(order),
-                    OrderStatus::Pending => {
-                        diesel::update(orders::table.find(order.id))
-                            .set((
-                                orders::status.eq(OrderStatus::Cancelled.as_str()),
-                                orders::cancelled_at.eq(now.micros()),
-                            ))
-                            .execute(self)?;
-                        self.load_order(order.id)
-                    }
-                    status => Err(PaymentError::Conflict(format!(
-                        "order {} is {status}: only pending orders can be cancelled",
-                        order.id
-                    ))),
-                }
+            fn pending_orders(&mut self, account_id: Id) -> Result<i64, PaymentError> {
+                Ok(orders::table
+                    .filter(orders::account_id.eq(account_id))
+                    .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+                    .count()
+                    .get_result(self)?)
+            }
+
+            fn insert_order(&mut self, order: NewOrder<'_>) -> Result<Order, PaymentError> {
+                let pack = order.pack;
+                Ok(diesel::insert_into(orders::table)
+                    .values((
+                        orders::account_id.eq(order.account_id),
+                        orders::pack_id.eq(pack.id),
+                        orders::pack_name.eq(&pack.name),
+                        orders::credits.eq(pack.credits.units()),
+                        orders::price_minor.eq(pack.price.minor),
+                        orders::currency.eq(&pack.price.currency),
+                        orders::status.eq(OrderStatus::Pending.as_str()),
+                        orders::created_at.eq(order.created_at.micros()),
+                        orders::dbuuid.eq(order.dbuuid),
+                    ))
+                    .returning(OrderRow::as_returning())
+                    .get_result::<OrderRow>(self)?
+                    .try_into()?)
+            }
+
+            fn set_paid(
+                &mut self,
+                id: Id,
+                at: Timestamp,
+                by: &str,
+                reference: Option<&str>,
+            ) -> Result<(), PaymentError> {
+                diesel::update(orders::table.find(id))
+                    .set((
+                        orders::status.eq(OrderStatus::Paid.as_str()),
+                        orders::paid_at.eq(at.micros()),
+                        orders::confirmed_by.eq(by),
+                        orders::payment_reference.eq(reference),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn set_credited(
+                &mut self,
+                id: Id,
+                lot_id: Id,
+                at: Timestamp,
+            ) -> Result<(), PaymentError> {
+                diesel::update(orders::table.find(id))
+                    .set((
+                        orders::status.eq(OrderStatus::Credited.as_str()),
+                        orders::lot_id.eq(lot_id),
+                        orders::credited_at.eq(at.micros()),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn set_cancelled(&mut self, id: Id, at: Timestamp) -> Result<(), PaymentError> {
+                diesel::update(orders::table.find(id))
+                    .set((
+                        orders::status.eq(OrderStatus::Cancelled.as_str()),
+                        orders::cancelled_at.eq(at.micros()),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn bind_database(&mut self, account_id: Id, dbuuid: &str) -> Result<(), PaymentError> {
+                update_account(
+                    accounts::table
+                        .find(account_id)
+                        .filter(accounts::dbuuid.is_null()),
+                    accounts::dbuuid.eq(dbuuid),
+                )
+                .execute(self)?;
+                Ok(())
+            }
+
+            fn event_body_hash(&mut self, event_id: &str) -> Result<Option<String>, PaymentError> {
+                Ok(payment_events::table
+                    .find(event_id)
+                    .select(payment_events::body_hash)
+                    .first::<String>(self)
+                    .optional()?)
+            }
+
+            fn insert_event(&mut self, event: NewEvent<'_>) -> Result<bool, PaymentError> {
+                let inserted = diesel::insert_into(payment_events::table)
+                    .values((
+                        payment_events::event_id.eq(event.event_id),
+                        payment_events::body_hash.eq(event.body_hash),
+                        payment_events::kind.eq(event.kind),
+                        payment_events::order_id.eq(event.order_id),
+                        payment_events::received_at.eq(event.received_at.micros()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(self)?;
+                Ok(inserted > 0)
+            }
+
+            fn savepoint<T>(
+                &mut self,
+                f: impl FnOnce(&mut Self) -> Result<T, PaymentError>,
+            ) -> Result<T, PaymentError> {
+                self.transaction(f)
             }
         }
     };
 }
 
-impl_order_tx!(SqliteConnection);
+impl_order_repo!(SqliteConnection);
 
-impl_order_tx!(PgConnection);
+impl_order_repo!(PgConnection);
 
 /// Counts payment outcomes with the ledger's operation metrics.
 pub(super) fn record<T>(operation: &str, result: &Result<T, PaymentError>) {
@@ -263,48 +263,13 @@ impl Store {
         pack_id: Id,
         dbuuid: Option<&str>,
     ) -> Result<Order, PaymentError> {
-        let now = self.now().micros();
-        let row: OrderRow = write_tx!(self, |c| {
+        let now = self.now();
+        write_tx!(self, |c| {
             let account = c
                 .lock_account(account_id)
                 .map_err(LedgerError::unknown_if_missing)?;
-            if account.disabled {
-                return Err(LedgerError::Disabled.into());
-            }
-            let pack: Pack = packs::table
-                .find(pack_id)
-                .select(PackRow::as_select())
-                .first::<PackRow>(c)
-                .optional()?
-                .filter(|p| p.service_id == account.service_id && p.active)
-                .ok_or_else(|| PaymentError::NotFound(format!("no pack {pack_id} on sale here")))?
-                .try_into()?;
-            let pending: i64 = orders::table
-                .filter(orders::account_id.eq(account_id))
-                .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-                .count()
-                .get_result(c)?;
-            if pending >= MAX_PENDING_ORDERS {
-                return Err(PaymentError::Invalid(format!(
-                    "this account already has {pending} unpaid orders: cancel some first"
-                )));
-            }
-            Ok(diesel::insert_into(orders::table)
-                .values((
-                    orders::account_id.eq(account_id),
-                    orders::pack_id.eq(pack.id),
-                    orders::pack_name.eq(&pack.name),
-                    orders::credits.eq(pack.credits.units()),
-                    orders::price_minor.eq(pack.price.minor),
-                    orders::currency.eq(&pack.price.currency),
-                    orders::status.eq(OrderStatus::Pending.as_str()),
-                    orders::created_at.eq(now),
-                    orders::dbuuid.eq(dbuuid.filter(|_| account.dbuuid.is_none())),
-                ))
-                .returning(OrderRow::as_returning())
-                .get_result::<OrderRow>(c)?)
-        })?;
-        Ok(row.try_into()?)
+            rules::place(c, &account, pack_id, dbuuid, now)
+        })
     }
 
     pub fn order(&self, id: Id) -> Result<Order, PaymentError> {
@@ -367,7 +332,7 @@ impl Store {
                 .map_err(LedgerError::unknown_if_missing)?;
             // Re-read under the lock: a concurrent confirmation may have credited it.
             let order = c.load_order(id)?;
-            let outcome = c.confirm_locked(order, confirmation, now)?;
+            let outcome = rules::confirm(c, order, confirmation, now)?;
             if let Some((audit, detail)) = audit {
                 write_audit_record(c, now.micros(), &audit.with_detail(detail(&outcome)))?;
             }
@@ -406,7 +371,7 @@ impl Store {
             c.lock_account(order.account_id)
                 .map_err(LedgerError::unknown_if_missing)?;
             let order = c.load_order(id)?;
-            let order = c.cancel_locked(order, now)?;
+            let order = rules::cancel(c, order, now)?;
             if let Some(audit) = audit {
                 write_audit_record(c, now.micros(), audit)?;
             }
@@ -428,87 +393,7 @@ impl Store {
                 .lock_account(order.account_id)
                 .map_err(LedgerError::unknown_if_missing)?;
             let order = c.load_order(event.order_id)?;
-            let seen: Option<String> = payment_events::table
-                .find(&event.id)
-                .select(payment_events::body_hash)
-                .first::<String>(c)
-                .optional()?;
-            if let Some(hash) = seen {
-                if hash != body_hash {
-                    return Err(PaymentError::Conflict(format!(
-                        "event {:?} was already received with another body",
-                        event.id
-                    )));
-                }
-                return Ok((
-                    EventOutcome {
-                        order,
-                        duplicate: true,
-                        credited_now: false,
-                    },
-                    account,
-                ));
-            }
-            if event.kind == EventKind::Succeeded
-                && (event.amount_minor != order.price.minor
-                    || event.currency != order.price.currency)
-            {
-                return Err(PaymentError::Invalid(format!(
-                    "order {} costs {}, the event says {} {}",
-                    order.id, order.price, event.amount_minor, event.currency
-                )));
-            }
-            let inserted = diesel::insert_into(payment_events::table)
-                .values((
-                    payment_events::event_id.eq(&event.id),
-                    payment_events::body_hash.eq(body_hash),
-                    payment_events::kind.eq(event.kind.as_str()),
-                    payment_events::order_id.eq(order.id),
-                    payment_events::received_at.eq(now.micros()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(c)?;
-            if inserted == 0 {
-                // Another delivery of this event (for another order's account) won.
-                return Ok((
-                    EventOutcome {
-                        order,
-                        duplicate: true,
-                        credited_now: false,
-                    },
-                    account,
-                ));
-            }
-            let outcome = match event.kind {
-                EventKind::Succeeded => {
-                    let outcome = c.confirm_locked(
-                        order,
-                        &Confirmation {
-                            by: "webhook".into(),
-                            reference: event.reference.clone(),
-                        },
-                        now,
-                    )?;
-                    EventOutcome {
-                        order: outcome.order,
-                        duplicate: false,
-                        credited_now: outcome.credited_now,
-                    }
-                }
-                EventKind::Failed => {
-                    // A failure after a success (or a retry of it) leaves the credit alone.
-                    let order = if order.status == OrderStatus::Pending {
-                        c.cancel_locked(order, now)?
-                    } else {
-                        order
-                    };
-                    EventOutcome {
-                        order,
-                        duplicate: false,
-                        credited_now: false,
-                    }
-                }
-            };
+            let outcome = rules::apply_event(c, order, event, body_hash, now)?;
             Ok((outcome, account))
         })
         .map(|(outcome, account)| {

@@ -4,8 +4,7 @@ use super::schema::trial_grants;
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{Grant, GrantOutcome};
 use crate::ledger::repo::HoldRepo;
-use crate::ledger::time::{MICROS_PER_DAY, NEVER};
-use crate::ledger::{EntryKind, Id, LedgerError, Service, Timestamp, ops};
+use crate::ledger::{EntryKind, Id, LedgerError, Service, ops};
 use crate::telemetry::METRICS;
 use diesel::prelude::*;
 
@@ -62,14 +61,7 @@ impl Store {
             return Ok(None);
         }
         let now = self.now();
-        let expires_at = if service.trial_days > 0 {
-            Timestamp(
-                now.micros()
-                    .saturating_add(i64::from(service.trial_days) * MICROS_PER_DAY),
-            )
-        } else {
-            NEVER
-        };
+        let expires_at = service.trial_expiry(now);
         let description = format!("Trial credits for database {dbuuid}");
         let result = write_tx!(self, |c| {
             c.lock_account(account_id)
