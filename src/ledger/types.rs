@@ -162,7 +162,7 @@ impl NewService {
                 )));
             }
         }
-        if !(0..=3650).contains(&self.trial_days) {
+        if !super::text::trial_days(self.trial_days) {
             return Err(LedgerError::Invalid(
                 "trial days must be between 0 and 3650".into(),
             ));

@@ -45,12 +45,7 @@ impl Store {
         name: &str,
         audit: Option<&AuditRecord>,
     ) -> Result<String, AppError> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 {
-            return Err(AppError::Invalid(
-                "token name must be 1-100 characters".into(),
-            ));
-        }
+        let name = crate::ledger::text::operator_name("token", name).map_err(AppError::Invalid)?;
         let secret = format!("iapadm_{}", random_hex(24));
         let hash = sha256_hex(&secret);
         let now = self.now().micros();

@@ -54,8 +54,7 @@ impl Store {
         name: &str,
         dbuuids: &[String],
     ) -> Result<String, AppError> {
-        let name = name.trim();
-        if dbuuids.iter().any(|d| d.trim().is_empty() || d.len() > 64) {
+        if !dbuuids.iter().all(|d| crate::ledger::text::dbuuid(d)) {
             return Err(AppError::Invalid(
                 "each dbuuid must be 1-64 characters".into(),
             ));
@@ -68,11 +67,7 @@ impl Store {
                     .map_err(|e| AppError::from(crate::ledger::StorageError::failed(e)))?,
             )
         };
-        if name.is_empty() || name.len() > 100 {
-            return Err(AppError::Invalid(
-                "secret name must be 1-100 characters".into(),
-            ));
-        }
+        let name = crate::ledger::text::operator_name("secret", name).map_err(AppError::Invalid)?;
         let secret = format!("iapreg_{}", random_hex(24));
         let hash = sha256_hex(&secret);
         let now = self.now().micros();

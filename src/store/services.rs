@@ -211,7 +211,7 @@ impl Store {
         audit: Option<&AuditRecord>,
     ) -> Result<Service, LedgerError> {
         let now = self.now().micros();
-        if !(0..=3650).contains(&trial_days) {
+        if !crate::ledger::text::trial_days(trial_days) {
             return Err(LedgerError::Invalid(
                 "trial days must be between 0 and 3650".into(),
             ));
@@ -314,7 +314,7 @@ impl Store {
     ) -> Result<(Service, Vec<String>), LedgerError> {
         let now = self.now().micros();
         for db in dbuuids {
-            if db.trim().is_empty() || db.len() > 64 {
+            if !crate::ledger::text::dbuuid(db) {
                 return Err(LedgerError::Invalid(format!(
                     "database uuid {db:?} must be 1-64 characters"
                 )));
