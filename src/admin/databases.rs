@@ -137,7 +137,7 @@ pub async fn register(
     // Before Odoo is called: a registered database is not re-read for a stranger.
     let (dbuuid, presented) = (body.dbuuid.clone(), body.database_token.clone());
     state
-        .run(move |s| s.may_register_database(&dbuuid, presented.as_deref()))
+        .run(move |s| databases::may_register(s, &dbuuid, presented.as_deref()))
         .await?;
     checked("db", &body.db, 128)?;
     checked("login", &body.login, 256)?;

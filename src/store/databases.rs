@@ -58,7 +58,8 @@ pub(super) type DbRow = (
 );
 
 /// Why a registration of an already registered database is refused.
-pub(super) fn already_registered(dbuuid: &str) -> AppError {
+/// Why a registered database cannot be registered again without its token.
+pub fn already_registered(dbuuid: &str) -> AppError {
     AppError::Conflict(format!(
         "database {dbuuid} is registered already: send its current database token, or ask \
          the operator to release it (iap-sidecar database release {dbuuid})"
@@ -122,30 +123,15 @@ macro_rules! replace_snapshot {
 }
 
 impl Store {
-    /// Whether `dbuuid` may be registered by a caller presenting `database_token`: it
-    /// is not registered, or the token is its current one (constant-time); otherwise a
-    /// conflict saying how to get it released.
-    pub fn may_register_database(
-        &self,
-        dbuuid: &str,
-        database_token: Option<&str>,
-    ) -> Result<(), AppError> {
-        let stored: Option<String> = read_tx!(self, |c| {
+    /// The hash of a registered database's current token (`None`: not registered).
+    pub fn database_token_hash(&self, dbuuid: &str) -> Result<Option<String>, AppError> {
+        Ok(read_tx!(self, |c| {
             odoo_databases::table
                 .filter(odoo_databases::dbuuid.eq(dbuuid))
                 .select(odoo_databases::token_hash)
                 .first::<String>(c)
                 .optional()
-        })?;
-        match stored {
-            Some(stored)
-                if !database_token
-                    .is_some_and(|token| constant_time_eq(&stored, &sha256_hex(token))) =>
-            {
-                Err(already_registered(dbuuid))
-            }
-            _ => Ok(()),
-        }
+        })?)
     }
 
     /// Stores (or replaces) a database's credentials and what was read from it; returns

@@ -43,7 +43,7 @@ pub use alert_outbox::{AlertFilter, AlertJob, AlertStatus};
 pub use audit::{AuditLine, AuditRecord, AuditWith};
 pub use connection::Backend;
 pub use console_sessions::ConsoleSession;
-pub use databases::{CompanyConsumption, DatabaseInfo, OdooCredentials};
+pub use databases::{CompanyConsumption, DatabaseInfo, OdooCredentials, already_registered};
 pub use engine::EngineStats;
 pub use journal::DatabaseUsage;
 pub use ledger_ops::{GrantRequest, Idempotency};

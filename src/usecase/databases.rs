@@ -10,9 +10,30 @@ use utoipa::ToSchema;
 use super::contact::{self, ContactError, Rules};
 use crate::error::AppError;
 use crate::ledger::LedgerError;
+use crate::ledger::token::{constant_time_eq, sha256_hex};
 use crate::odoo::sync::{Snapshot, read_database};
 use crate::odoo::{OdooClient, TargetPolicy};
 use crate::store::{AuditRecord, OdooCredentials, Store};
+
+/// Whether `dbuuid` may be registered by a caller presenting `database_token`: a new
+/// database may; a registered one only with its current token (dbuuids travel in every
+/// IAP call, so they prove nothing). Asked before Odoo is called, so a registered
+/// database is not re-read for a stranger; the write checks again under its lock.
+pub fn may_register(
+    store: &Store,
+    dbuuid: &str,
+    database_token: Option<&str>,
+) -> Result<(), AppError> {
+    match store.database_token_hash(dbuuid)? {
+        Some(stored)
+            if !database_token
+                .is_some_and(|token| constant_time_eq(&stored, &sha256_hex(token))) =>
+        {
+            Err(crate::store::already_registered(dbuuid))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Records a database whose `database.uuid` was checked over its own API (the caller
 /// read `snapshot` with `credentials`): stores it and opens its IAP accounts, bound to it.
