@@ -288,10 +288,15 @@ fn too_late() -> LedgerError {
 /// The same failure for every operation of a batch that could not commit (each caller
 /// gets its own copy of the message; the cause itself is logged once).
 fn shared_failure(e: &LedgerError) -> LedgerError {
+    // The cause's own words: the copy gets its variant's prefix again, once.
+    let text = match e {
+        LedgerError::Storage(s) => s.cause().to_string(),
+        other => other.to_string(),
+    };
     if e.is_unavailable() {
-        StorageError::unavailable(e.to_string()).into()
+        StorageError::unavailable(text).into()
     } else {
-        StorageError::failed(e.to_string()).into()
+        StorageError::failed(text).into()
     }
 }
 
