@@ -20,7 +20,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::error::AppError;
 use crate::ledger::token::random_hex;
-use crate::ledger::{Id, LedgerError, StorageError};
+use crate::ledger::{Id, LedgerError};
 use crate::pages::i18n::Lang;
 use crate::pages::layout::{STYLE, encode};
 use crate::pages::request::{Cx, Form, PortalError, harden, html_response};
@@ -135,44 +135,19 @@ pub enum ConsoleError {
     Internal(String),
 }
 
-impl From<AppError> for ConsoleError {
-    fn from(e: AppError) -> Self {
-        match e {
-            AppError::Ledger(e) => e.into(),
-            AppError::Storage(e) => LedgerError::Storage(e).into(),
-            AppError::NotFound(_) => ConsoleError::NotFound,
-            e @ AppError::Invalid(_) => ConsoleError::Invalid(e.to_string()),
-            e @ AppError::Conflict(_) => ConsoleError::Conflict(e.to_string()),
-        }
-    }
-}
-
-impl From<LedgerError> for ConsoleError {
-    fn from(e: LedgerError) -> Self {
-        match e {
-            LedgerError::UnknownAccount | LedgerError::UnknownService(_) => ConsoleError::NotFound,
-            LedgerError::InvalidAmount(_)
-            | LedgerError::Invalid(_)
-            | LedgerError::InvalidExpiry(_) => ConsoleError::Invalid(e.to_string()),
-            LedgerError::Storage(e @ StorageError::Unavailable(_)) => {
-                ConsoleError::Unavailable(e.cause().to_string())
+/// The store's and the domain's errors read as the portal reads them (the same pages
+/// machinery), then in the console's words.
+macro_rules! through_portal {
+    ($($from:ty),+) => {$(
+        impl From<$from> for ConsoleError {
+            fn from(e: $from) -> Self {
+                PortalError::from(e).into()
             }
-            LedgerError::Storage(e) => ConsoleError::Internal(e.cause().to_string()),
-            other => ConsoleError::Conflict(other.to_string()),
         }
-    }
+    )+};
 }
 
-impl From<PaymentError> for ConsoleError {
-    fn from(e: PaymentError) -> Self {
-        match e {
-            PaymentError::NotFound(_) => ConsoleError::NotFound,
-            PaymentError::Conflict(m) => ConsoleError::Conflict(m),
-            PaymentError::Invalid(m) => ConsoleError::Invalid(m),
-            PaymentError::Ledger(e) => e.into(),
-        }
-    }
-}
+through_portal!(AppError, LedgerError, PaymentError);
 
 impl From<PortalError> for ConsoleError {
     fn from(e: PortalError) -> Self {
@@ -183,6 +158,7 @@ impl From<PortalError> for ConsoleError {
             PortalError::NotFound => ConsoleError::NotFound,
             PortalError::Csrf => ConsoleError::Csrf,
             PortalError::Unavailable(m) => ConsoleError::Unavailable(m),
+            PortalError::Internal(m) => ConsoleError::Internal(m),
             other => ConsoleError::Internal(other.to_string()),
         }
     }

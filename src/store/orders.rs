@@ -3,7 +3,7 @@
 use super::accounts::update_account;
 use super::audit::{AuditRecord, AuditWith, write_audit_record};
 use super::packs::PackRow;
-use super::rows::credits;
+use super::rows::{convert, corrupt, credits};
 use super::schema::{accounts, orders, packs, payment_events};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::repo::HoldRepo;
@@ -69,18 +69,8 @@ impl TryFrom<OrderRow> for Order {
     }
 }
 
-pub(super) fn corrupt(what: &str, value: impl std::fmt::Display) -> DieselError {
-    DieselError::DeserializationError(format!("corrupt {what}: {value}").into())
-}
-
 pub(super) fn stored_price(minor: i64, currency: &str) -> Result<Price, DieselError> {
     Price::from_minor(minor, currency).map_err(|e| corrupt("price", e))
-}
-
-pub(super) fn convert<R, T: TryFrom<R, Error = DieselError>>(
-    rows: Vec<R>,
-) -> Result<Vec<T>, DieselError> {
-    rows.into_iter().map(T::try_from).collect()
 }
 
 /// Which orders to list.
@@ -92,8 +82,8 @@ pub struct OrderFilter {
     pub offset: i64,
 }
 
-/// Crediting an order inside a transaction that holds its account's lock, written once
-/// and compiled for each backend (like the ledger's repository).
+/// [`OrderRepo`] for both backends: one body of diesel DSL, compiled once per connection
+/// type (like the ledger's repository).
 macro_rules! impl_order_repo {
     ($conn:ty) => {
         impl OrderRepo for $conn {

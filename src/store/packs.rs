@@ -1,8 +1,8 @@
 //! Packs of credits on sale per service.
 
 use super::audit::{AuditRecord, AuditWith, write_audit_record};
-use super::orders::{convert, stored_price};
-use super::rows::credits;
+use super::orders::stored_price;
+use super::rows::{convert, credits};
 use super::schema::packs;
 use super::{Store, read_tx, write_tx};
 use crate::ledger::{Id, Timestamp};

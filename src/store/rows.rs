@@ -9,7 +9,7 @@ use crate::ledger::{
 };
 
 /// A stored value that does not fit the domain: a corrupt row, surfaced as an error.
-fn corrupt(what: &str, value: impl std::fmt::Display) -> diesel::result::Error {
+pub(crate) fn corrupt(what: &str, value: impl std::fmt::Display) -> diesel::result::Error {
     diesel::result::Error::DeserializationError(format!("corrupt {what}: {value}").into())
 }
 
