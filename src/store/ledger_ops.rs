@@ -2,8 +2,9 @@
 
 use super::audit::{AuditRecord, write_audit_record};
 use super::engine::{Op, Output};
+use super::idempotency_keys::{Idempotency, remember_answer, stored_answer};
 use super::rows::{HoldRow, LotRow, convert};
-use super::schema::{accounts, hold_allocations, holds, idempotency_keys, journal, lots};
+use super::schema::{accounts, hold_allocations, holds, journal, lots};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{CloseOutcome, GrantOutcome};
 use crate::ledger::repo::HoldRepo;
@@ -40,16 +41,6 @@ pub(super) fn closed(reply: Result<Output, LedgerError>) -> Result<CloseOutcome,
 
 /// A grant as the admin API and the CLI ask for it.
 pub type GrantRequest<'a> = ops::Grant<'a>;
-
-/// A client-chosen key that makes a write safe to retry.
-#[derive(Clone, Debug)]
-pub struct Idempotency<'a> {
-    /// Whose keys these are (e.g. the admin token's name): keys never collide across.
-    pub scope: &'a str,
-    pub key: &'a str,
-    /// Hash of the request body: the same key with another body is refused.
-    pub request_hash: String,
-}
 
 impl Store {
     /// Lots with credits left (expired ones included until settled).
@@ -119,18 +110,7 @@ impl Store {
             // Lock first so a concurrent retry waits here and then sees our key.
             c.lock_account(req.account_id)
                 .map_err(LedgerError::unknown_if_missing)?;
-            let stored: Option<(String, String)> = idempotency_keys::table
-                .filter(idempotency_keys::scope.eq(idem.scope))
-                .filter(idempotency_keys::key.eq(idem.key))
-                .select((idempotency_keys::request_hash, idempotency_keys::response))
-                .first(c)
-                .optional()?;
-            if let Some((hash, response)) = stored {
-                if hash != idem.request_hash {
-                    return Err(LedgerError::IdempotencyMismatch);
-                }
-                let value = serde_json::from_str(&response)
-                    .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
+            if let Some(value) = stored_answer(c, idem)? {
                 if let Some((record, detail)) = audit {
                     write_audit_record(c, now.micros(), &record.with_detail(detail(true)))?;
                 }
@@ -139,15 +119,7 @@ impl Store {
             let outcome = ops::grant(c, req, now)?;
             let value = serde_json::to_value(&outcome)
                 .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
-            diesel::insert_into(idempotency_keys::table)
-                .values((
-                    idempotency_keys::scope.eq(idem.scope),
-                    idempotency_keys::key.eq(idem.key),
-                    idempotency_keys::request_hash.eq(&idem.request_hash),
-                    idempotency_keys::response.eq(value.to_string()),
-                    idempotency_keys::created_at.eq(now.micros()),
-                ))
-                .execute(c)?;
+            remember_answer(c, idem, &value, now)?;
             if let Some((record, detail)) = audit {
                 write_audit_record(c, now.micros(), &record.with_detail(detail(false)))?;
             }
