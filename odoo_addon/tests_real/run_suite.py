@@ -453,10 +453,15 @@ class Suite:
         self.token = row["account_token"]
         check(self.credits() == 0, f"first contact: get_credits {self.credits()}")
         accounts = self.sidecar.account(SERVICE, self.dbuuid)
-        check(
-            len(accounts) == 1,
-            f"the sidecar has {len(accounts)} accounts of {SERVICE} here",
-        )
+        if len(accounts) != 1:
+            # The account reaches the sidecar through the refresh the addon asks for once
+            # the account is committed: say what that refresh left.
+            database = self.sidecar.api("GET", f"/api/v1/databases/{self.dbuuid}")
+            status = self.settings_form(["iap_sidecar_status"])["iap_sidecar_status"]
+            raise Failed(
+                f"the sidecar has {len(accounts)} accounts of {SERVICE} here; its copy "
+                f"of the database: {database.get('database')}; Odoo's status: {status}"
+            )
         return f"iap.account {self.account_id} registered on the sidecar (id {accounts[0]['id']})"
 
     def open_account_list(self):

@@ -246,7 +246,7 @@ class IapAccount(models.Model):
         accounts it read, so the status in Settings counts the account just changed.
         Never raises: the change is already committed."""
         try:
-            answer = conn.client(connection, FETCH_TIMEOUT).refresh(
+            answer = conn.client(connection, conn.READ_BACK_TIMEOUT).refresh(
                 connection.dbuuid, connection.token
             )
         except SidecarError as exc:

@@ -12,8 +12,6 @@ from ..tools.sidecar_api import SidecarClient, SidecarError, normalize_origin
 
 _logger = logging.getLogger(__name__)
 
-#: Registration and refresh make the sidecar read this database over JSON-RPC first.
-REGISTER_TIMEOUT = 30
 #: The status shown in Settings must not hold the page when the sidecar is down.
 HEALTH_TIMEOUT = 3
 #: Odoo checks API keys per scope: this one is valid for RPC (XML-RPC, JSON-RPC) only.
@@ -214,7 +212,7 @@ class ResConfigSettings(models.TransientModel):
         # (never sent to another sidecar).
         current = conn.current(self.env)
         try:
-            answer = SidecarClient(url, timeout=REGISTER_TIMEOUT).register(
+            answer = SidecarClient(url, timeout=conn.READ_BACK_TIMEOUT).register(
                 secret,
                 dbuuid=dbuuid,
                 url=odoo_url or self.get_base_url(),
@@ -325,7 +323,7 @@ class ResConfigSettings(models.TransientModel):
         problem = None
         if stored is not None and stored.dbuuid == params.get_param("database.uuid"):
             try:
-                conn.client(stored, REGISTER_TIMEOUT).disconnect(
+                conn.client(stored, conn.READ_BACK_TIMEOUT).disconnect(
                     stored.dbuuid, stored.token
                 )
             except SidecarError as exc:
@@ -377,7 +375,7 @@ class ResConfigSettings(models.TransientModel):
         self._iap_sidecar_check_admin()
         connection = self._iap_sidecar_require_connection()
         try:
-            answer = conn.client(connection, REGISTER_TIMEOUT).refresh(
+            answer = conn.client(connection, conn.READ_BACK_TIMEOUT).refresh(
                 connection.dbuuid, connection.token
             )
         except SidecarError as exc:

@@ -65,6 +65,13 @@ def current(env):
     return connection if connection.dbuuid == dbuuid else None
 
 
+#: Seconds to wait for a registration or a refresh: the sidecar first reads this database
+#: back over JSON-RPC (a login and three reads, each checking the API key), which a busy
+#: server takes seconds to answer. A shorter wait gives up while the read is under way,
+#: and a refresh given up on is dropped by the sidecar, accounts just created included.
+READ_BACK_TIMEOUT = 30
+
+
 def client(connection, timeout):
     """A client for ``connection``'s sidecar."""
     return SidecarClient(connection.url, timeout=timeout)
