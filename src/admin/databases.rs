@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::AccountToken;
-use crate::ledger::{EntryKind, LedgerError};
+use crate::ledger::EntryKind;
 use crate::odoo::{OdooClient, TargetPolicy, sync::read_database};
 use crate::store::OdooCredentials;
 use crate::usecase::contact::Rules;
@@ -95,11 +95,11 @@ fn target_policy(state: &AppState) -> TargetPolicy {
 /// probe of the sidecar's network. The reason goes to the log.
 fn not_verified(dbuuid: &str, reason: &dyn std::fmt::Display) -> ApiError {
     tracing::warn!(%dbuuid, error = %reason, "registration refused: database not verified");
-    ApiError::Ledger(LedgerError::Invalid(
+    ApiError::Invalid(
         "could not verify the database: check the URL, the database name, the login and \
          the API key (the sidecar's log says why)"
             .into(),
-    ))
+    )
 }
 
 fn checked(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
@@ -160,10 +160,10 @@ pub async fn register(
         .map_err(|e| not_verified(&body.dbuuid, &e))?;
     if snapshot.dbuuid != body.dbuuid {
         // Only an authenticated Odoo got this far: its uuid is no news to the caller.
-        return Err(ApiError::Ledger(LedgerError::Invalid(format!(
+        return Err(ApiError::Invalid(format!(
             "database.uuid mismatch: the request says {}, Odoo at {} says {}",
             body.dbuuid, body.url, snapshot.dbuuid
-        ))));
+        )));
     }
     let credentials = OdooCredentials {
         dbuuid: body.dbuuid.clone(),
@@ -229,9 +229,9 @@ pub async fn refresh(
     .await?
     {
         Ok(refreshed) => Ok(HttpResponse::Ok().json(refreshed)),
-        Err(e) => Err(ApiError::Ledger(LedgerError::Invalid(format!(
+        Err(e) => Err(ApiError::Invalid(format!(
             "could not read the database: {e}"
-        )))),
+        ))),
     }
 }
 

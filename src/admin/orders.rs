@@ -9,7 +9,7 @@ use super::Admin;
 use crate::http::AppState;
 use crate::http::dto::OrderDto;
 use crate::http::problem::{ApiError, Problem};
-use crate::ledger::{Credits, LedgerError};
+use crate::ledger::Credits;
 use crate::payments::{Confirmation, OrderStatus, Pack, PackInput, PaymentError, Price};
 use crate::store::{OrderFilter, Store};
 
@@ -230,7 +230,7 @@ pub struct PackBody {
 impl PackBody {
     fn input(self) -> Result<PackInput, ApiError> {
         let price = Price::from_minor(self.price_minor, &self.currency)
-            .map_err(|e| ApiError::Ledger(LedgerError::Invalid(e.to_string())))?;
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
         Ok(PackInput {
             name: self.name,
             credits: self.credits.0,

@@ -221,7 +221,7 @@ fn setup(args: SetupArgs) -> Result<ExitCode, String> {
                 trial_days: 0,
             },
         ),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
     .map_err(|e| format!("service {:?}: {e}", args.service))?;
     let started = std::time::Instant::now();

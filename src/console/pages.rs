@@ -14,7 +14,7 @@ use crate::ledger::{Credits, EntryKind, Id, LedgerError, Service, time::NEVER};
 use crate::pages::chart;
 use crate::pages::i18n::Lang;
 use crate::pages::request::{Form, html_response};
-use crate::payments::{Confirmation, OrderStatus, PackInput, Price};
+use crate::payments::{Confirmation, OrderStatus, PackInput, PaymentError, Price};
 use crate::store::{
     AccountFilter, AlertFilter, AuditRecord, GrantRequest, Idempotency, NewService, OrderFilter,
 };
@@ -443,7 +443,6 @@ pub async fn create_pack(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             s.create_pack_audited(service.id, &input, &line, |pack| {
                 format!("pack {} {}", pack.id, pack.name)
             })
-            .map_err(|e| LedgerError::Invalid(e.to_string()))
         })
         .await?;
         Ok(see_other("/console/services"))
@@ -462,11 +461,10 @@ pub async fn toggle_pack(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         c.run(move |s| {
             let service = s.service_by_name(&service_name)?;
             let pack = s
-                .packs(service.id, false)
-                .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?
+                .packs(service.id, false)?
                 .into_iter()
                 .find(|p| p.id == id)
-                .ok_or(LedgerError::UnknownAccount)?;
+                .ok_or_else(|| PaymentError::NotFound(format!("no pack {id} for {service_name}")))?;
             let what = if pack.active { "off sale" } else { "on sale" };
             let line = audit(&op, "pack.update", target, format!("pack {id} {what}"));
             s.update_pack_audited(
@@ -480,7 +478,6 @@ pub async fn toggle_pack(req: HttpRequest, body: web::Bytes) -> HttpResponse {
                 },
                 &line,
             )
-            .map_err(|e| LedgerError::Invalid(e.to_string()))
         })
         .await?;
         Ok(see_other("/console/services"))

@@ -105,8 +105,7 @@ impl ResponseError for ApiError {
                 | LedgerError::UnknownAccount
                 | LedgerError::UnknownHold => StatusCode::NOT_FOUND,
                 LedgerError::HoldClosed { .. }
-                | LedgerError::HoldExpired
-                | LedgerError::Conflict(_) => StatusCode::CONFLICT,
+                | LedgerError::HoldExpired => StatusCode::CONFLICT,
                 LedgerError::WrongService | LedgerError::Disabled => StatusCode::FORBIDDEN,
                 LedgerError::Storage(StorageError::Unavailable(_)) => {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -201,7 +200,7 @@ impl From<crate::payments::PaymentError> for ApiError {
         match e {
             P::NotFound(m) => ApiError::NotFound(m),
             P::Conflict(m) => ApiError::Conflict(m),
-            P::Invalid(m) => ApiError::Ledger(LedgerError::Invalid(m)),
+            P::Invalid(m) => ApiError::Invalid(m),
             P::Ledger(e) => ApiError::Ledger(e),
         }
     }

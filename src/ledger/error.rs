@@ -27,8 +27,6 @@ pub enum LedgerError {
     InvalidExpiry(String),
     #[error("invalid input: {0}")]
     Invalid(String),
-    #[error("already exists: {0}")]
-    Conflict(String),
     #[error("idempotency key reused with a different request")]
     IdempotencyMismatch,
     /// Storage could not answer; the ledger refused nothing.
@@ -110,7 +108,6 @@ impl LedgerError {
             LedgerError::Disabled => "account_disabled",
             LedgerError::InvalidExpiry(_) => "invalid_expiry",
             LedgerError::Invalid(_) => "invalid_input",
-            LedgerError::Conflict(_) => "conflict",
             LedgerError::IdempotencyMismatch => "idempotency_key_reused",
             LedgerError::Storage(e) => e.code(),
         }

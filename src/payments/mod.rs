@@ -41,14 +41,14 @@ pub struct PackInput {
 
 impl PackInput {
     /// Names are shown to customers: 1-80 characters, no control characters.
-    pub fn validate(&self) -> Result<(), crate::ledger::LedgerError> {
+    pub fn validate(&self) -> Result<(), PaymentError> {
         if !crate::ledger::text::visible_text(&self.name, 80) {
-            return Err(crate::ledger::LedgerError::Invalid(
+            return Err(PaymentError::Invalid(
                 "pack name must be 1-80 characters, not only spaces, no control characters".into(),
             ));
         }
         if self.credits.is_zero() {
-            return Err(crate::ledger::LedgerError::Invalid(
+            return Err(PaymentError::Invalid(
                 "a pack must hold more than 0 credits".into(),
             ));
         }

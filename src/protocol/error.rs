@@ -113,7 +113,6 @@ impl From<LedgerError> for RpcError {
             LedgerError::Disabled => RpcError::Access(
                 "this IAP account is disabled (its token ends with +disabled)".into(),
             ),
-            LedgerError::Conflict(m) => RpcError::Access(m),
             LedgerError::IdempotencyMismatch => {
                 RpcError::Invalid("idempotency key reused with another request".into())
             }

@@ -11,7 +11,8 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::Store;
 use super::connection::Pool;
-use crate::ledger::LedgerError;
+use crate::error::AppError;
+use crate::ledger::StorageError;
 
 const USE_PG_DUMP: &str = "this database is PostgreSQL: back it up with pg_dump and restore \
      it with pg_restore (see docs/operations.md)";
@@ -29,12 +30,12 @@ impl Store {
     /// SQLite's `VACUUM INTO` reads everything in one read transaction: writers go on
     /// (WAL), and the copy holds exactly the transactions committed before it began —
     /// every charge answered before the call is in it. Answers the copy's size in bytes.
-    pub fn backup_to(&self, path: &Path) -> Result<u64, LedgerError> {
+    pub fn backup_to(&self, path: &Path) -> Result<u64, AppError> {
         let target = path
             .to_str()
-            .ok_or_else(|| LedgerError::Invalid("the backup path must be UTF-8".into()))?;
+            .ok_or_else(|| AppError::Invalid("the backup path must be UTF-8".into()))?;
         if path.exists() {
-            return Err(LedgerError::Invalid(format!(
+            return Err(AppError::Invalid(format!(
                 "{target} already exists: choose a new file"
             )));
         }
@@ -45,10 +46,10 @@ impl Store {
                     .bind::<Text, _>(target)
                     .execute(&mut *conn)?;
             }
-            Pool::Pg(_) => return Err(LedgerError::Invalid(USE_PG_DUMP.into())),
+            Pool::Pg(_) => return Err(AppError::Invalid(USE_PG_DUMP.into())),
         }
         std::fs::metadata(path).map(|m| m.len()).map_err(|e| {
-            LedgerError::from(crate::ledger::StorageError::failed(format!(
+            AppError::from(StorageError::failed(format!(
                 "reading {target}: {e}"
             )))
         })
@@ -58,20 +59,20 @@ impl Store {
 /// Checks a SQLite backup file without changing it: SQLite's integrity check, then the
 /// ledger's own rules on every account (balance = Σ journal, reserved = Σ open holds,
 /// nothing below zero).
-pub fn check_sqlite_backup(path: &Path) -> Result<BackupCheck, LedgerError> {
+pub fn check_sqlite_backup(path: &Path) -> Result<BackupCheck, AppError> {
     let target = path
         .to_str()
-        .ok_or_else(|| LedgerError::Invalid("the backup path must be UTF-8".into()))?;
+        .ok_or_else(|| AppError::Invalid("the backup path must be UTF-8".into()))?;
     if !path.is_file() {
-        return Err(LedgerError::Invalid(format!("{target} is not a file")));
+        return Err(AppError::Invalid(format!("{target} is not a file")));
     }
     let mut c = SqliteConnection::establish(&format!("file:{target}?mode=ro"))
-        .map_err(|e| LedgerError::Invalid(format!("{target} is not a SQLite database: {e}")))?;
+        .map_err(|e| AppError::Invalid(format!("{target} is not a SQLite database: {e}")))?;
     let integrity: String = diesel::select(sql::<Text>("(SELECT * FROM pragma_integrity_check)"))
         .get_result(&mut c)
-        .map_err(|e| LedgerError::Invalid(format!("{target}: {e}")))?;
+        .map_err(|e| AppError::Invalid(format!("{target}: {e}")))?;
     if integrity != "ok" {
-        return Err(LedgerError::Invalid(format!(
+        return Err(AppError::Invalid(format!(
             "{target} is damaged: {integrity}"
         )));
     }
@@ -83,9 +84,9 @@ pub fn check_sqlite_backup(path: &Path) -> Result<BackupCheck, LedgerError> {
            OR a.reserved < 0 OR a.balance < a.reserved)",
     ))
     .get_result(&mut c)
-    .map_err(|e| LedgerError::Invalid(format!("{target} is not an iap-sidecar database: {e}")))?;
+    .map_err(|e| AppError::Invalid(format!("{target} is not an iap-sidecar database: {e}")))?;
     if broken > 0 {
-        return Err(LedgerError::Invalid(format!(
+        return Err(AppError::Invalid(format!(
             "{target}: {broken} account(s) fail the ledger audit"
         )));
     }
@@ -103,10 +104,10 @@ pub fn check_sqlite_backup(path: &Path) -> Result<BackupCheck, LedgerError> {
 /// must be stopped). The copy is written beside the target and renamed over it, so a
 /// crash leaves either the old database or the restored one; the old WAL is removed
 /// with it, since it belongs to the old file.
-pub fn restore_sqlite_backup(backup: &Path, database: &Path) -> Result<BackupCheck, LedgerError> {
+pub fn restore_sqlite_backup(backup: &Path, database: &Path) -> Result<BackupCheck, AppError> {
     let check = check_sqlite_backup(backup)?;
     let io = |what: &str, e: std::io::Error| {
-        LedgerError::from(crate::ledger::StorageError::failed(format!("{what}: {e}")))
+        AppError::from(StorageError::failed(format!("{what}: {e}")))
     };
     let mut tmp = database.as_os_str().to_owned();
     tmp.push(".restoring");
@@ -129,10 +130,10 @@ pub fn restore_sqlite_backup(backup: &Path, database: &Path) -> Result<BackupChe
     let mut c = SqliteConnection::establish(
         database
             .to_str()
-            .ok_or_else(|| LedgerError::Invalid("the database path must be UTF-8".into()))?,
+            .ok_or_else(|| AppError::Invalid("the database path must be UTF-8".into()))?,
     )
     .map_err(|e| {
-        LedgerError::from(crate::ledger::StorageError::failed(format!(
+        AppError::from(StorageError::failed(format!(
             "opening the restored database: {e}"
         )))
     })?;
@@ -141,6 +142,6 @@ pub fn restore_sqlite_backup(backup: &Path, database: &Path) -> Result<BackupChe
 }
 
 /// The refusal for PostgreSQL restores, with the advice.
-pub fn restore_refused_on_postgres() -> LedgerError {
-    LedgerError::Invalid(USE_PG_DUMP.into())
+pub fn restore_refused_on_postgres() -> AppError {
+    AppError::Invalid(USE_PG_DUMP.into())
 }

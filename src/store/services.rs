@@ -5,15 +5,16 @@ use super::rows::{ServiceRow, convert};
 use super::schema::{service_databases, services};
 use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::token::{constant_time_eq, sha256_hex};
+use crate::error::AppError;
 use crate::ledger::{Credits, Id, LedgerError, NewService, Service};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
 use diesel::result::Error as DieselError;
 
-pub(super) fn conflict_on_unique(e: DieselError, what: String) -> LedgerError {
+pub(super) fn conflict_on_unique(e: DieselError, what: String) -> AppError {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            LedgerError::Conflict(what)
+            AppError::Conflict(what)
         }
         other => other.into(),
     }
@@ -29,7 +30,7 @@ impl Store {
     }
 
     /// Registers a service whose key hashes to `key_hash`.
-    pub fn create_service(&self, new: &NewService, key_hash: &str) -> Result<Service, LedgerError> {
+    pub fn create_service(&self, new: &NewService, key_hash: &str) -> Result<Service, AppError> {
         self.create_service_with(new, key_hash, None)
     }
 
@@ -39,7 +40,7 @@ impl Store {
         new: &NewService,
         key_hash: &str,
         audit: &AuditRecord,
-    ) -> Result<Service, LedgerError> {
+    ) -> Result<Service, AppError> {
         self.create_service_with(new, key_hash, Some(audit))
     }
 
@@ -48,7 +49,7 @@ impl Store {
         new: &NewService,
         key_hash: &str,
         audit: Option<&AuditRecord>,
-    ) -> Result<Service, LedgerError> {
+    ) -> Result<Service, AppError> {
         new.validate()?;
         let now = self.now().micros();
         let row: ServiceRow = write_tx!(self, |c| {
@@ -69,7 +70,7 @@ impl Store {
             if let Some(audit) = audit {
                 write_audit_record(c, now, audit)?;
             }
-            Ok::<_, LedgerError>(row)
+            Ok::<_, AppError>(row)
         })?;
         Ok(row.try_into()?)
     }
@@ -188,7 +189,7 @@ impl Store {
         service_id: Id,
         trial_credits: Credits,
         trial_days: i32,
-    ) -> Result<Service, LedgerError> {
+    ) -> Result<Service, AppError> {
         self.set_service_trial_with(service_id, trial_credits, trial_days, None)
     }
 
@@ -199,7 +200,7 @@ impl Store {
         trial_credits: Credits,
         trial_days: i32,
         audit: &AuditRecord,
-    ) -> Result<Service, LedgerError> {
+    ) -> Result<Service, AppError> {
         self.set_service_trial_with(service_id, trial_credits, trial_days, Some(audit))
     }
 
@@ -209,10 +210,10 @@ impl Store {
         trial_credits: Credits,
         trial_days: i32,
         audit: Option<&AuditRecord>,
-    ) -> Result<Service, LedgerError> {
+    ) -> Result<Service, AppError> {
         let now = self.now().micros();
         if !crate::ledger::text::trial_days(trial_days) {
-            return Err(LedgerError::Invalid(
+            return Err(AppError::Invalid(
                 "trial days must be between 0 and 3650".into(),
             ));
         }
@@ -234,7 +235,7 @@ impl Store {
         self.lookups.services_changed();
         row.map(Service::try_from)
             .transpose()?
-            .ok_or_else(|| LedgerError::UnknownService(format!("#{service_id}")))
+            .ok_or_else(|| LedgerError::UnknownService(format!("#{service_id}")).into())
     }
 
     /// Whether the database `dbuuid` may use `service` (unknown database: only when open).
@@ -290,7 +291,7 @@ impl Store {
         name: &str,
         open_to_all: bool,
         dbuuids: &[String],
-    ) -> Result<(Service, Vec<String>), LedgerError> {
+    ) -> Result<(Service, Vec<String>), AppError> {
         self.set_service_databases_with(name, open_to_all, dbuuids, None)
     }
 
@@ -301,7 +302,7 @@ impl Store {
         open_to_all: bool,
         dbuuids: &[String],
         audit: &AuditRecord,
-    ) -> Result<(Service, Vec<String>), LedgerError> {
+    ) -> Result<(Service, Vec<String>), AppError> {
         self.set_service_databases_with(name, open_to_all, dbuuids, Some(audit))
     }
 
@@ -311,11 +312,11 @@ impl Store {
         open_to_all: bool,
         dbuuids: &[String],
         audit: Option<&AuditRecord>,
-    ) -> Result<(Service, Vec<String>), LedgerError> {
+    ) -> Result<(Service, Vec<String>), AppError> {
         let now = self.now().micros();
         for db in dbuuids {
             if !crate::ledger::text::dbuuid(db) {
-                return Err(LedgerError::Invalid(format!(
+                return Err(AppError::Invalid(format!(
                     "database uuid {db:?} must be 1-64 characters"
                 )));
             }

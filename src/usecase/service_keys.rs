@@ -1,7 +1,8 @@
 //! Provider keys: generated here, stored hashed, shown once.
 
+use crate::error::AppError;
 use crate::ledger::token::{random_hex, sha256_hex};
-use crate::ledger::{LedgerError, Service};
+use crate::ledger::Service;
 use crate::store::{AuditRecord, NewService, Store};
 
 fn new_key() -> String {
@@ -9,14 +10,14 @@ fn new_key() -> String {
 }
 
 /// Registers a service; returns it with its key.
-pub fn create(store: &Store, new: &NewService) -> Result<(Service, String), LedgerError> {
+pub fn create(store: &Store, new: &NewService) -> Result<(Service, String), AppError> {
     let key = new_key();
     let service = store.create_service(new, &sha256_hex(&key))?;
     Ok((service, key))
 }
 
 /// Gives a service a new key; returns it with the key.
-pub fn rotate(store: &Store, name: &str) -> Result<(Service, String), LedgerError> {
+pub fn rotate(store: &Store, name: &str) -> Result<(Service, String), AppError> {
     let key = new_key();
     let service = store.set_service_key(name, &sha256_hex(&key))?;
     Ok((service, key))
@@ -27,7 +28,7 @@ pub fn create_audited(
     store: &Store,
     new: &NewService,
     audit: &AuditRecord,
-) -> Result<(Service, String), LedgerError> {
+) -> Result<(Service, String), AppError> {
     let key = new_key();
     let service = store.create_service_audited(new, &sha256_hex(&key), audit)?;
     Ok((service, key))
@@ -38,7 +39,7 @@ pub fn rotate_audited(
     store: &Store,
     name: &str,
     audit: &AuditRecord,
-) -> Result<(Service, String), LedgerError> {
+) -> Result<(Service, String), AppError> {
     let key = new_key();
     let service = store.set_service_key_audited(name, &sha256_hex(&key), audit)?;
     Ok((service, key))
