@@ -17,7 +17,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("database: {0}")]
-    Store(#[from] LedgerError),
+    Store(#[from] crate::error::AppError),
     #[error("smtp: {0}")]
     Smtp(String),
     #[error("sms: {0}")]
@@ -27,6 +27,12 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+}
+
+impl From<LedgerError> for StartError {
+    fn from(e: LedgerError) -> Self {
+        StartError::Store(e.into())
+    }
 }
 
 /// A started service.

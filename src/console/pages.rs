@@ -94,9 +94,8 @@ pub async fn overview(req: HttpRequest) -> HttpResponse {
                         status: Some(OrderStatus::Pending),
                         limit: 10,
                         offset: 0,
-                    })
-                    .map_err(|e| LedgerError::from(crate::ledger::StorageError::failed(e)))?;
-                Ok::<_, LedgerError>((o, failing, pending))
+                    })?;
+                Ok::<_, ConsoleError>((o, failing, pending))
             })
             .await?;
         let (t, lang) = (c.t(), c.lang());
@@ -464,7 +463,9 @@ pub async fn toggle_pack(req: HttpRequest, body: web::Bytes) -> HttpResponse {
                 .packs(service.id, false)?
                 .into_iter()
                 .find(|p| p.id == id)
-                .ok_or_else(|| PaymentError::NotFound(format!("no pack {id} for {service_name}")))?;
+                .ok_or_else(|| {
+                    PaymentError::NotFound(format!("no pack {id} for {service_name}"))
+                })?;
             let what = if pack.active { "off sale" } else { "on sale" };
             let line = audit(&op, "pack.update", target, format!("pack {id} {what}"));
             s.update_pack_audited(

@@ -104,8 +104,7 @@ impl ResponseError for ApiError {
                 LedgerError::UnknownService(_)
                 | LedgerError::UnknownAccount
                 | LedgerError::UnknownHold => StatusCode::NOT_FOUND,
-                LedgerError::HoldClosed { .. }
-                | LedgerError::HoldExpired => StatusCode::CONFLICT,
+                LedgerError::HoldClosed { .. } | LedgerError::HoldExpired => StatusCode::CONFLICT,
                 LedgerError::WrongService | LedgerError::Disabled => StatusCode::FORBIDDEN,
                 LedgerError::Storage(StorageError::Unavailable(_)) => {
                     StatusCode::SERVICE_UNAVAILABLE

@@ -144,7 +144,7 @@ impl Keys {
     pub fn load(
         settings: &crate::config::PortalSettings,
         store: &crate::store::Store,
-    ) -> Result<Keys, crate::ledger::LedgerError> {
+    ) -> Result<Keys, crate::error::AppError> {
         match &settings.session_secret {
             Some(secret) => Ok(Keys::new(secret.expose())),
             None => Ok(Keys::new(&store.portal_secret("session")?)),

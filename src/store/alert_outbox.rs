@@ -4,7 +4,8 @@ use super::audit::{AuditRecord, write_audit_record};
 use super::rows::credits;
 use super::schema::{accounts, alert_outbox, services};
 use super::{Store, read_tx, write_tx};
-use crate::ledger::{Credits, Id, LedgerError, Timestamp};
+use crate::error::AppError;
+use crate::ledger::{Credits, Id, Timestamp};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -108,16 +109,12 @@ pub(super) type JobRow = (
 impl Store {
     /// Claims up to `limit` due alerts for `lease_micros` (a worker that dies lets them
     /// lapse back) and counts the attempt.
-    pub fn claim_alerts(
-        &self,
-        limit: i64,
-        lease_micros: i64,
-    ) -> Result<Vec<AlertJob>, LedgerError> {
+    pub fn claim_alerts(&self, limit: i64, lease_micros: i64) -> Result<Vec<AlertJob>, AppError> {
         let now = self.now().micros();
         let rows: Vec<JobRow> = write_tx!(self, |c| {
             let ids = c.due_alerts(now, limit)?;
             if ids.is_empty() {
-                return Ok::<_, LedgerError>(Vec::new());
+                return Ok::<_, AppError>(Vec::new());
             }
             diesel::update(alert_outbox::table.filter(alert_outbox::id.eq_any(&ids)))
                 .set((
@@ -177,7 +174,7 @@ impl Store {
     }
 
     /// Records a delivery.
-    pub fn alert_sent(&self, id: Id) -> Result<(), LedgerError> {
+    pub fn alert_sent(&self, id: Id) -> Result<(), AppError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             diesel::update(alert_outbox::table.find(id))
@@ -192,12 +189,7 @@ impl Store {
     }
 
     /// Records a failed attempt and when to try again.
-    pub fn alert_failed(
-        &self,
-        id: Id,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<(), LedgerError> {
+    pub fn alert_failed(&self, id: Id, error: &str, retry_at: Timestamp) -> Result<(), AppError> {
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
             diesel::update(alert_outbox::table.find(id))
@@ -216,7 +208,7 @@ impl Store {
         &self,
         filter: AlertFilter,
         limit: i64,
-    ) -> Result<Vec<AlertStatus>, LedgerError> {
+    ) -> Result<Vec<AlertStatus>, AppError> {
         type Row = (
             Id,
             Id,
@@ -293,7 +285,7 @@ impl Store {
 
     /// Sends a failing alert again at the worker's next round, audited in the same
     /// transaction; false (and no line) when the alert is not waiting to be sent.
-    pub fn retry_alert(&self, id: Id, audit: &AuditRecord) -> Result<bool, LedgerError> {
+    pub fn retry_alert(&self, id: Id, audit: &AuditRecord) -> Result<bool, AppError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let n = diesel::update(
@@ -306,7 +298,7 @@ impl Store {
             if n > 0 {
                 write_audit_record(c, now, audit)?;
             }
-            Ok::<_, LedgerError>(n > 0)
+            Ok::<_, AppError>(n > 0)
         })
     }
 }

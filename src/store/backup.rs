@@ -48,11 +48,9 @@ impl Store {
             }
             Pool::Pg(_) => return Err(AppError::Invalid(USE_PG_DUMP.into())),
         }
-        std::fs::metadata(path).map(|m| m.len()).map_err(|e| {
-            AppError::from(StorageError::failed(format!(
-                "reading {target}: {e}"
-            )))
-        })
+        std::fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| AppError::from(StorageError::failed(format!("reading {target}: {e}"))))
     }
 }
 

@@ -3,8 +3,9 @@
 use super::audit::insert_audit;
 use super::schema::{admin_tokens, console_sessions};
 use super::{Store, read_tx, write_tx};
+use crate::error::AppError;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
-use crate::ledger::{Id, LedgerError, Timestamp};
+use crate::ledger::{Id, Timestamp};
 use diesel::prelude::*;
 
 /// A current console session.
@@ -32,7 +33,7 @@ impl Store {
         &self,
         secret: &str,
         ttl_secs: i64,
-    ) -> Result<Option<(String, ConsoleSession)>, LedgerError> {
+    ) -> Result<Option<(String, ConsoleSession)>, AppError> {
         let hash = sha256_hex(secret);
         let now = self.now().micros();
         let session_secret = random_hex(32);
@@ -51,7 +52,7 @@ impl Store {
                 .first(c)
                 .optional()?;
             let Some((id, name, _)) = token.filter(|(_, _, h)| constant_time_eq(h, &hash)) else {
-                return Ok::<_, LedgerError>(None);
+                return Ok::<_, AppError>(None);
             };
             diesel::insert_into(console_sessions::table)
                 .values((
@@ -79,7 +80,7 @@ impl Store {
 
     /// The session behind a cookie's secret, if it has not ended, has not expired and
     /// its admin token is not revoked.
-    pub fn console_session(&self, secret: &str) -> Result<Option<ConsoleSession>, LedgerError> {
+    pub fn console_session(&self, secret: &str) -> Result<Option<ConsoleSession>, AppError> {
         let hash = sha256_hex(secret);
         let now = self.now().micros();
         let row: Option<(String, String, i64)> = read_tx!(self, |c| {
@@ -107,7 +108,7 @@ impl Store {
     }
 
     /// Ends the session behind `secret` (sign-out); audited.
-    pub fn end_console_session(&self, secret: &str, actor: &str) -> Result<(), LedgerError> {
+    pub fn end_console_session(&self, secret: &str, actor: &str) -> Result<(), AppError> {
         let hash = sha256_hex(secret);
         let now = self.now().micros();
         write_tx!(self, |c| {
@@ -121,7 +122,7 @@ impl Store {
             if n > 0 {
                 insert_audit(c, now, actor, "sign_out", "console", "")?;
             }
-            Ok::<_, LedgerError>(())
+            Ok::<_, AppError>(())
         })
     }
 }

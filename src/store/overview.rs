@@ -3,8 +3,9 @@
 use super::rows::{AccountRow, ServiceRow, credits};
 use super::schema::{accounts, daily_totals, daily_totals_state, services};
 use super::{Store, read_one, read_tx, write_tx};
+use crate::error::AppError;
 use crate::ledger::time::MICROS_PER_DAY;
-use crate::ledger::{Account, Credits, EntryKind, LedgerError, Service};
+use crate::ledger::{Account, Credits, EntryKind, Service};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -114,7 +115,7 @@ impl Store {
     /// read outside the write lock (closed days no longer change), so the ledger's
     /// writers wait only for the short insert. Two processes may do it at once: the rows
     /// they compute are the same, the second insert keeps the first.
-    fn roll_up_closed_days(&self, closed_before: i64) -> Result<(), LedgerError> {
+    fn roll_up_closed_days(&self, closed_before: i64) -> Result<(), AppError> {
         let from: i64 = read_one!(self, |c| daily_totals_state::table
             .select(daily_totals_state::closed_before)
             .first(c))?;
@@ -152,13 +153,13 @@ impl Store {
             )
             .set(daily_totals_state::closed_before.eq(closed_before))
             .execute(c)?;
-            Ok::<_, LedgerError>(())
+            Ok::<_, AppError>(())
         })
     }
 
     /// The overview's figures at `now`, in one consistent snapshot: closed days from
     /// their totals, open days summed live from the journal and the holds.
-    pub fn console_overview(&self) -> Result<Overview, LedgerError> {
+    pub fn console_overview(&self) -> Result<Overview, AppError> {
         let now = self.now().micros();
         let today = now.div_euclid(MICROS_PER_DAY);
         let month = today - 29;
@@ -210,13 +211,13 @@ impl Store {
                 .order(services::technical_name)
                 .select(ServiceRow::as_select())
                 .load::<ServiceRow>(c)?;
-            Ok::<_, LedgerError>((days, near, services))
+            Ok::<_, AppError>((days, near, services))
         })?;
 
         // [today, 30 days, all time] as (sold, consumed, held) in units; the sums are
         // checked so a corrupt total is an error, never a wrapped figure.
         let overflow = || {
-            LedgerError::from(crate::ledger::StorageError::failed(
+            AppError::from(crate::ledger::StorageError::failed(
                 "overview sum overflows",
             ))
         };
@@ -268,7 +269,7 @@ impl Store {
         let near_threshold = near
             .into_iter()
             .map(|(a, s)| Ok((Account::try_from(a)?, Service::try_from(s)?)))
-            .collect::<Result<Vec<_>, LedgerError>>()?;
+            .collect::<Result<Vec<_>, AppError>>()?;
         Ok(Overview {
             today: totals[0],
             days_30: totals[1],

@@ -1,8 +1,8 @@
 //! Provider keys: generated here, stored hashed, shown once.
 
 use crate::error::AppError;
-use crate::ledger::token::{random_hex, sha256_hex};
 use crate::ledger::Service;
+use crate::ledger::token::{random_hex, sha256_hex};
 use crate::store::{AuditRecord, NewService, Store};
 
 fn new_key() -> String {

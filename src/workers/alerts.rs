@@ -5,7 +5,8 @@ use std::time::Duration;
 use crate::alerts::content::render;
 use crate::alerts::mailer::Mailer;
 use crate::config::AlertSettings;
-use crate::ledger::{LedgerError, Timestamp};
+use crate::error::AppError;
+use crate::ledger::{StorageError, Timestamp};
 use crate::pages::session::Keys;
 use crate::store::{AlertJob, Store};
 
@@ -48,19 +49,20 @@ pub fn backoff(base_secs: u64, max_secs: u64, attempts: i32) -> Duration {
 }
 
 /// Runs a store call off the async workers (every outbox worker's way to the database).
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, LedgerError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        LedgerError::from(crate::ledger::StorageError::failed(format!(
-            "worker task: {e}"
-        )))
-    })?
+pub(crate) async fn blocking<T: Send + 'static, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, AppError>
+where
+    E: Into<AppError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f().map_err(Into::into))
+        .await
+        .map_err(|e| AppError::from(StorageError::failed(format!("worker task: {e}"))))?
 }
 
 impl Worker {
     /// Claims due alerts once and tries to send each.
-    pub async fn run_once(&self) -> Result<RoundReport, LedgerError> {
+    pub async fn run_once(&self) -> Result<RoundReport, AppError> {
         let store = self.store.clone();
         let (batch, lease) = (
             self.settings.batch,
@@ -86,7 +88,7 @@ impl Worker {
         Ok(report)
     }
 
-    async fn record_failure(&self, job: &AlertJob, error: &str) -> Result<(), LedgerError> {
+    async fn record_failure(&self, job: &AlertJob, error: &str) -> Result<(), AppError> {
         let delay = retry_delay(&self.settings, job.attempts);
         let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
         let retry_at = Timestamp(self.store.now().micros().saturating_add(micros));

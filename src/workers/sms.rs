@@ -19,7 +19,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::SmsSettings;
-use crate::ledger::{LedgerError, Timestamp};
+use crate::error::AppError;
+use crate::ledger::{StorageError, Timestamp};
 use crate::sms::gateway::{Gateway, Outgoing, SubmitError};
 use crate::sms::status::Failure;
 use crate::store::Store;
@@ -115,7 +116,7 @@ impl SmsWorker {
     }
 
     /// Claims due messages once and hands each to the gateway.
-    pub async fn send_round(&self) -> Result<RoundReport, LedgerError> {
+    pub async fn send_round(&self) -> Result<RoundReport, AppError> {
         let store = self.store.clone();
         let (batch, lease) = (self.settings.batch, Self::micros(self.settings.lease_secs));
         let jobs = blocking(move || store.sms_claim(batch, lease)).await?;
@@ -146,7 +147,7 @@ impl SmsWorker {
         Ok(report)
     }
 
-    async fn attempt(&self, job: SmsJob) -> Result<Attempt, LedgerError> {
+    async fn attempt(&self, job: SmsJob) -> Result<Attempt, AppError> {
         let store = self.store.clone();
         if store.now() >= job.give_up_at {
             let id = job.id;
@@ -201,7 +202,7 @@ impl SmsWorker {
     }
 
     /// Sends due delivery reports once.
-    pub async fn report_round(&self) -> Result<usize, LedgerError> {
+    pub async fn report_round(&self) -> Result<usize, AppError> {
         let store = self.store.clone();
         let lease = Self::micros(self.settings.lease_secs);
         let jobs =
@@ -303,13 +304,9 @@ impl SmsWorker {
 
 fn tally(
     report: &mut RoundReport,
-    done: Result<Result<Attempt, LedgerError>, tokio::task::JoinError>,
-) -> Result<(), LedgerError> {
-    match done.map_err(|e| {
-        LedgerError::from(crate::ledger::StorageError::failed(format!(
-            "SMS attempt: {e}"
-        )))
-    })?? {
+    done: Result<Result<Attempt, AppError>, tokio::task::JoinError>,
+) -> Result<(), AppError> {
+    match done.map_err(|e| AppError::from(StorageError::failed(format!("SMS attempt: {e}"))))?? {
         Attempt::Submitted => report.submitted += 1,
         Attempt::Failed => report.failed += 1,
         Attempt::Retried => report.retried += 1,
