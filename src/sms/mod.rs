@@ -4,8 +4,11 @@
 //! - [`number`]: destination numbers and the country they are priced by.
 //! - [`gateway`]: the `Gateway` interface and its adapters (Twilio, SMPP, JSON webhook).
 //! - [`status`]: the words Odoo reads (send results, delivery reports).
+//! - [`outbox`]: a message as priced, where a stored message stands, what a known uuid
+//!   becomes when Odoo sends it again.
 
 pub mod gateway;
 pub mod number;
+pub mod outbox;
 pub mod status;
 pub mod text;

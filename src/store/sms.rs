@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use diesel::prelude::*;
 
-use super::schema::{accounts, odoo_databases, sms_messages, sms_registrations, sms_reports};
+use super::schema::{odoo_databases, sms_messages, sms_registrations, sms_reports};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops;
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::new_transaction_token;
-use crate::ledger::{Credits, Id, LedgerError, Timestamp};
+use crate::ledger::{Id, LedgerError, Timestamp};
+use crate::sms::outbox::{NewSms, Plan, Queued, SmsKind, SmsStatus, Stored, plan};
 use crate::sms::status::Failure;
 use crate::sms::text::Encoding;
 
@@ -35,86 +36,6 @@ macro_rules! queued_columns {
             sms_messages::give_up_at.eq($give_up_at.micros()),
         )
     };
-}
-
-/// A message the use case priced and wants queued.
-#[derive(Clone, Debug)]
-pub struct NewSms {
-    pub kind: SmsKind,
-    pub uuid: String,
-    pub number: String,
-    pub content: String,
-    pub encoding: Encoding,
-    pub segments: u32,
-    pub country: String,
-    pub price: Credits,
-    pub sender: Option<String>,
-    pub dbuuid: Option<String>,
-    pub webhook_url: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmsKind {
-    /// A message of Odoo's send call, paid by the account.
-    Odoo,
-    /// A registration code, free.
-    Verification,
-}
-
-impl SmsKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            SmsKind::Odoo => "odoo",
-            SmsKind::Verification => "verification",
-        }
-    }
-}
-
-/// Where a message stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmsStatus {
-    Queued,
-    Submitted,
-    Delivered,
-    Failed,
-}
-
-impl SmsStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SmsStatus::Queued => "queued",
-            SmsStatus::Submitted => "submitted",
-            SmsStatus::Delivered => "delivered",
-            SmsStatus::Failed => "failed",
-        }
-    }
-
-    fn parse(text: &str) -> Result<SmsStatus, LedgerError> {
-        match text {
-            "queued" => Ok(SmsStatus::Queued),
-            "submitted" => Ok(SmsStatus::Submitted),
-            "delivered" => Ok(SmsStatus::Delivered),
-            "failed" => Ok(SmsStatus::Failed),
-            other => Err(LedgerError::from(crate::ledger::StorageError::failed(
-                format!("corrupt sms status {other:?}"),
-            ))),
-        }
-    }
-}
-
-/// What became of one message of a send call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Queued {
-    /// Queued now, its price held.
-    New,
-    /// Already known under this uuid: answered from what it became.
-    Known {
-        status: SmsStatus,
-        failure: Option<String>,
-    },
-    /// The account cannot pay for it; nothing written.
-    Insufficient,
 }
 
 /// A message the worker hands to the gateway.
@@ -227,6 +148,15 @@ fn job(row: JobRow) -> Result<SmsJob, LedgerError> {
     })
 }
 
+/// A stored status, read back.
+fn sms_status(text: &str) -> Result<SmsStatus, LedgerError> {
+    SmsStatus::parse(text).ok_or_else(|| {
+        LedgerError::from(crate::ledger::StorageError::failed(format!(
+            "corrupt sms status {text:?}"
+        )))
+    })
+}
+
 impl Store {
     /// Queues a send call's messages for one account in one transaction: each new uuid
     /// gets a hold of its price (until `hold_until`, all of the call's holds under one
@@ -241,13 +171,6 @@ impl Store {
         hold_until: Timestamp,
         deadline: Instant,
     ) -> Result<Vec<Queued>, LedgerError> {
-        /// What a message of the call is, before any hold.
-        enum Plan {
-            Known(Queued),
-            /// Failed and given back: goes again under its uuid (Odoo's "Resend").
-            Again(Id),
-            New,
-        }
         let now = self.now();
         write_tx!(self, |c| {
             let mut plans = Vec::with_capacity(messages.len());
@@ -264,30 +187,26 @@ impl Store {
                     ))
                     .first(c)
                     .optional()?;
-                // A uuid repeated within the call is the same message: the first one
-                // decides.
+                let (id, stored) = match known {
+                    Some((id, status, failure, refunded)) => (
+                        Some(id),
+                        Some(Stored {
+                            status: sms_status(&status)?,
+                            failure,
+                            refunded,
+                        }),
+                    ),
+                    None => (None, None),
+                };
                 let repeated = !seen.insert(m.uuid.as_str());
-                plans.push(match known {
-                    _ if repeated => Plan::Known(Queued::Known {
-                        status: SmsStatus::Queued,
-                        failure: None,
-                    }),
-                    Some((id, status, _, true)) if status == SmsStatus::Failed.as_str() => {
-                        Plan::Again(id)
-                    }
-                    Some((_, status, failure, _)) => Plan::Known(Queued::Known {
-                        status: SmsStatus::parse(&status)?,
-                        failure,
-                    }),
-                    None => Plan::New,
-                });
+                plans.push((plan(stored, repeated), id));
             }
             // The holds of the paid messages to write, in the call's order.
             let keys: Vec<Option<String>> = messages
                 .iter()
                 .zip(&plans)
-                .map(|(m, plan)| match plan {
-                    Plan::Known(_) => None,
+                .map(|(m, (plan, _))| match plan {
+                    Plan::Answer(_) => None,
                     _ if m.price.is_zero() => None,
                     _ => Some(new_transaction_token(now.micros()).1),
                 })
@@ -315,8 +234,8 @@ impl Store {
             }
             .into_iter();
             let mut outcomes = Vec::with_capacity(messages.len());
-            for ((m, plan), key) in messages.iter().zip(plans).zip(&keys) {
-                if let Plan::Known(known) = plan {
+            for ((m, (plan, id)), key) in messages.iter().zip(plans).zip(&keys) {
+                if let Plan::Answer(known) = plan {
                     outcomes.push(known);
                     continue;
                 }
@@ -325,7 +244,7 @@ impl Store {
                     continue;
                 }
                 let hold_key = key.clone();
-                if let Plan::Again(id) = plan {
+                if let (Plan::SendAgain, Some(id)) = (plan, id) {
                     diesel::update(sms_messages::table.find(id))
                         .set((
                             queued_columns!(m, &hold_key, now, give_up_at),
@@ -510,7 +429,7 @@ impl Store {
         row.map(|(id, status, failure)| {
             Ok(SmsByRef {
                 id,
-                status: SmsStatus::parse(&status)?,
+                status: sms_status(&status)?,
                 failure,
             })
         })
@@ -801,16 +720,13 @@ impl Store {
                     &mut out[last]
                 }
             };
-            match SmsStatus::parse(&status)? {
+            match sms_status(&status)? {
                 SmsStatus::Queued => entry.queued += 1,
                 SmsStatus::Submitted => entry.submitted += 1,
                 SmsStatus::Delivered => entry.delivered += 1,
                 SmsStatus::Failed => entry.failed += 1,
             }
-            if !matches!(
-                SmsStatus::parse(&status)?,
-                SmsStatus::Queued | SmsStatus::Failed
-            ) {
+            if !matches!(sms_status(&status)?, SmsStatus::Queued | SmsStatus::Failed) {
                 entry.spent += price;
             }
         }
@@ -827,19 +743,6 @@ impl Store {
                 .load(c)
         })?;
         Ok(rows)
-    }
-
-    /// Whether the account has a database or credits: someone authenticated stands
-    /// behind it (the registration flow sends SMS only for such accounts).
-    pub fn sms_account_vouched(&self, account_id: Id) -> Result<bool, LedgerError> {
-        let row: Option<(Option<String>, i64)> = read_tx!(self, |c| {
-            accounts::table
-                .find(account_id)
-                .select((accounts::dbuuid, accounts::balance))
-                .first(c)
-                .optional()
-        })?;
-        Ok(row.is_some_and(|(dbuuid, balance)| dbuuid.is_some() || balance > 0))
     }
 }
 

@@ -27,10 +27,11 @@ use crate::ledger::token::{AccountToken, constant_time_eq};
 use crate::ledger::{Account, Credits, LedgerError, Service};
 use crate::sms::gateway::Receipt;
 use crate::sms::number::{Number, NumberError};
+use crate::sms::outbox::{NewSms, Queued, SmsKind, SmsStatus};
 use crate::sms::status::{Delivery, SendState};
 use crate::sms::text::segments;
 use crate::store::Store;
-use crate::store::sms::{NewSms, Queued, SmsChange, SmsKind, SmsRegistration, SmsStatus};
+use crate::store::sms::{SmsChange, SmsRegistration};
 
 /// The SMS rules the settings fix, read once at start.
 #[derive(Clone, Debug)]
@@ -431,7 +432,8 @@ fn registering_account(
     let Some(account) = store.find_account(service.id, token)? else {
         return Ok(None);
     };
-    Ok(store.sms_account_vouched(account.id)?.then_some(account))
+    let vouched = account.dbuuid.is_some() || account.balance > Credits::ZERO;
+    Ok(vouched.then_some(account))
 }
 
 /// `/api/sms/1/account/create`: sends a verification code to `phone`.
