@@ -1,10 +1,9 @@
-//! The journal: statement pages, consumption per day and per database.
+//! The journal: exports and consumption per database (a statement page and consumption per day are read with the rest of an account's money: `statement.rs`).
 
 use super::orders::stored_price;
 use super::rows::{JournalRow, convert, credits};
 use super::schema::{accounts, journal, orders};
 use super::{Store, read_tx};
-use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::{Credits, EntryKind, Id, JournalEntry, LedgerError, Timestamp};
 use crate::payments::{OrderStatus, Price};
 use diesel::dsl::sql;
@@ -28,25 +27,6 @@ pub struct DatabaseUsage {
 }
 
 impl Store {
-    /// Journal entries, newest first, strictly before `before_seq` when given.
-    pub fn journal(
-        &self,
-        account_id: Id,
-        before_seq: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<JournalEntry>, LedgerError> {
-        let rows: Vec<JournalRow> = read_tx!(self, |c| {
-            journal::table
-                .filter(journal::account_id.eq(account_id))
-                .filter(journal::seq.lt(before_seq.unwrap_or(i64::MAX)))
-                .order(journal::seq.desc())
-                .limit(limit)
-                .select(JournalRow::as_select())
-                .load::<JournalRow>(c)
-        })?;
-        Ok(convert(rows)?)
-    }
-
     /// Up to `limit` journal entries of an account after `after_seq` (all, when `None`),
     /// oldest first: the keyset page an export reads at a time.
     pub fn journal_after(
@@ -65,31 +45,6 @@ impl Store {
                 .load::<JournalRow>(c)
         })?;
         Ok(convert(rows)?)
-    }
-
-    /// Credits captured per UTC day (days since the epoch) from `since` on, oldest first.
-    pub fn daily_consumption(
-        &self,
-        account_id: Id,
-        since: Timestamp,
-    ) -> Result<Vec<(i64, Credits)>, LedgerError> {
-        let day = format!("journal.effective_at / {MICROS_PER_DAY}");
-        let rows: Vec<(i64, i64)> = read_tx!(self, |c| {
-            journal::table
-                .filter(journal::account_id.eq(account_id))
-                .filter(journal::kind.eq(EntryKind::Capture.as_str()))
-                .filter(journal::effective_at.ge(since.micros()))
-                .group_by(sql::<BigInt>(&day))
-                .select((
-                    sql::<BigInt>(&day),
-                    sql::<BigInt>("CAST(SUM(-journal.amount) AS BIGINT)"),
-                ))
-                .order(sql::<BigInt>(&day))
-                .load::<(i64, i64)>(c)
-        })?;
-        rows.into_iter()
-            .map(|(d, units)| Ok((d, credits(units)?)))
-            .collect()
     }
 
     /// Per database of a service: accounts, credits consumed since `since`, and credited

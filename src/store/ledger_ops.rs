@@ -1,17 +1,14 @@
-//! The ledger's operations (grant, authorize, capture, cancel, settle) run by the engine, balances, lots and holds read, the invariant audit.
+//! The ledger's operations (grant, authorize, capture, cancel, settle) run by the engine, balances read, the invariant audit (lots, holds and the journal page: `statement.rs`).
 
 use super::audit::{AuditRecord, write_audit_record};
 use super::engine::{Op, Output};
 use super::idempotency_keys::{Idempotency, remember_answer, stored_answer};
-use super::rows::{HoldRow, LotRow, convert};
 use super::schema::{accounts, hold_allocations, holds, journal, lots};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{CloseOutcome, GrantOutcome};
 use crate::ledger::repo::HoldRepo;
 use crate::ledger::token::transaction_key;
-use crate::ledger::{
-    Audit, Balance, Credits, Hold, HoldStatus, Id, LedgerError, Lot, Timestamp, ops,
-};
+use crate::ledger::{Audit, Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp, ops};
 use crate::telemetry::METRICS;
 use diesel::prelude::*;
 
@@ -43,32 +40,6 @@ pub(super) fn closed(reply: Result<Output, LedgerError>) -> Result<CloseOutcome,
 pub type GrantRequest<'a> = ops::Grant<'a>;
 
 impl Store {
-    /// Lots with credits left (expired ones included until settled).
-    pub fn lots(&self, account_id: Id) -> Result<Vec<Lot>, LedgerError> {
-        let rows: Vec<LotRow> = read_tx!(self, |c| {
-            lots::table
-                .filter(lots::account_id.eq(account_id))
-                .filter(lots::remaining.gt(0))
-                .order((lots::expires_at, lots::id))
-                .select(LotRow::as_select())
-                .load::<LotRow>(c)
-        })?;
-        Ok(convert(rows)?)
-    }
-
-    /// Holds not yet captured, cancelled or closed by expiry.
-    pub fn open_holds(&self, account_id: Id) -> Result<Vec<Hold>, LedgerError> {
-        let rows: Vec<HoldRow> = read_tx!(self, |c| {
-            holds::table
-                .filter(holds::account_id.eq(account_id))
-                .filter(holds::status.eq(HoldStatus::Open.as_str()))
-                .order(holds::id)
-                .select(HoldRow::as_select())
-                .load::<HoldRow>(c)
-        })?;
-        Ok(convert(rows)?)
-    }
-
     /// Adds credits; see [`ops::grant`].
     pub fn grant(&self, req: &GrantRequest<'_>) -> Result<GrantOutcome, LedgerError> {
         let now = self.now();

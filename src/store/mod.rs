@@ -17,6 +17,7 @@ mod packs;
 mod portal_sessions;
 mod registration_secrets;
 mod services;
+mod statement;
 mod trials;
 
 mod connection;
@@ -52,6 +53,7 @@ pub use ledger_ops::GrantRequest;
 pub use orders::OrderFilter;
 pub use overview::{Overview, Totals};
 pub use registration_secrets::{RegistrationSecretInfo, Revocation};
+pub use statement::{Statement, StatementRequest};
 
 use crate::config::DatabaseSettings;
 use crate::ledger::{LedgerError, Timestamp};

@@ -9,7 +9,7 @@ use crate::ledger::{
 };
 use crate::payments::{Order, Pack, PaymentError};
 use crate::store::sms::SmsDay;
-use crate::store::{OrderFilter, Store};
+use crate::store::{OrderFilter, StatementRequest, Store};
 
 /// Which part of the account is asked for.
 pub struct ViewRequest {
@@ -71,21 +71,28 @@ pub fn view(
     let now = store.now();
     let today = now.micros().div_euclid(MICROS_PER_DAY);
     let first_day = today - r.range_days + 1;
-    let balance = store.balance(id)?;
-    let lots = store
-        .lots(id)?
+    // The money in one transaction: the figures agree with each other.
+    let statement = store.statement(
+        id,
+        &StatementRequest {
+            before_seq: r.before,
+            page: r.page + 1,
+            since: Timestamp::from_day(first_day),
+        },
+    )?;
+    let lots = statement
+        .lots
         .into_iter()
         .filter(|l| l.expires_at > now)
         .collect();
-    let holds = store
-        .open_holds(id)?
+    let holds = statement
+        .holds
         .into_iter()
         .filter(|h| h.expires_at > now)
         .collect();
-    let mut journal = store.journal(id, r.before, r.page + 1)?;
+    let mut journal = statement.journal;
     let more = journal.len() as i64 > r.page;
     journal.truncate(usize::try_from(r.page).unwrap_or(0));
-    let daily = store.daily_consumption(id, Timestamp(first_day * MICROS_PER_DAY))?;
     let packs = store.packs(service.id, true)?;
     let orders = store.orders(&OrderFilter {
         account_id: Some(id),
@@ -101,12 +108,12 @@ pub fn view(
     Ok(AccountView {
         account,
         service,
-        balance,
+        balance: statement.balance,
         lots,
         holds,
         journal,
         more,
-        daily,
+        daily: statement.daily,
         first_day,
         packs,
         orders,
