@@ -129,6 +129,7 @@ pub fn render(job: &AlertJob, public_url: &str, keys: &Keys) -> Content {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::time::MICROS_PER_DAY;
     use crate::ledger::{Credits, Timestamp};
 
     fn job(lang: Option<&str>) -> AlertJob {
@@ -138,7 +139,7 @@ mod tests {
             lang_code: lang.map(str::to_owned),
             available: Credits::parse_exact("2.5").expect("amount"),
             threshold: Credits::whole(5).expect("amount"),
-            created_at: Timestamp(0),
+            created_at: Timestamp::from_micros(0),
             attempts: 1,
             service_name: "sms".into(),
             service_label: "SMS <fast>".into(),
@@ -179,7 +180,7 @@ mod tests {
             .split_whitespace()
             .find(|w| w.starts_with(start))
             .expect("link");
-        let opened = keys().open_alert_link(&link[start.len()..], Timestamp(0));
+        let opened = keys().open_alert_link(&link[start.len()..], Timestamp::from_micros(0));
         assert_eq!(
             opened,
             Some(AlertLink {
@@ -188,7 +189,10 @@ mod tests {
             })
         );
         assert_eq!(
-            keys().open_alert_link(&link[start.len()..], Timestamp(LINK_DAYS * 86_400_000_000)),
+            keys().open_alert_link(
+                &link[start.len()..],
+                Timestamp::from_micros(LINK_DAYS * MICROS_PER_DAY)
+            ),
             None,
             "expired"
         );

@@ -68,10 +68,7 @@ impl Service {
     /// When trial credits granted at `now` expire: after `trial_days`, or never when 0.
     pub fn trial_expiry(&self, now: Timestamp) -> Timestamp {
         if self.trial_days > 0 {
-            Timestamp(
-                now.micros()
-                    .saturating_add(i64::from(self.trial_days) * super::time::MICROS_PER_DAY),
-            )
+            now.plus_micros(i64::from(self.trial_days) * super::time::MICROS_PER_DAY)
         } else {
             super::time::NEVER
         }

@@ -122,8 +122,8 @@ mod tests {
             hold_id: None,
             lot_id: None,
             description: description.map(str::to_owned),
-            effective_at: Timestamp(1_800_000_000_000_000),
-            recorded_at: Timestamp(1_800_000_000_000_000),
+            effective_at: Timestamp::from_micros(1_800_000_000_000_000),
+            recorded_at: Timestamp::from_micros(1_800_000_000_000_000),
         }
     }
 

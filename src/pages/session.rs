@@ -260,10 +260,13 @@ mod tests {
         let k = keys();
         let s = Session::new(vec![1, 2], Some("db".into()), 2_000);
         let cookie = k.seal_session(&s);
-        let now = Timestamp(1_000 * 1_000_000);
+        let now = Timestamp::from_micros(1_000 * 1_000_000);
         assert_eq!(k.open_session(&cookie, now), Some(s.clone()));
         // Expired.
-        assert_eq!(k.open_session(&cookie, Timestamp(2_000 * 1_000_000)), None);
+        assert_eq!(
+            k.open_session(&cookie, Timestamp::from_micros(2_000 * 1_000_000)),
+            None
+        );
         // Another key.
         assert_eq!(
             Keys::new("another key of 32 characters....").open_session(&cookie, now),

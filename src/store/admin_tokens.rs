@@ -150,8 +150,8 @@ impl Store {
             .into_iter()
             .map(|(name, created, revoked)| AdminTokenInfo {
                 name,
-                created_at: Timestamp(created),
-                revoked_at: revoked.map(Timestamp),
+                created_at: Timestamp::from_micros(created),
+                revoked_at: revoked.map(Timestamp::from_micros),
             })
             .collect())
     }

@@ -162,7 +162,7 @@ impl Store {
                         lang_code,
                         available: credits(available)?,
                         threshold: credits(threshold)?,
-                        created_at: Timestamp(created_at),
+                        created_at: Timestamp::from_micros(created_at),
                         attempts,
                         service_name,
                         service_label,
@@ -282,9 +282,9 @@ impl Store {
                         },
                         attempts,
                         last_error,
-                        created_at: Timestamp(created_at),
-                        next_attempt_at: (!sent).then_some(Timestamp(next)),
-                        sent_at: sent_at.map(Timestamp),
+                        created_at: Timestamp::from_micros(created_at),
+                        next_attempt_at: (!sent).then_some(Timestamp::from_micros(next)),
+                        sent_at: sent_at.map(Timestamp::from_micros),
                     }
                 },
             )

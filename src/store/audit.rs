@@ -141,7 +141,7 @@ impl Store {
             .into_iter()
             .map(|(id, at, actor, action, target, detail)| AuditLine {
                 id,
-                at: Timestamp(at),
+                at: Timestamp::from_micros(at),
                 actor,
                 action,
                 target,

@@ -71,7 +71,7 @@ impl Store {
                 ConsoleSession {
                     token_name,
                     csrf_nonce: nonce,
-                    expires_at: Timestamp(expires_at),
+                    expires_at: Timestamp::from_micros(expires_at),
                 },
             )
         }))
@@ -101,7 +101,7 @@ impl Store {
             row.map(|(token_name, csrf_nonce, expires_at)| ConsoleSession {
                 token_name,
                 csrf_nonce,
-                expires_at: Timestamp(expires_at),
+                expires_at: Timestamp::from_micros(expires_at),
             }),
         )
     }

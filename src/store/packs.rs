@@ -35,8 +35,8 @@ impl TryFrom<PackRow> for Pack {
             credits: credits(r.credits)?,
             price: stored_price(r.price_minor, &r.currency)?,
             active: r.active,
-            created_at: Timestamp(r.created_at),
-            updated_at: Timestamp(r.updated_at),
+            created_at: Timestamp::from_micros(r.created_at),
+            updated_at: Timestamp::from_micros(r.updated_at),
         })
     }
 }

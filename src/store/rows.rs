@@ -44,7 +44,7 @@ impl TryFrom<ServiceRow> for Service {
             key_hash: r.key_hash,
             trial_credits: credits(r.trial_credits)?,
             trial_days: r.trial_days,
-            created_at: Timestamp(r.created_at),
+            created_at: Timestamp::from_micros(r.created_at),
             open_to_all: r.open_to_all,
         })
     }
@@ -85,8 +85,8 @@ impl TryFrom<AccountRow> for Account {
             balance: credits(r.balance)?,
             reserved: credits(r.reserved)?,
             last_seq: r.last_seq,
-            created_at: Timestamp(r.created_at),
-            updated_at: Timestamp(r.updated_at),
+            created_at: Timestamp::from_micros(r.created_at),
+            updated_at: Timestamp::from_micros(r.updated_at),
             alert_armed: r.alert_armed,
             alerts: AlertSettings {
                 threshold: credits(r.warning_threshold)?,
@@ -119,10 +119,10 @@ impl TryFrom<LotRow> for Lot {
             account_id: r.account_id,
             amount: credits(r.amount)?,
             remaining: credits(r.remaining)?,
-            expires_at: Timestamp(r.expires_at),
+            expires_at: Timestamp::from_micros(r.expires_at),
             origin: EntryKind::parse(&r.origin).ok_or_else(|| corrupt("origin", &r.origin))?,
             reference: r.reference,
-            created_at: Timestamp(r.created_at),
+            created_at: Timestamp::from_micros(r.created_at),
         })
     }
 }
@@ -153,9 +153,9 @@ impl TryFrom<HoldRow> for Hold {
             status: HoldStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
             captured: r.captured.map(credits).transpose()?,
             description: r.description,
-            created_at: Timestamp(r.created_at),
-            expires_at: Timestamp(r.expires_at),
-            closed_at: r.closed_at.map(Timestamp),
+            created_at: Timestamp::from_micros(r.created_at),
+            expires_at: Timestamp::from_micros(r.expires_at),
+            closed_at: r.closed_at.map(Timestamp::from_micros),
         })
     }
 }
@@ -206,8 +206,8 @@ impl TryFrom<JournalRow> for JournalEntry {
             hold_id: r.hold_id,
             lot_id: r.lot_id,
             description: r.description,
-            effective_at: Timestamp(r.effective_at),
-            recorded_at: Timestamp(r.recorded_at),
+            effective_at: Timestamp::from_micros(r.effective_at),
+            recorded_at: Timestamp::from_micros(r.recorded_at),
         })
     }
 }

@@ -223,7 +223,7 @@ fn job(row: JobRow) -> Result<SmsJob, LedgerError> {
         segments: u32::try_from(segments).unwrap_or(1),
         sender,
         attempts,
-        give_up_at: Timestamp(give_up_at),
+        give_up_at: Timestamp::from_micros(give_up_at),
     })
 }
 
@@ -596,7 +596,7 @@ impl Store {
                         database,
                         items: vec![(id, uuid, status)],
                         attempts: attempts + 1,
-                        created_at: Timestamp(created),
+                        created_at: Timestamp::from_micros(created),
                     });
                 } else if let Some(job) = jobs.iter_mut().find(|j| j.webhook_url == url)
                     && job.items.len() < per_url
@@ -697,11 +697,11 @@ impl Store {
             |(phone, code_hash, expires, failed, sent, window, verified, sender)| SmsRegistration {
                 phone,
                 code_hash,
-                code_expires_at: expires.map(Timestamp),
+                code_expires_at: expires.map(Timestamp::from_micros),
                 failed_attempts: failed,
                 codes_sent: sent,
-                codes_window_start: Some(Timestamp(window)).filter(|t| t.micros() > 0),
-                verified_at: verified.map(Timestamp),
+                codes_window_start: Some(Timestamp::from_micros(window)).filter(|t| t.micros() > 0),
+                verified_at: verified.map(Timestamp::from_micros),
                 sender_name: sender,
             },
         ))
@@ -785,7 +785,7 @@ impl Store {
         })?;
         let mut out: Vec<SmsDay> = Vec::new();
         for (created, status, price) in rows {
-            let day = Timestamp(created).day();
+            let day = Timestamp::from_micros(created).day();
             let entry = match out.iter_mut().find(|d| d.day == day) {
                 Some(entry) => entry,
                 None => {

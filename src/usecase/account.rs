@@ -85,7 +85,7 @@ pub fn view(
     let mut journal = store.journal(id, r.before, r.page + 1)?;
     let more = journal.len() as i64 > r.page;
     journal.truncate(usize::try_from(r.page).unwrap_or(0));
-    let daily = store.daily_consumption(id, Timestamp(first_day * MICROS_PER_DAY))?;
+    let daily = store.daily_consumption(id, Timestamp::from_micros(first_day * MICROS_PER_DAY))?;
     let packs = store.packs(service.id, true)?;
     let orders = store.orders(&OrderFilter {
         account_id: Some(id),

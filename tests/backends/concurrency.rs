@@ -77,7 +77,7 @@ impl Shared<'_> {
     /// An expiry refused as "not in the future" is right only if the clock really moved
     /// past it while the operation waited for its account (the sweeper moves it fast).
     fn expired_while_waiting(&self, op: &str, e: &LedgerError, before: i64, lifetime: i64) -> bool {
-        let waited = self.db.now().0 - before;
+        let waited = self.db.now().micros() - before;
         if matches!(e, LedgerError::InvalidExpiry(_)) && waited >= lifetime {
             self.count(format!("{op}:expired-while-waiting"));
             true
@@ -124,12 +124,12 @@ impl Shared<'_> {
 
     /// Tops up an account; half of the lots expire within hours.
     fn grant(&self, store: &Store, rng: &mut Rng, account: usize, amount: i64) {
-        let before = self.db.now().0;
+        let before = self.db.now().micros();
         let lifetime = rng.between(1, 4) * HOUR;
         let expires_at = if rng.below(2) == 0 {
             NEVER
         } else {
-            Timestamp(before + lifetime)
+            Timestamp::from_micros(before + lifetime)
         };
         let result = self.timed(|| {
             store.grant(&GrantRequest {
@@ -155,7 +155,7 @@ impl Shared<'_> {
         let account = rng.below(self.accounts.len() as u64) as usize;
         let amount = rng.between(5_000, 150_000);
         let ttl = rng.between(1, 6);
-        let before = self.db.now().0;
+        let before = self.db.now().micros();
         let result = self
             .timed(|| store.authorize(self.accounts[account], units(amount), ttl, Some("hammer")));
         match result {
@@ -471,7 +471,7 @@ fn phase(
          ({processes} store(s), seed {seed}, clock +{} min, slowest op {:.2}s); captured {} credits, expired {}; {}",
         backend.name(),
         hammer_time.as_secs_f64(),
-        (db.now().0 - started_clock(db, &ids)?) / MINUTE,
+        (db.now().micros() - started_clock(db, &ids)?) / MINUTE,
         shared.slowest.load(Ordering::Relaxed) as f64 / 1e6,
         units(captured),
         units(expired),
@@ -500,7 +500,7 @@ fn started_clock(db: &TestDb, ids: &[Id]) -> Result<i64, String> {
         .store
         .account(ids[0])
         .map_err(|e| format!("account: {e}"))?;
-    Ok(account.created_at.0)
+    Ok(account.created_at.micros())
 }
 
 pub fn concurrency_hammer(backend: &Backend) -> Result<(), Failed> {

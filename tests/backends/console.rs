@@ -492,13 +492,13 @@ pub fn console_backup_under_load(backend: &Backend) -> Result<(), Failed> {
     Ok(())
 }
 
-const DAY: i64 = 86_400_000_000;
+const DAY: i64 = iap_sidecar::ledger::time::MICROS_PER_DAY;
 
 /// The overview's figures, recomputed straight from the journal and the holds.
 fn overview_matches_journal(db: &crate::support::TestDb, when: &str) -> Result<(), Failed> {
     let store = &db.store;
     let overview = store.console_overview()?;
-    let now = db.now().0;
+    let now = db.now().micros();
     let today = now - now.rem_euclid(DAY);
     let sum = |sql: String| -> Result<i64, Failed> { Ok(db.raw_i64(&sql)?) };
     let figures = |since: i64| -> Result<[i64; 3], Failed> {
@@ -617,7 +617,7 @@ pub fn console_overview_rollup(backend: &Backend) -> Result<(), Failed> {
     // read its clock in D (committed late, within the call deadline) still counts live.
     let margin = store.rollup_margin();
     assert!(margin > 60_000_000, "margin {margin} µs");
-    let now = db.now().0;
+    let now = db.now().micros();
     let day = now.div_euclid(DAY);
     let end = (day + 1) * DAY;
     db.advance(end + margin - 1 - now);
@@ -654,7 +654,7 @@ pub fn console_overview_rollup(backend: &Backend) -> Result<(), Failed> {
         .next()
         .ok_or("no entry")?;
     assert!(
-        last.effective_at.0.div_euclid(DAY) > day,
+        last.effective_at.micros().div_euclid(DAY) > day,
         "an entry written after D closed is dated {:?}",
         last.effective_at
     );

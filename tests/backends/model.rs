@@ -611,7 +611,7 @@ struct Case<'a> {
 
 impl Case<'_> {
     fn now(&self) -> i64 {
-        self.db.now().0
+        self.db.now().micros()
     }
 
     /// A token for an open hold (`open`) or a closed one; any hold when there is none
@@ -653,7 +653,7 @@ impl Case<'_> {
             .map(|(hold, token, _)| (hold.id, token.clone()));
         let got = from_store(result, |(hold, _, balance)| Outcome::Authorized {
             amount: hold.amount.units(),
-            expires_at: hold.expires_at.0,
+            expires_at: hold.expires_at.micros(),
             figures: balance.into(),
         });
         let expires_at = now + ttl_hours * 60 * MINUTE;
@@ -706,7 +706,7 @@ impl Case<'_> {
                     .iter()
                     .map(|l| l.expires_at)
                     .chain(self.model.holds.iter().map(|h| h.expires_at))
-                    .filter(|&t| t != NEVER.0)
+                    .filter(|&t| t != NEVER.micros())
                     .map(|t| t + offset)
                     .filter(|&t| t > now)
                     .collect();
@@ -725,11 +725,11 @@ impl Case<'_> {
                 units: amount,
                 expires_in_min,
             } => {
-                let expires_at = expires_in_min.map_or(NEVER.0, |m| now + m * MINUTE);
+                let expires_at = expires_in_min.map_or(NEVER.micros(), |m| now + m * MINUTE);
                 let result = store.grant(&GrantRequest {
                     account_id: self.accounts[*acc],
                     amount: units(*amount),
-                    expires_at: Timestamp(expires_at),
+                    expires_at: Timestamp::from_micros(expires_at),
                     origin: EntryKind::Grant,
                     reference: None,
                     description: Some("model grant"),
@@ -866,7 +866,7 @@ impl Case<'_> {
             }
             for t in [now - 1, probe_time, now] {
                 let got = store
-                    .balance_at(id, Timestamp(t))
+                    .balance_at(id, Timestamp::from_micros(t))
                     .map_err(|e| format!("balance_at(account {i}, {t}): {e}"))?
                     .units();
                 let want = self.model.balance_at(i, t);

@@ -154,7 +154,9 @@ impl TestDb {
         let reader = Arc::clone(&clock);
         let store = Store::connect(&settings)
             .map_err(|e| format!("Store::connect ({}): {e}", backend.name()))?
-            .with_clock(Arc::new(move || Timestamp(reader.load(Ordering::SeqCst))));
+            .with_clock(Arc::new(move || {
+                Timestamp::from_micros(reader.load(Ordering::SeqCst))
+            }));
         store
             .migrate()
             .map_err(|e| format!("migrating ({}): {e}", backend.name()))?;
@@ -192,12 +194,14 @@ impl TestDb {
         let clock = Arc::clone(&self.clock);
         Ok(Store::connect(&settings)
             .map_err(|e| format!("Store::connect: {e}"))?
-            .with_clock(Arc::new(move || Timestamp(clock.load(Ordering::SeqCst)))))
+            .with_clock(Arc::new(move || {
+                Timestamp::from_micros(clock.load(Ordering::SeqCst))
+            })))
     }
 
     /// The manual clock's current time.
     pub fn now(&self) -> Timestamp {
-        Timestamp(self.clock.load(Ordering::SeqCst))
+        Timestamp::from_micros(self.clock.load(Ordering::SeqCst))
     }
 
     pub fn advance(&self, micros: i64) {

@@ -408,7 +408,7 @@ impl Generator {
         if self.rng.percent(20) {
             NEVER
         } else {
-            Timestamp(self.now + *self.rng.pick(&choices))
+            Timestamp::from_micros(self.now + *self.rng.pick(&choices))
         }
     }
 
@@ -436,7 +436,7 @@ impl Generator {
             return Op::Authorize {
                 account_id: *self.rng.pick(&self.accounts),
                 amount: Credits::from_units(amount).unwrap_or(Credits::ZERO),
-                expires_at: Timestamp(expires_at),
+                expires_at: Timestamp::from_micros(expires_at),
                 token_hash,
                 description: self.rng.percent(50).then(|| "SMS".to_owned()),
             };
@@ -482,14 +482,14 @@ impl Generator {
             };
         }
         let account_id = *self.rng.pick(&self.accounts);
-        let now = Timestamp(self.now);
+        let now = Timestamp::from_micros(self.now);
         match roll {
             0..12 | 30..100 => {
                 let n = self.rng.range(1, 8);
                 let ops = (0..n)
                     .map(|_| {
                         self.now += self.rng.range(0, 3) * 1_000_000;
-                        (self.op(), Timestamp(self.now))
+                        (self.op(), Timestamp::from_micros(self.now))
                     })
                     .collect();
                 Step::Batch(ops)
@@ -628,7 +628,7 @@ fn run_seed<C: TestConn>(
         for _ in 0..g.rng.range(1, 3) {
             let amount = g.rng.range(100, 800);
             let expires_at = g.lot_expiry();
-            let now = Timestamp(START);
+            let now = Timestamp::from_micros(START);
             let x = grant(s.sql, a, amount, expires_at, now);
             let y = grant(s.outside, a, amount, expires_at, now);
             if x != y {
@@ -752,7 +752,7 @@ fn run_seed<C: TestConn>(
                 ),
             ));
         }
-        let now = Timestamp(g.now);
+        let now = Timestamp::from_micros(g.now);
         for &id in &ids {
             let x = format!("{:?}", ops::balance(s.sql, id, now));
             let y = format!("{:?}", ops::balance(s.outside, id, now));
