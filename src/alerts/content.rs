@@ -130,11 +130,12 @@ pub fn render(job: &AlertJob, public_url: &str, keys: &Keys) -> Content {
 mod tests {
     use super::*;
     use crate::ledger::time::MICROS_PER_DAY;
-    use crate::ledger::{Credits, Timestamp};
+    use crate::ledger::{AccountId, Credits, Timestamp};
+    use crate::store::AlertId;
 
     fn job(lang: Option<&str>) -> AlertJob {
         AlertJob {
-            id: 7,
+            id: AlertId::from_stored(7),
             recipient: "ops@example.com".into(),
             lang_code: lang.map(str::to_owned),
             available: Credits::parse_exact("2.5").expect("amount"),
@@ -146,7 +147,7 @@ mod tests {
             unit_name: "Credits".into(),
             integer_balance: false,
             dbuuid: Some("db-1".into()),
-            account_id: 3,
+            account_id: AccountId::from_stored(3),
         }
     }
 
@@ -184,7 +185,7 @@ mod tests {
         assert_eq!(
             opened,
             Some(AlertLink {
-                account: 3,
+                account: AccountId::from_stored(3),
                 expires: LINK_DAYS * 86_400
             })
         );

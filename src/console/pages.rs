@@ -10,13 +10,14 @@ use maud::{Markup, html};
 
 use super::{Ccx, ConsoleError, Operator, path_id, path_text, respond, see_other};
 use crate::ledger::token::{AccountToken, random_hex, sha256_hex};
-use crate::ledger::{Credits, EntryKind, Id, LedgerError, Service, time::NEVER};
+use crate::ledger::{AccountId, Credits, EntryKind, LedgerError, Service, ServiceId, time::NEVER};
 use crate::pages::chart;
 use crate::pages::i18n::Lang;
 use crate::pages::request::{Form, html_response};
 use crate::payments::{Confirmation, OrderStatus, PackInput, Price};
 use crate::store::{
-    AccountFilter, AlertFilter, AuditRecord, GrantRequest, Idempotency, NewService, OrderFilter,
+    AccountFilter, AlertFilter, AuditLineId, AuditRecord, GrantRequest, Idempotency, NewService,
+    OrderFilter,
 };
 
 use crate::ledger::time::MICROS_PER_DAY;
@@ -542,7 +543,7 @@ pub async fn accounts(req: HttpRequest) -> HttpResponse {
             })
             .await?;
         let (t, lang) = (c.t(), c.lang());
-        let name_of = |id: Id| {
+        let name_of = |id: ServiceId| {
             services
                 .iter()
                 .find(|s| s.id == id)
@@ -686,8 +687,8 @@ async fn do_grant(
     c: &Ccx,
     op: &Operator,
     form: &Form,
-    account: Result<Id, (String, AccountToken, Option<String>)>,
-) -> Result<Id, ConsoleError> {
+    account: Result<AccountId, (String, AccountToken, Option<String>)>,
+) -> Result<AccountId, ConsoleError> {
     let amount = amount(form, "amount")?;
     let key = form
         .get("key")
@@ -1141,7 +1142,7 @@ pub async fn revoke_token(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 pub async fn audit_page(req: HttpRequest) -> HttpResponse {
     respond(req, |c| async move {
         let op = c.viewer().await?;
-        let before = c.query()?.get("before").and_then(|b| b.parse::<Id>().ok());
+        let before = c.query()?.get("before").and_then(|b| b.parse::<AuditLineId>().ok());
         let lines = c.run(move |s| s.audit_log(100, before)).await?;
         let (t, lang) = (c.t(), c.lang());
         let body = html! {

@@ -9,3 +9,15 @@ pub mod gateway;
 pub mod number;
 pub mod status;
 pub mod text;
+
+use crate::ledger::entity_id;
+
+entity_id! {
+    /// An SMS message Odoo asked to send.
+    pub SmsMessageId
+}
+
+entity_id! {
+    /// A delivery report waiting to be told to Odoo.
+    pub SmsReportId
+}

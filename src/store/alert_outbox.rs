@@ -4,15 +4,20 @@ use super::audit::{AuditRecord, write_audit_record};
 use super::rows::credits;
 use super::schema::{accounts, alert_outbox, services};
 use super::{Store, read_tx, write_tx};
-use crate::ledger::{Credits, Id, LedgerError, Timestamp};
+use crate::ledger::{AccountId, Credits, LedgerError, Timestamp, entity_id};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
+entity_id! {
+    /// A low-credit alert in the outbox.
+    pub AlertId
+}
+
 /// An alert to send, with what the message needs.
 #[derive(Clone, Debug)]
 pub struct AlertJob {
-    pub id: Id,
+    pub id: AlertId,
     pub recipient: String,
     pub lang_code: Option<String>,
     pub available: Credits,
@@ -25,14 +30,14 @@ pub struct AlertJob {
     pub unit_name: String,
     pub integer_balance: bool,
     pub dbuuid: Option<String>,
-    pub account_id: Id,
+    pub account_id: AccountId,
 }
 
 /// Where an alert stands, for operators.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AlertStatus {
-    pub id: Id,
-    pub account_id: Id,
+    pub id: AlertId,
+    pub account_id: AccountId,
     pub recipient: String,
     /// `pending`, `failing` (pending with failed attempts) or `sent`.
     pub state: &'static str,
@@ -67,11 +72,11 @@ impl AlertFilter {
 /// Picks due alert ids; PostgreSQL skips rows another worker has locked, so replicas
 /// share the outbox without waiting on each other.
 pub(super) trait DueAlerts {
-    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>>;
+    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<AlertId>>;
 }
 
 impl DueAlerts for SqliteConnection {
-    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<AlertId>> {
         // BEGIN IMMEDIATE already made this connection the only writer.
         alert_outbox::table
             .filter(alert_outbox::status.eq("pending"))
@@ -85,7 +90,7 @@ impl DueAlerts for SqliteConnection {
 }
 
 impl DueAlerts for PgConnection {
-    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<AlertId>> {
         alert_outbox::table
             .filter(alert_outbox::status.eq("pending"))
             .filter(alert_outbox::next_attempt_at.le(now))
@@ -100,8 +105,8 @@ impl DueAlerts for PgConnection {
 }
 
 pub(super) type JobRow = (
-    (Id, String, Option<String>, i64, i64, i64, i32),
-    (Option<String>, Id),
+    (AlertId, String, Option<String>, i64, i64, i64, i32),
+    (Option<String>, AccountId),
     (String, String, String, bool),
 );
 
@@ -177,7 +182,7 @@ impl Store {
     }
 
     /// Records a delivery.
-    pub fn alert_sent(&self, id: Id) -> Result<(), LedgerError> {
+    pub fn alert_sent(&self, id: AlertId) -> Result<(), LedgerError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             diesel::update(alert_outbox::table.find(id))
@@ -194,7 +199,7 @@ impl Store {
     /// Records a failed attempt and when to try again.
     pub fn alert_failed(
         &self,
-        id: Id,
+        id: AlertId,
         error: &str,
         retry_at: Timestamp,
     ) -> Result<(), LedgerError> {
@@ -218,8 +223,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AlertStatus>, LedgerError> {
         type Row = (
-            Id,
-            Id,
+            AlertId,
+            AccountId,
             String,
             String,
             i32,
@@ -293,7 +298,7 @@ impl Store {
 
     /// Sends a failing alert again at the worker's next round, audited in the same
     /// transaction; false (and no line) when the alert is not waiting to be sent.
-    pub fn retry_alert(&self, id: Id, audit: &AuditRecord) -> Result<bool, LedgerError> {
+    pub fn retry_alert(&self, id: AlertId, audit: &AuditRecord) -> Result<bool, LedgerError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let n = diesel::update(

@@ -1,10 +1,11 @@
 //! The console's server-side sessions.
 
+use super::AdminTokenId;
 use super::audit::insert_audit;
 use super::schema::{admin_tokens, console_sessions};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
-use crate::ledger::{Id, LedgerError, Timestamp};
+use crate::ledger::{LedgerError, Timestamp};
 use diesel::prelude::*;
 
 /// A current console session.
@@ -40,7 +41,7 @@ impl Store {
         let nonce = random_hex(16);
         let expires_at = now.saturating_add(ttl_secs.saturating_mul(1_000_000));
         let opened = write_tx!(self, |c| {
-            let token: Option<(Id, String, String)> = admin_tokens::table
+            let token: Option<(AdminTokenId, String, String)> = admin_tokens::table
                 .filter(admin_tokens::token_hash.eq(&hash))
                 .filter(admin_tokens::revoked_at.is_null())
                 .select((

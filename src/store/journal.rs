@@ -5,7 +5,9 @@ use super::rows::{JournalRow, convert, credits};
 use super::schema::{accounts, journal, orders};
 use super::{Store, read_tx};
 use crate::ledger::time::MICROS_PER_DAY;
-use crate::ledger::{Credits, EntryKind, Id, JournalEntry, LedgerError, Timestamp};
+use crate::ledger::{
+    AccountId, Credits, EntryKind, JournalEntry, LedgerError, ServiceId, Timestamp,
+};
 use crate::payments::{OrderStatus, Price};
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -31,7 +33,7 @@ impl Store {
     /// Journal entries, newest first, strictly before `before_seq` when given.
     pub fn journal(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         before_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<JournalEntry>, LedgerError> {
@@ -51,7 +53,7 @@ impl Store {
     /// oldest first: the keyset page an export reads at a time.
     pub fn journal_after(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         after_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<JournalEntry>, LedgerError> {
@@ -70,7 +72,7 @@ impl Store {
     /// Credits captured per UTC day (days since the epoch) from `since` on, oldest first.
     pub fn daily_consumption(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         since: Timestamp,
     ) -> Result<Vec<(i64, Credits)>, LedgerError> {
         let day = format!("journal.effective_at / {MICROS_PER_DAY}");
@@ -96,7 +98,7 @@ impl Store {
     /// orders since `since` with their revenue per currency.
     pub fn service_usage(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         since: Timestamp,
     ) -> Result<Vec<DatabaseUsage>, LedgerError> {
         type PerDb = Vec<(Option<String>, i64)>;

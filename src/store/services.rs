@@ -5,7 +5,7 @@ use super::rows::{ServiceRow, convert};
 use super::schema::{service_databases, services};
 use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::token::{constant_time_eq, sha256_hex};
-use crate::ledger::{Credits, Id, LedgerError, NewService, Service};
+use crate::ledger::{Credits, LedgerError, NewService, Service, ServiceId};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
 use diesel::result::Error as DieselError;
@@ -169,7 +169,7 @@ impl Store {
     }
 
     /// The service with this id.
-    pub fn service(&self, id: Id) -> Result<Service, LedgerError> {
+    pub fn service(&self, id: ServiceId) -> Result<Service, LedgerError> {
         let row: Option<ServiceRow> = read_tx!(self, |c| {
             services::table
                 .find(id)
@@ -185,7 +185,7 @@ impl Store {
     /// Sets a service's trial credits (given once per database) and their lifetime.
     pub fn set_service_trial(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         trial_credits: Credits,
         trial_days: i32,
     ) -> Result<Service, LedgerError> {
@@ -195,7 +195,7 @@ impl Store {
     /// [`Store::set_service_trial`] by an operator, audited in the same transaction.
     pub fn set_service_trial_audited(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         trial_credits: Credits,
         trial_days: i32,
         audit: &AuditRecord,
@@ -205,7 +205,7 @@ impl Store {
 
     fn set_service_trial_with(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         trial_credits: Credits,
         trial_days: i32,
         audit: Option<&AuditRecord>,
@@ -274,7 +274,7 @@ impl Store {
     }
 
     /// The databases listed for a service, sorted.
-    pub fn service_databases(&self, service_id: Id) -> Result<Vec<String>, LedgerError> {
+    pub fn service_databases(&self, service_id: ServiceId) -> Result<Vec<String>, LedgerError> {
         Ok(read_tx!(self, |c| {
             service_databases::table
                 .filter(service_databases::service_id.eq(service_id))

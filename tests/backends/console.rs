@@ -2,7 +2,8 @@
 //! token, and the access rules (no session, a signed-out, expired or revoked-token
 //! session, a form without its CSRF token: refused, and nothing changes).
 
-use iap_sidecar::ledger::Credits;
+use iap_sidecar::ledger::{AccountId, Credits};
+use iap_sidecar::payments::OrderId;
 use iap_sidecar::store::{AccountFilter, AlertFilter, OrderFilter};
 use libtest_mimic::Failed;
 
@@ -96,8 +97,8 @@ fn snapshot(sidecar: &Sidecar, tokens: &[&str]) -> String {
 /// What the refusal checks work on.
 struct Fixture<'a> {
     sidecar: &'a Sidecar,
-    account: i64,
-    order: i64,
+    account: AccountId,
+    order: OrderId,
     tokens: Vec<String>,
 }
 
@@ -109,7 +110,7 @@ impl Fixture<'_> {
 }
 
 /// Every console form, as (path, fields besides `csrf`).
-fn forms(account: i64, order: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
+fn forms(account: AccountId, order: OrderId) -> Vec<(String, Vec<(&'static str, String)>)> {
     vec![
         (
             "/console/services".into(),
@@ -156,7 +157,7 @@ fn forms(account: i64, order: i64) -> Vec<(String, Vec<(&'static str, String)>)>
     ]
 }
 
-fn pages(account: i64) -> Vec<String> {
+fn pages(account: AccountId) -> Vec<String> {
     vec![
         "/console".into(),
         "/console/services".into(),

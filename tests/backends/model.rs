@@ -17,7 +17,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use iap_sidecar::ledger::time::NEVER;
-use iap_sidecar::ledger::{EntryKind, HoldStatus, LedgerError, Timestamp};
+use iap_sidecar::ledger::{AccountId, EntryKind, HoldStatus, LedgerError, ServiceId, Timestamp};
 use iap_sidecar::store::GrantRequest;
 
 use crate::support::{Backend, DbOptions, ErrKind, Figures, MINUTE, TestDb, audit_clean, units};
@@ -602,8 +602,8 @@ impl Model {
 
 struct Case<'a> {
     db: &'a TestDb,
-    service_id: i64,
-    accounts: Vec<i64>,
+    service_id: ServiceId,
+    accounts: Vec<AccountId>,
     model: Model,
     /// The clock at every step so far (probed with `balance_at`).
     step_times: Vec<i64>,
@@ -662,7 +662,7 @@ impl Case<'_> {
             amount,
             expires_at,
             now,
-            stored.as_ref().map(|(id, t)| (*id, t.as_str())),
+            stored.as_ref().map(|(id, t)| (id.stored(), t.as_str())),
         );
         (got, want)
     }
@@ -734,7 +734,7 @@ impl Case<'_> {
                     reference: None,
                     description: Some("model grant"),
                 });
-                let lot_id = result.as_ref().map_or(-1, |g| g.lot_id);
+                let lot_id = result.as_ref().map_or(-1, |g| g.lot_id.stored());
                 let got = from_store(result, |g| Outcome::Granted(g.balance.into()));
                 let want = self.model.grant(*acc, *amount, expires_at, now, lot_id);
                 (got, want, Some(*acc))
@@ -886,7 +886,7 @@ impl Case<'_> {
                 .lots(id)
                 .map_err(|e| format!("lots: {e}"))?
                 .iter()
-                .map(|l| (l.id, l.remaining.units()))
+                .map(|l| (l.id.stored(), l.remaining.units()))
                 .collect();
             let want = self.model.lots_with_credits(i);
             if lots != want {
@@ -896,7 +896,7 @@ impl Case<'_> {
                 .open_holds(id)
                 .map_err(|e| format!("open_holds: {e}"))?
                 .iter()
-                .map(|h| h.id)
+                .map(|h| h.id.stored())
                 .collect();
             holds.sort_unstable();
             let want = self.model.open_hold_ids(i);

@@ -5,7 +5,9 @@ use libtest_mimic::Failed;
 
 use iap_sidecar::ledger::time::NEVER;
 use iap_sidecar::ledger::token::{random_hex, sha256_hex, transaction_key};
-use iap_sidecar::ledger::{EntryKind, HoldStatus, Id, JournalEntry, LedgerError, Timestamp};
+use iap_sidecar::ledger::{
+    AccountId, EntryKind, HoldId, HoldStatus, JournalEntry, LedgerError, LotId, Timestamp,
+};
 use iap_sidecar::store::{GrantRequest, Idempotency, Store};
 
 use crate::support::{Backend, DbOptions, Figures, HOUR, MINUTE, TestDb, audit_clean, credits};
@@ -15,7 +17,7 @@ fn u(c: i64) -> i64 {
     credits(c).units()
 }
 
-fn grant(store: &Store, account_id: Id, amount: i64, expires_at: Timestamp) -> Id {
+fn grant(store: &Store, account_id: AccountId, amount: i64, expires_at: Timestamp) -> LotId {
     store
         .grant(&GrantRequest {
             account_id,
@@ -29,7 +31,7 @@ fn grant(store: &Store, account_id: Id, amount: i64, expires_at: Timestamp) -> I
         .lot_id
 }
 
-fn figures(store: &Store, account_id: Id) -> Figures {
+fn figures(store: &Store, account_id: AccountId) -> Figures {
     store.balance(account_id).expect("balance").into()
 }
 
@@ -39,22 +41,22 @@ fn whole(balance: i64, reserved: i64) -> Figures {
 }
 
 /// Newest entry first.
-fn journal(store: &Store, account_id: Id) -> Vec<JournalEntry> {
+fn journal(store: &Store, account_id: AccountId) -> Vec<JournalEntry> {
     store.journal(account_id, None, 100).expect("journal")
 }
 
-fn balance_at(store: &Store, account_id: Id, at: i64) -> i64 {
+fn balance_at(store: &Store, account_id: AccountId, at: i64) -> i64 {
     store
         .balance_at(account_id, Timestamp::from_micros(at))
         .expect("balance_at")
         .units()
 }
 
-fn to_settle(store: &Store) -> Vec<Id> {
+fn to_settle(store: &Store) -> Vec<AccountId> {
     store.accounts_to_settle(1000).expect("accounts_to_settle")
 }
 
-fn assert_expiry(entry: &JournalEntry, amount: i64, lot: Id, hold: Option<Id>, at: i64) {
+fn assert_expiry(entry: &JournalEntry, amount: i64, lot: LotId, hold: Option<HoldId>, at: i64) {
     assert_eq!(entry.kind, EntryKind::Expiry, "{entry:?}");
     assert_eq!(entry.amount_units, -u(amount), "{entry:?}");
     assert_eq!(entry.lot_id, Some(lot), "{entry:?}");
@@ -191,7 +193,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(entries.len(), 3, "a capture and no expiry: {entries:?}");
     assert_eq!(entries[0].kind, EntryKind::Capture);
     assert_eq!(entries[0].amount_units, -u(45));
-    let lots: Vec<(Id, i64)> = store
+    let lots: Vec<(LotId, i64)> = store
         .lots(c)?
         .iter()
         .map(|l| (l.id, l.remaining.units()))
@@ -218,7 +220,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     let entries = journal(store, d);
     assert_eq!(entries.len(), 3);
     assert_expiry(&entries[0], 40, lot_a, Some(hold.id), db.now().micros());
-    let lots: Vec<(Id, i64)> = store
+    let lots: Vec<(LotId, i64)> = store
         .lots(d)?
         .iter()
         .map(|l| (l.id, l.remaining.units()))

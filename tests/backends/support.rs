@@ -8,7 +8,9 @@ use diesel::{PgConnection, SqliteConnection};
 
 use iap_sidecar::config::{DatabaseSettings, Secret, redact_url};
 use iap_sidecar::ledger::token::{AccountToken, random_hex, sha256_hex};
-use iap_sidecar::ledger::{Account, Balance, Credits, HoldStatus, LedgerError, Service, Timestamp};
+use iap_sidecar::ledger::{
+    Account, AccountId, Balance, Credits, HoldStatus, LedgerError, Service, ServiceId, Timestamp,
+};
 use iap_sidecar::store::{NewService, Store};
 
 pub const MINUTE: i64 = 60_000_000;
@@ -227,7 +229,7 @@ impl TestDb {
     }
 
     /// The account of raw token `token` for `service_id`.
-    pub fn account(&self, service_id: i64, token: &str) -> Result<Account, String> {
+    pub fn account(&self, service_id: ServiceId, token: &str) -> Result<Account, String> {
         let token = AccountToken::from_raw(token).ok_or("invalid account token")?;
         self.store
             .ensure_account(service_id, &token, Some("db-uuid"))
@@ -368,7 +370,7 @@ impl From<&LedgerError> for ErrKind {
 }
 
 /// Fails with the audit's broken invariants, if any.
-pub fn audit_clean(store: &Store, account_id: i64) -> Result<(), String> {
+pub fn audit_clean(store: &Store, account_id: AccountId) -> Result<(), String> {
     let audit = store
         .audit(account_id)
         .map_err(|e| format!("audit({account_id}): {e}"))?;
