@@ -682,12 +682,26 @@ pub async fn journal_csv(req: HttpRequest) -> HttpResponse {
     .await
 }
 
+/// Whom a console grant is for: an account by id, or (service, token, database) to open.
+type GrantTarget = Result<AccountId, (String, AccountToken, Option<String>)>;
+
+/// The request a grant key is kept with (a retry with another request is refused). The
+/// account reads as it did when ids were bare numbers (`Ok(7)`, not the id type's debug
+/// form), so a retry that spans an upgrade still matches its first try.
+fn grant_fingerprint(account: &GrantTarget, amount: Credits, description: Option<&str>) -> String {
+    let target = match account {
+        Ok(id) => format!("Ok({id})"),
+        Err(named) => format!("Err({named:?})"),
+    };
+    format!("{target}|{}|{}", amount.units(), description.unwrap_or(""))
+}
+
 /// A grant through the console: idempotent per operator and form key.
 async fn do_grant(
     c: &Ccx,
     op: &Operator,
     form: &Form,
-    account: Result<AccountId, (String, AccountToken, Option<String>)>,
+    account: GrantTarget,
 ) -> Result<AccountId, ConsoleError> {
     let amount = amount(form, "amount")?;
     let key = form
@@ -699,11 +713,7 @@ async fn do_grant(
     if description.as_ref().is_some_and(|d| d.len() > 500) {
         return Err(ConsoleError::Invalid("the description is too long".into()));
     }
-    let request = format!(
-        "{account:?}|{}|{}",
-        amount.units(),
-        description.as_deref().unwrap_or("")
-    );
+    let request = grant_fingerprint(&account, amount, description.as_deref());
     let scope = format!("console:{}", op.session.token_name);
     let line = audit(op, "grant", String::new(), String::new());
     let account_id = c
@@ -1165,4 +1175,19 @@ pub async fn audit_page(req: HttpRequest) -> HttpResponse {
         Ok(c.page(&op, t.nav_audit, body))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_fingerprints_keep_the_form_stored_with_earlier_keys() {
+        let amount = Credits::whole(3).expect("3 credits");
+        let account = Ok(AccountId::from_stored(7));
+        assert_eq!(
+            grant_fingerprint(&account, amount, Some("gift")),
+            "Ok(7)|30000|gift"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Database rows and their conversion to ledger records.
 
+use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql};
-use diesel::pg::Pg;
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::BigInt;
@@ -13,9 +14,9 @@ use crate::ledger::{
     HoldStatus, JournalEntry, Lot, LotId, Service, ServiceId, Timestamp,
 };
 
-/// Makes typed ids columns values: each is stored as the `BIGINT` of its table on both
-/// backends, so queries compare, bind and load ids without a number in between. This is
-/// the one place ids and numbers meet (`from_stored`, `stored`).
+/// Lets typed ids be column values: each is stored as the `BIGINT` of its table on both
+/// backends, so queries compare, bind and load ids with no number in between. This is the
+/// one place ids and the stored numbers meet (`from_stored`, `stored`).
 macro_rules! stored_ids {
     ($($id:ty),+ $(,)?) => {$(
         const _: () = {
@@ -27,13 +28,13 @@ macro_rules! stored_ids {
             struct Stored($id);
 
             impl FromSql<BigInt, Pg> for $id {
-                fn from_sql(bytes: <Pg as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
                     <i64 as FromSql<BigInt, Pg>>::from_sql(bytes).map(<$id>::from_stored)
                 }
             }
 
             impl FromSql<BigInt, Sqlite> for $id {
-                fn from_sql(bytes: <Sqlite as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                fn from_sql(bytes: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
                     <i64 as FromSql<BigInt, Sqlite>>::from_sql(bytes).map(<$id>::from_stored)
                 }
             }
