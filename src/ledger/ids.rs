@@ -70,7 +70,6 @@ macro_rules! entity_id {
         }
     };
 }
-#[doc(hidden)]
 pub(crate) use entity_id;
 
 entity_id! {
