@@ -394,7 +394,12 @@ fn operator_sells_packs_and_confirms_an_order_once() {
         ..Default::default()
     })
     .expect("store");
-    let order = store.create_order(1, 1).expect("order");
+    let order = store
+        .create_order(
+            iap_sidecar::ledger::AccountId::from_stored(1),
+            iap_sidecar::payments::PackId::from_stored(1),
+        )
+        .expect("order");
     let out = ok(
         dir.path(),
         &[

@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
 use crate::ledger::token::{AccountToken, sha256_hex};
-use crate::ledger::{EntryKind, Timestamp, time::NEVER};
+use crate::ledger::{AccountId, EntryKind, ServiceId, Timestamp, time::NEVER};
 use crate::store::{AccountFilter, GrantRequest, Idempotency};
 
 const MAX_PAGE: i64 = 500;
@@ -65,7 +65,7 @@ pub async fn list(
     };
     let body = state
         .run(move |s| {
-            let names: std::collections::HashMap<i64, String> = s
+            let names: std::collections::HashMap<ServiceId, String> = s
                 .list_services()?
                 .into_iter()
                 .map(|svc| (svc.id, svc.technical_name))
@@ -84,12 +84,9 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(body))
 }
 
-fn account_id(path: web::Path<i64>) -> Result<i64, ApiError> {
+fn account_id(path: web::Path<i64>) -> Result<AccountId, ApiError> {
     let id = path.into_inner();
-    if id < 1 {
-        return Err(ApiError::NotFound(format!("no account {id}")));
-    }
-    Ok(id)
+    AccountId::new(id).ok_or_else(|| ApiError::NotFound(format!("no account {id}")))
 }
 
 /// One account with its lots and open holds.

@@ -7,7 +7,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::Admin;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
-use crate::store::AlertFilter;
+use crate::ledger::AccountId;
+use crate::store::{AlertFilter, AlertId};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -23,8 +24,10 @@ pub struct AlertQuery {
 /// One alert e-mail and where it stands.
 #[derive(Serialize, ToSchema)]
 pub struct AlertDto {
-    pub id: i64,
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub id: AlertId,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     pub recipient: String,
     /// `pending`, `failing` or `sent`.
     pub state: String,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::Admin;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
-use crate::store::AuditLine;
+use crate::store::{AuditLine, AuditLineId};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +39,14 @@ pub async fn list(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let before = query.before_id;
+    let before = match query.before_id {
+        None => None,
+        // No line has an id below 1: nothing comes before it.
+        Some(n) => match AuditLineId::new(n) {
+            Some(id) => Some(id),
+            None => return Ok(HttpResponse::Ok().json(AuditPage { lines: Vec::new() })),
+        },
+    };
     let lines = state.run(move |s| s.audit_log(limit, before)).await?;
     Ok(HttpResponse::Ok().json(AuditPage { lines }))
 }

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::rules::{self, Amount, PositiveAmount};
-use crate::ledger::{Account, Balance, Credits, Hold, JournalEntry, Lot, Service};
+use crate::ledger::{
+    Account, AccountId, Balance, Credits, Hold, HoldId, JournalEntry, Lot, LotId, Service,
+};
 
 /// A service sold for credits.
 #[derive(Serialize, ToSchema)]
@@ -114,7 +116,8 @@ impl From<Balance> for BalanceDto {
 /// An IAP account: one per (service, Odoo account token).
 #[derive(Serialize, ToSchema)]
 pub struct AccountDto {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: AccountId,
     pub service: String,
     /// The first characters of `sha1(token)`, to recognise it.
     pub token_hint: String,
@@ -189,7 +192,8 @@ impl AccountDto {
 /// Credits that entered together and what is left of them.
 #[derive(Serialize, ToSchema)]
 pub struct LotDto {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: LotId,
     #[schema(value_type = String)]
     pub amount: Credits,
     #[schema(value_type = String)]
@@ -216,7 +220,8 @@ impl From<Lot> for LotDto {
 /// Credits reserved by a provider.
 #[derive(Serialize, ToSchema)]
 pub struct HoldDto {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: HoldId,
     #[schema(value_type = String)]
     pub amount: Credits,
     pub status: String,
@@ -269,8 +274,10 @@ pub struct GrantBody {
 /// What a grant did.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct GrantResponse {
-    pub account_id: i64,
-    pub lot_id: i64,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
+    #[schema(value_type = i64)]
+    pub lot_id: LotId,
     /// Journal sequence number of the grant.
     pub seq: i64,
     #[schema(value_type = Object)]
@@ -288,8 +295,10 @@ pub struct JournalDto {
     pub amount: String,
     #[schema(value_type = String)]
     pub balance_after: Credits,
-    pub hold_id: Option<i64>,
-    pub lot_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub hold_id: Option<HoldId>,
+    #[schema(value_type = Option<i64>)]
+    pub lot_id: Option<LotId>,
     pub description: Option<String>,
     pub effective_at: String,
     pub recorded_at: String,

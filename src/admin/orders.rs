@@ -9,8 +9,10 @@ use super::Admin;
 use crate::http::AppState;
 use crate::http::dto::OrderDto;
 use crate::http::problem::{ApiError, Problem};
-use crate::ledger::Credits;
-use crate::payments::{Confirmation, OrderStatus, Pack, PackInput, PaymentError, Price};
+use crate::ledger::{AccountId, Credits};
+use crate::payments::{
+    Confirmation, OrderId, OrderStatus, Pack, PackId, PackInput, PaymentError, Price,
+};
 use crate::store::{OrderFilter, Store};
 
 /// Registers these routes in the `/api/v1` scope.
@@ -86,14 +88,27 @@ pub async fn list(
             "limit must be 1-500 and offset not negative".into(),
         ));
     }
+    let account_id = match q.account_id {
+        None => None,
+        // No account has such an id: none of its orders to list.
+        Some(n) => match AccountId::new(n) {
+            Some(id) => Some(id),
+            None => return Ok(HttpResponse::Ok().json(Vec::<OrderDto>::new())),
+        },
+    };
     let filter = OrderFilter {
-        account_id: q.account_id,
+        account_id,
         status,
         limit,
         offset: q.offset.unwrap_or(0),
     };
     let orders = run(&state, move |s| s.orders(&filter)).await?;
     Ok(HttpResponse::Ok().json(orders.into_iter().map(OrderDto::from).collect::<Vec<_>>()))
+}
+
+/// The order a path names; ids no order can have are not found, as unknown ones are.
+fn order_id(id: i64) -> Result<OrderId, ApiError> {
+    OrderId::new(id).ok_or_else(|| ApiError::NotFound(format!("no order {id}")))
 }
 
 /// One order.
@@ -104,7 +119,7 @@ pub async fn detail(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = order_id(path.into_inner())?;
     let order = run(&state, move |s| s.order(id)).await?;
     Ok(HttpResponse::Ok().json(OrderDto::from(order)))
 }
@@ -130,7 +145,7 @@ pub async fn confirm(
     path: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = order_id(path.into_inner())?;
     // The body is optional: none, or JSON `null` (as the document allows), is no reference.
     let body: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
         ConfirmBody::default()
@@ -170,7 +185,7 @@ pub async fn cancel(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = order_id(path.into_inner())?;
     let order = run(&state, move |s| s.cancel_order(id, None)).await?;
     Ok(HttpResponse::Ok().json(OrderDto::from(order)))
 }
@@ -178,7 +193,8 @@ pub async fn cancel(
 /// A credit pack.
 #[derive(Serialize, ToSchema)]
 pub struct PackDto {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: PackId,
     pub name: String,
     #[schema(value_type = String, example = "100")]
     pub credits: Credits,
@@ -291,6 +307,8 @@ pub async fn update_pack(
     body: web::Json<PackBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
+    let id = PackId::new(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no pack {id} for this service")))?;
     let input = body.into_inner().input()?;
     let pack = run(&state, move |s| {
         let service = s.service_by_name(&name)?;

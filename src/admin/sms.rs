@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::Admin;
 use crate::http::AppState;
 use crate::http::problem::{ApiError, Problem};
-use crate::ledger::Credits;
+use crate::ledger::{AccountId, Credits};
 
 /// One country's price.
 #[derive(Serialize, ToSchema)]
@@ -86,9 +86,7 @@ pub async fn days(
     query: web::Query<DaysQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    if id < 1 {
-        return Err(ApiError::NotFound(format!("no account {id}")));
-    }
+    let id = AccountId::new(id).ok_or_else(|| ApiError::NotFound(format!("no account {id}")))?;
     let days = match query.days {
         None => 30,
         Some(n) if (1..=366).contains(&n) => n,

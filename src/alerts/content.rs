@@ -129,23 +129,25 @@ pub fn render(job: &AlertJob, public_url: &str, keys: &Keys) -> Content {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Credits, Timestamp};
+    use crate::ledger::time::MICROS_PER_DAY;
+    use crate::ledger::{AccountId, Credits, Timestamp};
+    use crate::store::AlertId;
 
     fn job(lang: Option<&str>) -> AlertJob {
         AlertJob {
-            id: 7,
+            id: AlertId::from_stored(7),
             recipient: "ops@example.com".into(),
             lang_code: lang.map(str::to_owned),
             available: Credits::parse_exact("2.5").expect("amount"),
             threshold: Credits::whole(5).expect("amount"),
-            created_at: Timestamp(0),
+            created_at: Timestamp::from_micros(0),
             attempts: 1,
             service_name: "sms".into(),
             service_label: "SMS <fast>".into(),
             unit_name: "Credits".into(),
             integer_balance: false,
             dbuuid: Some("db-1".into()),
-            account_id: 3,
+            account_id: AccountId::from_stored(3),
         }
     }
 
@@ -179,16 +181,19 @@ mod tests {
             .split_whitespace()
             .find(|w| w.starts_with(start))
             .expect("link");
-        let opened = keys().open_alert_link(&link[start.len()..], Timestamp(0));
+        let opened = keys().open_alert_link(&link[start.len()..], Timestamp::from_micros(0));
         assert_eq!(
             opened,
             Some(AlertLink {
-                account: 3,
+                account: AccountId::from_stored(3),
                 expires: LINK_DAYS * 86_400
             })
         );
         assert_eq!(
-            keys().open_alert_link(&link[start.len()..], Timestamp(LINK_DAYS * 86_400_000_000)),
+            keys().open_alert_link(
+                &link[start.len()..],
+                Timestamp::from_micros(LINK_DAYS * MICROS_PER_DAY)
+            ),
             None,
             "expired"
         );

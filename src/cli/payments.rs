@@ -3,8 +3,8 @@
 use clap::Subcommand;
 
 use super::CliError;
-use crate::ledger::{Credits, Id};
-use crate::payments::{Confirmation, OrderStatus, PackInput, PaymentError, Price};
+use crate::ledger::{AccountId, Credits};
+use crate::payments::{Confirmation, OrderId, OrderStatus, PackId, PackInput, PaymentError, Price};
 use crate::store::{OrderFilter, Store};
 
 #[derive(Subcommand, Debug)]
@@ -16,19 +16,19 @@ pub enum OrderCommand {
         status: Option<String>,
         /// Only this account's orders.
         #[arg(long, value_name = "ACCOUNT_ID")]
-        account: Option<Id>,
+        account: Option<AccountId>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     /// Confirm that order ID is paid and credit it (a second confirmation changes nothing).
     Confirm {
-        id: Id,
+        id: OrderId,
         /// The payment's reference (bank transfer, provider payment id).
         #[arg(long)]
         reference: Option<String>,
     },
     /// Cancel pending order ID.
-    Cancel { id: Id },
+    Cancel { id: OrderId },
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,9 +44,9 @@ pub enum PackCommand {
     /// The packs of SERVICE.
     List { service: String },
     /// Take pack ID of SERVICE off sale.
-    Disable { service: String, id: Id },
+    Disable { service: String, id: PackId },
     /// Put pack ID of SERVICE back on sale.
-    Enable { service: String, id: Id },
+    Enable { service: String, id: PackId },
 }
 
 impl From<PaymentError> for CliError {
@@ -178,7 +178,7 @@ pub fn pack(store: &Store, cmd: PackCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-fn set_active(store: &Store, service: &str, id: Id, active: bool) -> Result<(), CliError> {
+fn set_active(store: &Store, service: &str, id: PackId, active: bool) -> Result<(), CliError> {
     let service = store.service_by_name(service)?;
     let pack = store
         .packs(service.id, false)?

@@ -19,8 +19,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::error::AppError;
+use crate::ledger::LedgerError;
 use crate::ledger::token::random_hex;
-use crate::ledger::{Id, LedgerError};
 use crate::pages::i18n::Lang;
 use crate::pages::layout::{STYLE, encode};
 use crate::pages::request::{Cx, Form, PortalError, harden, html_response};
@@ -540,12 +540,11 @@ async fn switch_language(req: HttpRequest) -> HttpResponse {
     .await
 }
 
-/// An id from the path; anything else is not found.
-pub(crate) fn path_id(req: &HttpRequest) -> Result<Id, ConsoleError> {
+/// An id from the path, as the id type it names; anything else is not found.
+pub(crate) fn path_id<T: std::str::FromStr>(req: &HttpRequest) -> Result<T, ConsoleError> {
     req.match_info()
         .get("id")
-        .and_then(|s| s.parse::<Id>().ok())
-        .filter(|id| *id > 0)
+        .and_then(|s| s.parse::<T>().ok())
         .ok_or(ConsoleError::NotFound)
 }
 

@@ -10,13 +10,14 @@ use maud::{Markup, html};
 
 use super::{Ccx, ConsoleError, Operator, path_id, path_text, respond, see_other};
 use crate::ledger::token::{AccountToken, random_hex, sha256_hex};
-use crate::ledger::{Credits, EntryKind, Id, LedgerError, Service, time::NEVER};
+use crate::ledger::{AccountId, Credits, EntryKind, LedgerError, Service, ServiceId, time::NEVER};
 use crate::pages::chart;
 use crate::pages::i18n::Lang;
 use crate::pages::request::{Form, html_response};
 use crate::payments::{Confirmation, OrderStatus, PackInput, PaymentError, Price};
 use crate::store::{
-    AccountFilter, AlertFilter, AuditRecord, GrantRequest, Idempotency, NewService, OrderFilter,
+    AccountFilter, AlertFilter, AuditLineId, AuditRecord, GrantRequest, Idempotency, NewService,
+    OrderFilter,
 };
 
 use crate::ledger::time::MICROS_PER_DAY;
@@ -540,7 +541,7 @@ pub async fn accounts(req: HttpRequest) -> HttpResponse {
             })
             .await?;
         let (t, lang) = (c.t(), c.lang());
-        let name_of = |id: Id| {
+        let name_of = |id: ServiceId| {
             services
                 .iter()
                 .find(|s| s.id == id)
@@ -679,13 +680,27 @@ pub async fn journal_csv(req: HttpRequest) -> HttpResponse {
     .await
 }
 
+/// Whom a console grant is for: an account by id, or (service, token, database) to open.
+type GrantTarget = Result<AccountId, (String, AccountToken, Option<String>)>;
+
+/// The request a grant key is kept with (a retry with another request is refused). The
+/// account reads as it did when ids were bare numbers (`Ok(7)`, not the id type's debug
+/// form), so a retry that spans an upgrade still matches its first try.
+fn grant_fingerprint(account: &GrantTarget, amount: Credits, description: Option<&str>) -> String {
+    let target = match account {
+        Ok(id) => format!("Ok({id})"),
+        Err(named) => format!("Err({named:?})"),
+    };
+    format!("{target}|{}|{}", amount.units(), description.unwrap_or(""))
+}
+
 /// A grant through the console: idempotent per operator and form key.
 async fn do_grant(
     c: &Ccx,
     op: &Operator,
     form: &Form,
-    account: Result<Id, (String, AccountToken, Option<String>)>,
-) -> Result<Id, ConsoleError> {
+    account: GrantTarget,
+) -> Result<AccountId, ConsoleError> {
     let amount = amount(form, "amount")?;
     let key = form
         .get("key")
@@ -696,11 +711,7 @@ async fn do_grant(
     if description.as_ref().is_some_and(|d| d.len() > 500) {
         return Err(ConsoleError::Invalid("the description is too long".into()));
     }
-    let request = format!(
-        "{account:?}|{}|{}",
-        amount.units(),
-        description.as_deref().unwrap_or("")
-    );
+    let request = grant_fingerprint(&account, amount, description.as_deref());
     let scope = format!("console:{}", op.session.token_name);
     let line = audit(op, "grant", String::new(), String::new());
     let account_id = c
@@ -1139,7 +1150,7 @@ pub async fn revoke_token(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 pub async fn audit_page(req: HttpRequest) -> HttpResponse {
     respond(req, |c| async move {
         let op = c.viewer().await?;
-        let before = c.query()?.get("before").and_then(|b| b.parse::<Id>().ok());
+        let before = c.query()?.get("before").and_then(|b| b.parse::<AuditLineId>().ok());
         let lines = c.run(move |s| s.audit_log(100, before)).await?;
         let (t, lang) = (c.t(), c.lang());
         let body = html! {
@@ -1162,4 +1173,19 @@ pub async fn audit_page(req: HttpRequest) -> HttpResponse {
         Ok(c.page(&op, t.nav_audit, body))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_fingerprints_keep_the_form_stored_with_earlier_keys() {
+        let amount = Credits::whole(3).expect("3 credits");
+        let account = Ok(AccountId::from_stored(7));
+        assert_eq!(
+            grant_fingerprint(&account, amount, Some("gift")),
+            "Ok(7)|30000|gift"
+        );
+    }
 }

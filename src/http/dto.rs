@@ -4,15 +4,18 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::ledger::Credits;
-use crate::payments::{Order, OrderStatus};
+use crate::ledger::{AccountId, Credits, LotId};
+use crate::payments::{Order, OrderId, OrderStatus, PackId};
 
 /// An order.
 #[derive(Serialize, ToSchema)]
 pub struct OrderDto {
-    pub id: i64,
-    pub account_id: i64,
-    pub pack_id: i64,
+    #[schema(value_type = i64)]
+    pub id: OrderId,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
+    #[schema(value_type = i64)]
+    pub pack_id: PackId,
     pub pack_name: String,
     #[schema(value_type = String, example = "100")]
     pub credits: Credits,
@@ -25,7 +28,8 @@ pub struct OrderDto {
     pub credited_at: Option<String>,
     pub cancelled_at: Option<String>,
     /// The lot holding the credits (`reference` = `order:<id>`), once credited.
-    pub lot_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub lot_id: Option<LotId>,
     pub confirmed_by: Option<String>,
     pub payment_reference: Option<String>,
     /// The database of the portal session the order was placed from, kept while the

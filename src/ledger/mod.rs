@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod credits;
 pub mod error;
+pub mod ids;
 pub mod ops;
 pub mod repo;
 pub mod settle;
@@ -18,5 +19,7 @@ pub mod types;
 pub use audit::Audit;
 pub use credits::{Credits, CreditsError};
 pub use error::{LedgerError, StorageError};
+pub(crate) use ids::entity_id;
+pub use ids::{AccountId, HoldId, InvalidId, LotId, ServiceId};
 pub use time::Timestamp;
 pub use types::*;

@@ -4,15 +4,15 @@
 use super::repo::{HoldRepo, LedgerRepo, NewAlert, NewHold, NewLot};
 use super::settle::{Movement, SettleInput, Settlement, settle};
 use super::{
-    Account, Allocation, Balance, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry,
-    LedgerError, Lot, StorageError, Timestamp,
+    Account, AccountId, Allocation, Balance, Credits, EntryKind, Hold, HoldId, HoldStatus,
+    JournalEntry, LedgerError, Lot, LotId, ServiceId, StorageError, Timestamp,
 };
 
 /// Result of crediting an account.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct GrantOutcome {
-    pub account_id: Id,
-    pub lot_id: Id,
+    pub account_id: AccountId,
+    pub lot_id: LotId,
     pub seq: i64,
     pub balance: Balance,
 }
@@ -82,7 +82,7 @@ impl Locked {
         repo: &mut R,
         lot: &Lot,
         amount: Credits,
-        hold_id: Id,
+        hold_id: HoldId,
     ) -> Result<(), LedgerError> {
         if amount.is_zero() {
             return Ok(());
@@ -137,7 +137,7 @@ impl Locked {
         &mut self,
         repo: &mut R,
         amount: Credits,
-    ) -> Result<Vec<(Id, Credits)>, LedgerError> {
+    ) -> Result<Vec<(LotId, Credits)>, LedgerError> {
         let mut missing = amount;
         let mut taken = Vec::new();
         if missing.is_zero() {
@@ -209,17 +209,17 @@ fn figures(account: &Account) -> Balance {
 /// Loads what settlement needs for `account` at `now`.
 fn settle_input<R: HoldRepo>(
     repo: &mut R,
-    account_id: Id,
+    account_id: AccountId,
     now: Timestamp,
 ) -> Result<SettleInput, LedgerError> {
     let expired_holds = repo.expired_open_holds(account_id, now)?;
-    let hold_ids: Vec<Id> = expired_holds.iter().map(|h| h.id).collect();
+    let hold_ids: Vec<HoldId> = expired_holds.iter().map(|h| h.id).collect();
     let allocations = if hold_ids.is_empty() {
         Vec::new()
     } else {
         repo.allocations_of(&hold_ids)?
     };
-    let mut lot_ids: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+    let mut lot_ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
     lot_ids.sort_unstable();
     lot_ids.dedup();
     let lots = repo.lots_to_settle(account_id, now, &lot_ids)?;
@@ -230,7 +230,11 @@ fn settle_input<R: HoldRepo>(
     })
 }
 
-fn lock<R: HoldRepo>(repo: &mut R, account_id: Id, now: Timestamp) -> Result<Locked, LedgerError> {
+fn lock<R: HoldRepo>(
+    repo: &mut R,
+    account_id: AccountId,
+    now: Timestamp,
+) -> Result<Locked, LedgerError> {
     let account = repo
         .lock_account(account_id)
         .map_err(LedgerError::unknown_if_missing)?;
@@ -272,7 +276,7 @@ fn persist_settlement<R: HoldRepo>(
 /// Closes what expired on the account up to `now` (the sweeper's job).
 pub fn settle_account<R: HoldRepo>(
     repo: &mut R,
-    account_id: Id,
+    account_id: AccountId,
     now: Timestamp,
 ) -> Result<Balance, LedgerError> {
     let locked = lock(repo, account_id, now)?;
@@ -283,7 +287,7 @@ pub fn settle_account<R: HoldRepo>(
 /// Credits to add to an account as a new lot.
 #[derive(Clone, Debug)]
 pub struct Grant<'a> {
-    pub account_id: Id,
+    pub account_id: AccountId,
     pub amount: Credits,
     /// [`super::time::NEVER`] for credits that do not expire.
     pub expires_at: Timestamp,
@@ -357,7 +361,7 @@ pub fn grant<R: LedgerRepo>(
 /// disabled or the holds would expire at once.
 fn lock_to_hold<R: HoldRepo>(
     repo: &mut R,
-    account_id: Id,
+    account_id: AccountId,
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<Locked, LedgerError> {
@@ -391,7 +395,7 @@ pub fn hold_expiry(
 /// Reserves `amount` for a provider until `expires_at`.
 pub fn authorize<R: HoldRepo>(
     repo: &mut R,
-    account_id: Id,
+    account_id: AccountId,
     amount: Credits,
     expires_at: Timestamp,
     token_hash: &str,
@@ -433,7 +437,7 @@ pub struct HoldRequest<'a> {
 /// and the next ones are still tried: a cheaper one may fit.
 pub fn authorize_each<R: HoldRepo>(
     repo: &mut R,
-    account_id: Id,
+    account_id: AccountId,
     requests: &[HoldRequest<'_>],
     expires_at: Timestamp,
     now: Timestamp,
@@ -456,7 +460,7 @@ pub fn authorize_each<R: HoldRepo>(
 fn lock_hold<R: HoldRepo>(
     repo: &mut R,
     token_hash: &str,
-    service_id: Option<Id>,
+    service_id: Option<ServiceId>,
     now: Timestamp,
 ) -> Result<(Locked, Hold), LedgerError> {
     let found = repo
@@ -479,7 +483,7 @@ pub fn capture<R: HoldRepo>(
     repo: &mut R,
     token_hash: &str,
     amount: Option<Credits>,
-    service_id: Option<Id>,
+    service_id: Option<ServiceId>,
     now: Timestamp,
 ) -> Result<CloseOutcome, LedgerError> {
     let (mut locked, hold) = lock_hold(repo, token_hash, service_id, now)?;
@@ -505,7 +509,7 @@ pub fn capture<R: HoldRepo>(
     }
 
     let allocations = repo.allocations_of(&[hold.id])?;
-    let lot_ids: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+    let lot_ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
     let mut lots = repo.lots_by_id(&lot_ids)?;
     // Consume what expires first, so the credits handed back last longest.
     lots.sort_by_key(|l| (l.expires_at, l.id));
@@ -569,7 +573,7 @@ fn close<R: HoldRepo>(
 pub fn cancel<R: HoldRepo>(
     repo: &mut R,
     token_hash: &str,
-    service_id: Option<Id>,
+    service_id: Option<ServiceId>,
     now: Timestamp,
 ) -> Result<CloseOutcome, LedgerError> {
     let (mut locked, hold) = lock_hold(repo, token_hash, service_id, now)?;
@@ -587,7 +591,7 @@ pub fn cancel<R: HoldRepo>(
         status => return Err(LedgerError::HoldClosed { status }),
     }
     let allocations = repo.allocations_of(&[hold.id])?;
-    let lot_ids: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+    let lot_ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
     let lots = repo.lots_by_id(&lot_ids)?;
     // One allocation per (hold, lot): each lot is refilled once.
     for a in &allocations {
@@ -604,7 +608,7 @@ pub fn cancel<R: HoldRepo>(
 /// Read-only: takes no lock and writes nothing.
 pub fn balance<R: HoldRepo>(
     repo: &mut R,
-    account_id: Id,
+    account_id: AccountId,
     now: Timestamp,
 ) -> Result<Balance, LedgerError> {
     let account = repo
@@ -623,7 +627,7 @@ pub fn balance<R: HoldRepo>(
 /// The balance as it stood at `at` (journal up to then, plus expiries not yet written).
 pub fn balance_at<R: LedgerRepo>(
     repo: &mut R,
-    account_id: Id,
+    account_id: AccountId,
     at: Timestamp,
 ) -> Result<Credits, LedgerError> {
     repo.get_account(account_id)?

@@ -12,12 +12,13 @@
 //! [`HoldRepo::lock_account`] first so that concurrent writers of one account queue.
 
 use super::{
-    Account, Allocation, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry, Lot, Timestamp,
+    Account, AccountId, Allocation, Credits, EntryKind, Hold, HoldId, HoldStatus, JournalEntry,
+    Lot, LotId, Timestamp,
 };
 
 /// A hold about to be stored.
 pub struct NewHold<'a> {
-    pub account_id: Id,
+    pub account_id: AccountId,
     pub token_hash: &'a str,
     pub amount: Credits,
     pub description: Option<&'a str>,
@@ -27,7 +28,7 @@ pub struct NewHold<'a> {
 
 /// A lot about to be stored.
 pub struct NewLot<'a> {
-    pub account_id: Id,
+    pub account_id: AccountId,
     pub amount: Credits,
     pub expires_at: Timestamp,
     pub origin: EntryKind,
@@ -39,7 +40,7 @@ pub type RepoResult<T> = Result<T, super::error::StorageError>;
 
 /// A low-credit alert for one recipient, queued in the transaction that crossed.
 pub struct NewAlert<'a> {
-    pub account_id: Id,
+    pub account_id: AccountId,
     pub recipient: &'a super::Recipient,
     pub available: Credits,
     pub threshold: Credits,
@@ -51,36 +52,40 @@ pub struct NewAlert<'a> {
 /// [`super::ops::balance_at`] needs only this.
 pub trait HoldRepo {
     /// Locks the account row for the rest of the transaction and returns it.
-    fn lock_account(&mut self, id: Id) -> RepoResult<Account>;
-    fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>>;
+    fn lock_account(&mut self, id: AccountId) -> RepoResult<Account>;
+    fn get_account(&mut self, id: AccountId) -> RepoResult<Option<Account>>;
     /// Queues a low-credit alert (the alert worker sends it after commit).
     fn insert_alert(&mut self, alert: NewAlert<'_>) -> RepoResult<()>;
     /// Stores balance, reserved, last sequence number, update time and alert arming.
     fn save_account_totals(&mut self, account: &Account) -> RepoResult<()>;
 
-    fn expired_open_holds(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Hold>>;
-    fn allocations_of(&mut self, hold_ids: &[Id]) -> RepoResult<Vec<Allocation>>;
+    fn expired_open_holds(
+        &mut self,
+        account_id: AccountId,
+        now: Timestamp,
+    ) -> RepoResult<Vec<Hold>>;
+    fn allocations_of(&mut self, hold_ids: &[HoldId]) -> RepoResult<Vec<Allocation>>;
     fn insert_allocations(&mut self, allocations: &[Allocation]) -> RepoResult<()>;
-    fn delete_allocations(&mut self, hold_id: Id) -> RepoResult<()>;
+    fn delete_allocations(&mut self, hold_id: HoldId) -> RepoResult<()>;
 
     /// Expired lots with credits left, plus the lots listed in `also`.
     fn lots_to_settle(
         &mut self,
-        account_id: Id,
+        account_id: AccountId,
         now: Timestamp,
-        also: &[Id],
+        also: &[LotId],
     ) -> RepoResult<Vec<Lot>>;
     /// Unexpired lots with credits left, earliest expiry then oldest first.
-    fn drawable_lots(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Lot>>;
-    fn lots_by_id(&mut self, ids: &[Id]) -> RepoResult<Vec<Lot>>;
-    fn set_lot_remaining(&mut self, lot_id: Id, remaining: Credits) -> RepoResult<()>;
+    fn drawable_lots(&mut self, account_id: AccountId, now: Timestamp) -> RepoResult<Vec<Lot>>;
+    fn lots_by_id(&mut self, ids: &[LotId]) -> RepoResult<Vec<Lot>>;
+    fn set_lot_remaining(&mut self, lot_id: LotId, remaining: Credits) -> RepoResult<()>;
 
     fn insert_hold(&mut self, hold: NewHold<'_>) -> RepoResult<Hold>;
     fn find_hold(&mut self, token_hash: &str) -> RepoResult<Option<Hold>>;
-    fn get_hold(&mut self, id: Id) -> RepoResult<Option<Hold>>;
+    fn get_hold(&mut self, id: HoldId) -> RepoResult<Option<Hold>>;
     fn close_hold(
         &mut self,
-        id: Id,
+        id: HoldId,
         status: HoldStatus,
         captured: Option<Credits>,
         closed_at: Timestamp,
@@ -92,7 +97,11 @@ pub trait HoldRepo {
 /// The whole ledger's storage: [`HoldRepo`] plus what grants and history reads need,
 /// which run in their own transactions on the database (never in an engine batch).
 pub trait LedgerRepo: HoldRepo {
-    fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id>;
+    fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<LotId>;
     /// `balance_after` of the newest entry in effect at `at`, if any.
-    fn journal_balance_at(&mut self, account_id: Id, at: Timestamp) -> RepoResult<Option<Credits>>;
+    fn journal_balance_at(
+        &mut self,
+        account_id: AccountId,
+        at: Timestamp,
+    ) -> RepoResult<Option<Credits>>;
 }

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use super::{Allocation, Credits, EntryKind, Hold, Id, LedgerError, Lot, StorageError, Timestamp};
+use super::{
+    Allocation, Credits, EntryKind, Hold, HoldId, LedgerError, Lot, LotId, StorageError, Timestamp,
+};
 
 /// What settlement needs to know about an account.
 #[derive(Debug, Default)]
@@ -25,16 +27,16 @@ pub struct Movement {
     pub kind: EntryKind,
     /// Signed units.
     pub amount_units: i64,
-    pub lot_id: Option<Id>,
-    pub hold_id: Option<Id>,
+    pub lot_id: Option<LotId>,
+    pub hold_id: Option<HoldId>,
     pub effective_at: Timestamp,
 }
 
 /// The changes settlement makes, in the order they happened.
 #[derive(Debug, Default)]
 pub struct Settlement {
-    pub expired_holds: Vec<(Id, Timestamp)>,
-    pub lot_remaining: Vec<(Id, Credits)>,
+    pub expired_holds: Vec<(HoldId, Timestamp)>,
+    pub lot_remaining: Vec<(LotId, Credits)>,
     pub movements: Vec<Movement>,
     /// Total leaving the balance.
     pub expired_credits: Credits,
@@ -51,32 +53,39 @@ impl Settlement {
 /// Plays hold and lot expiries up to `now` in time order (a hold released at the same
 /// instant its lot expires goes back to the lot, which then expires whole).
 pub fn settle(input: SettleInput, now: Timestamp) -> Result<Settlement, LedgerError> {
-    let mut lots: HashMap<Id, Lot> = input.lots.into_iter().map(|l| (l.id, l)).collect();
-    let mut allocations: HashMap<Id, Vec<Allocation>> = HashMap::new();
+    let mut lots: HashMap<LotId, Lot> = input.lots.into_iter().map(|l| (l.id, l)).collect();
+    let mut allocations: HashMap<HoldId, Vec<Allocation>> = HashMap::new();
     for a in input.allocations {
         allocations.entry(a.hold_id).or_default().push(a);
     }
 
     enum Event {
         Hold(Hold),
-        Lot(Id),
+        Lot(LotId),
     }
-    let mut events: Vec<(Timestamp, u8, Id, Event)> = Vec::new();
+    /// At one instant, holds are released before lots expire (variant order), each kind
+    /// in id order.
+    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Order {
+        Hold(HoldId),
+        Lot(LotId),
+    }
+    let mut events: Vec<(Timestamp, Order, Event)> = Vec::new();
     for h in input.expired_holds {
         if h.expires_at <= now {
-            events.push((h.expires_at, 0, h.id, Event::Hold(h)));
+            events.push((h.expires_at, Order::Hold(h.id), Event::Hold(h)));
         }
     }
     for l in lots.values() {
         if l.expires_at <= now {
-            events.push((l.expires_at, 1, l.id, Event::Lot(l.id)));
+            events.push((l.expires_at, Order::Lot(l.id), Event::Lot(l.id)));
         }
     }
-    events.sort_by_key(|(t, order, id, _)| (*t, *order, *id));
+    events.sort_by_key(|(t, order, _)| (*t, *order));
 
     let mut out = Settlement::default();
-    let mut touched: Vec<Id> = Vec::new();
-    for (at, _, _, event) in events {
+    let mut touched: Vec<LotId> = Vec::new();
+    for (at, _, event) in events {
         match event {
             Event::Hold(hold) => {
                 for a in allocations.remove(&hold.id).unwrap_or_default() {
@@ -114,7 +123,7 @@ pub fn settle(input: SettleInput, now: Timestamp) -> Result<Settlement, LedgerEr
     Ok(out)
 }
 
-fn expiry(amount: Credits, lot_id: Id, hold_id: Option<Id>, at: Timestamp) -> Movement {
+fn expiry(amount: Credits, lot_id: LotId, hold_id: Option<HoldId>, at: Timestamp) -> Movement {
     Movement {
         kind: EntryKind::Expiry,
         amount_units: -amount.units(),

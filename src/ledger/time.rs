@@ -4,10 +4,10 @@ use std::fmt;
 
 /// A point in time, in microseconds since the Unix epoch (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(pub i64);
+pub struct Timestamp(i64);
 
 /// Stored in place of "never" so expiries sort and compare without NULL handling.
-pub const NEVER: Timestamp = Timestamp(i64::MAX);
+pub const NEVER: Timestamp = Timestamp::from_micros(i64::MAX);
 
 /// Microseconds in an hour and in a UTC day: every room counts days with these.
 pub const MICROS_PER_HOUR: i64 = 3_600_000_000;
@@ -18,7 +18,13 @@ impl Timestamp {
         Timestamp(chrono::Utc::now().timestamp_micros())
     }
 
-    pub fn micros(self) -> i64 {
+    /// The instant `micros` microseconds after the epoch (as stored).
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// Microseconds since the epoch (as stored).
+    pub const fn micros(self) -> i64 {
         self.0
     }
 

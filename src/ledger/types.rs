@@ -1,9 +1,6 @@
 //! Ledger records as the domain sees them (ids, amounts, times), independent of storage.
 
-use super::{Credits, LedgerError, Timestamp};
-
-/// Stored ids are 64-bit integers on both backends.
-pub type Id = i64;
+use super::{AccountId, Credits, HoldId, LedgerError, LotId, ServiceId, Timestamp};
 
 /// An enum stored and shown as fixed words (`as_str`, `parse`, `Display`, serde in
 /// snake case); extra derives go in the attributes (e.g. `#[derive(utoipa::ToSchema)]`).
@@ -50,7 +47,7 @@ text_enum! {
 /// A service sold for credits (what Odoo calls `service_name` is its technical name).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Service {
-    pub id: Id,
+    pub id: ServiceId,
     pub technical_name: String,
     pub label: String,
     pub unit_name: String,
@@ -68,10 +65,7 @@ impl Service {
     /// When trial credits granted at `now` expire: after `trial_days`, or never when 0.
     pub fn trial_expiry(&self, now: Timestamp) -> Timestamp {
         if self.trial_days > 0 {
-            Timestamp(
-                now.micros()
-                    .saturating_add(i64::from(self.trial_days) * super::time::MICROS_PER_DAY),
-            )
+            now.plus_micros(i64::from(self.trial_days) * super::time::MICROS_PER_DAY)
         } else {
             super::time::NEVER
         }
@@ -82,8 +76,8 @@ impl Service {
 /// always equal the journal's sum (balance) and the open holds' sum (reserved).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Account {
-    pub id: Id,
-    pub service_id: Id,
+    pub id: AccountId,
+    pub service_id: ServiceId,
     #[serde(skip)]
     pub token_hash: String,
     pub token_hint: String,
@@ -174,8 +168,8 @@ impl NewService {
 /// Credits that entered an account together (grant, top-up, trial).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Lot {
-    pub id: Id,
-    pub account_id: Id,
+    pub id: LotId,
+    pub account_id: AccountId,
     pub amount: Credits,
     /// Neither consumed, reserved by a hold, nor expired.
     pub remaining: Credits,
@@ -188,8 +182,8 @@ pub struct Lot {
 /// Credits reserved for a provider until captured, cancelled or expired.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Hold {
-    pub id: Id,
-    pub account_id: Id,
+    pub id: HoldId,
+    pub account_id: AccountId,
     #[serde(skip)]
     pub token_hash: String,
     pub amount: Credits,
@@ -204,23 +198,23 @@ pub struct Hold {
 /// The part of a hold drawn from one lot; returned to that lot when the hold is released.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Allocation {
-    pub hold_id: Id,
-    pub lot_id: Id,
+    pub hold_id: HoldId,
+    pub lot_id: LotId,
     pub amount: Credits,
 }
 
 /// An append-only journal line. `amount` is signed: credits in are positive.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct JournalEntry {
-    pub account_id: Id,
+    pub account_id: AccountId,
     pub seq: i64,
     pub kind: EntryKind,
     /// Signed units (credits × 10,000) as stored; see [`JournalEntry::signed_amount`].
     #[serde(skip)]
     pub amount_units: i64,
     pub balance_after: Credits,
-    pub hold_id: Option<Id>,
-    pub lot_id: Option<Id>,
+    pub hold_id: Option<HoldId>,
+    pub lot_id: Option<LotId>,
     pub description: Option<String>,
     /// When the movement took effect (a lot's expiry time for expiries).
     pub effective_at: Timestamp,

@@ -7,7 +7,7 @@ use actix_web::web::{self, Bytes};
 use futures_util::Stream;
 use futures_util::stream;
 
-use crate::ledger::{Id, JournalEntry, LedgerError};
+use crate::ledger::{AccountId, JournalEntry, LedgerError};
 use crate::store::Store;
 
 /// Journal lines read and sent at a time: what one export holds in memory.
@@ -68,7 +68,7 @@ enum Cursor {
 /// file that looks whole.
 pub fn journal_stream(
     store: Store,
-    account_id: Id,
+    account_id: AccountId,
 ) -> impl Stream<Item = Result<Bytes, LedgerError>> {
     stream::unfold(Cursor::Start, move |cursor| {
         let store = store.clone();
@@ -110,7 +110,7 @@ mod tests {
 
     fn entry(seq: i64, amount: i64, description: Option<&str>) -> JournalEntry {
         JournalEntry {
-            account_id: 1,
+            account_id: AccountId::from_stored(1),
             seq,
             kind: if amount < 0 {
                 EntryKind::Capture
@@ -122,8 +122,8 @@ mod tests {
             hold_id: None,
             lot_id: None,
             description: description.map(str::to_owned),
-            effective_at: Timestamp(1_800_000_000_000_000),
-            recorded_at: Timestamp(1_800_000_000_000_000),
+            effective_at: Timestamp::from_micros(1_800_000_000_000_000),
+            recorded_at: Timestamp::from_micros(1_800_000_000_000_000),
         }
     }
 

@@ -4,7 +4,7 @@
 //! blank on a page. Texts with values are methods of [`Lang`].
 
 use crate::ledger::{AccountState, Credits, EntryKind, Timestamp};
-use crate::payments::{OrderStatus, Price};
+use crate::payments::{OrderId, OrderStatus, Price};
 
 /// A language of the portal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +203,7 @@ impl Lang {
         }
     }
 
-    pub fn order_title(self, id: i64) -> String {
+    pub fn order_title(self, id: OrderId) -> String {
         match self {
             Lang::En => format!("Order #{id}"),
             Lang::Fr => format!("Commande n° {id}"),

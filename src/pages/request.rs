@@ -455,11 +455,11 @@ pub(crate) fn with_cookie(mut response: HttpResponse, cookie: &str) -> HttpRespo
     response
 }
 
-/// Parses an id from the path (`/portal/accounts/{id}`); anything else is not found.
-pub(crate) fn path_id(req: &HttpRequest) -> Result<i64, PortalError> {
+/// Parses an id from the path (`/portal/accounts/{id}`) into the id type it names;
+/// anything else is not found.
+pub(crate) fn path_id<T: std::str::FromStr>(req: &HttpRequest) -> Result<T, PortalError> {
     req.match_info()
         .get("id")
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|id| *id > 0)
+        .and_then(|s| s.parse::<T>().ok())
         .ok_or(PortalError::NotFound)
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::ledger::token::{constant_time_eq, random_hex};
-use crate::ledger::{Id, Timestamp};
+use crate::ledger::{AccountId, ServiceId, Timestamp};
 
 /// Customer session cookie.
 pub const SESSION_COOKIE: &str = "iap_portal";
@@ -42,7 +42,7 @@ impl std::fmt::Debug for Keys {
 pub struct Session {
     /// Accounts the session may see.
     #[serde(rename = "a")]
-    pub accounts: Vec<Id>,
+    pub accounts: Vec<AccountId>,
     /// The Odoo database the link came from.
     #[serde(rename = "d")]
     pub dbuuid: Option<String>,
@@ -58,7 +58,7 @@ pub struct Session {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderSession {
     #[serde(rename = "s")]
-    pub service_id: Id,
+    pub service_id: ServiceId,
     /// The start of the service key's stored hash: rotating the key ends the session.
     #[serde(rename = "k")]
     pub key_fingerprint: String,
@@ -74,7 +74,7 @@ pub struct ProviderSession {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertLink {
     #[serde(rename = "a")]
-    pub account: Id,
+    pub account: AccountId,
     #[serde(rename = "e")]
     pub expires: i64,
 }
@@ -83,7 +83,7 @@ pub struct AlertLink {
 const FINGERPRINT_LEN: usize = 16;
 
 impl ProviderSession {
-    pub fn new(service_id: Id, key_hash: &str, expires: i64) -> ProviderSession {
+    pub fn new(service_id: ServiceId, key_hash: &str, expires: i64) -> ProviderSession {
         ProviderSession {
             service_id,
             key_fingerprint: key_hash.chars().take(FINGERPRINT_LEN).collect(),
@@ -100,7 +100,7 @@ impl ProviderSession {
 }
 
 impl Session {
-    pub fn new(accounts: Vec<Id>, dbuuid: Option<String>, expires: i64) -> Session {
+    pub fn new(accounts: Vec<AccountId>, dbuuid: Option<String>, expires: i64) -> Session {
         Session {
             accounts,
             dbuuid,
@@ -109,7 +109,7 @@ impl Session {
         }
     }
 
-    pub fn allows(&self, account_id: Id) -> bool {
+    pub fn allows(&self, account_id: AccountId) -> bool {
         self.accounts.contains(&account_id)
     }
 
@@ -117,11 +117,11 @@ impl Session {
     /// new one when it belongs to another database.
     pub fn merged(
         previous: Option<Session>,
-        accounts: &[Id],
+        accounts: &[AccountId],
         dbuuid: Option<String>,
         expires: i64,
     ) -> Session {
-        let mut ids: Vec<Id> = match previous {
+        let mut ids: Vec<AccountId> = match previous {
             Some(p) if p.dbuuid == dbuuid => p.accounts,
             _ => Vec::new(),
         };
@@ -251,6 +251,10 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
+    fn accounts(ids: &[i64]) -> Vec<AccountId> {
+        ids.iter().copied().map(AccountId::from_stored).collect()
+    }
+
     fn keys() -> Keys {
         Keys::new("0123456789abcdef0123456789abcdef")
     }
@@ -258,12 +262,15 @@ mod tests {
     #[test]
     fn sessions_round_trip_and_refuse_tampering() {
         let k = keys();
-        let s = Session::new(vec![1, 2], Some("db".into()), 2_000);
+        let s = Session::new(accounts(&[1, 2]), Some("db".into()), 2_000);
         let cookie = k.seal_session(&s);
-        let now = Timestamp(1_000 * 1_000_000);
+        let now = Timestamp::from_micros(1_000 * 1_000_000);
         assert_eq!(k.open_session(&cookie, now), Some(s.clone()));
         // Expired.
-        assert_eq!(k.open_session(&cookie, Timestamp(2_000 * 1_000_000)), None);
+        assert_eq!(
+            k.open_session(&cookie, Timestamp::from_micros(2_000 * 1_000_000)),
+            None
+        );
         // Another key.
         assert_eq!(
             Keys::new("another key of 32 characters....").open_session(&cookie, now),
@@ -272,13 +279,17 @@ mod tests {
         // A payload widened to account 3 with the old tag.
         let (_, tag) = cookie.split_once('.').expect("dot");
         let forged = Session {
-            accounts: vec![1, 2, 3],
+            accounts: accounts(&[1, 2, 3]),
             ..s
         };
         let payload = hex::encode(serde_json::to_vec(&forged).expect("json"));
         assert_eq!(k.open_session(&format!("{payload}.{tag}"), now), None);
         // A provider cookie is not a customer session.
-        let p = k.seal_provider(&ProviderSession::new(1, "abcdef", 2_000));
+        let p = k.seal_provider(&ProviderSession::new(
+            ServiceId::from_stored(1),
+            "abcdef",
+            2_000,
+        ));
         assert_eq!(k.open_session(&p, now), None);
         assert_eq!(k.open_session("garbage", now), None);
     }
@@ -295,12 +306,12 @@ mod tests {
 
     #[test]
     fn merging_keeps_the_same_database_only() {
-        let a = Session::new(vec![1], Some("db1".into()), 10);
-        let m = Session::merged(Some(a.clone()), &[2], Some("db1".into()), 20);
-        assert_eq!(m.accounts, vec![1, 2]);
+        let a = Session::new(accounts(&[1]), Some("db1".into()), 10);
+        let m = Session::merged(Some(a.clone()), &accounts(&[2]), Some("db1".into()), 20);
+        assert_eq!(m.accounts, accounts(&[1, 2]));
         assert_ne!(m.nonce, a.nonce);
-        let other = Session::merged(Some(a), &[3], Some("db2".into()), 20);
-        assert_eq!(other.accounts, vec![3]);
+        let other = Session::merged(Some(a), &accounts(&[3]), Some("db2".into()), 20);
+        assert_eq!(other.accounts, accounts(&[3]));
     }
 
     #[test]

@@ -14,13 +14,23 @@ pub mod webhook;
 
 pub use money::{Price, PriceError};
 
-use crate::ledger::{Credits, Id, Timestamp};
+use crate::ledger::{AccountId, Credits, LotId, ServiceId, Timestamp, entity_id};
+
+entity_id! {
+    /// A pack: credits sold together at one price.
+    pub PackId
+}
+
+entity_id! {
+    /// An order of a pack by an account.
+    pub OrderId
+}
 
 /// Credits sold together at one price, for one service.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Pack {
-    pub id: Id,
-    pub service_id: Id,
+    pub id: PackId,
+    pub service_id: ServiceId,
     pub name: String,
     pub credits: Credits,
     pub price: Price,
@@ -65,9 +75,9 @@ crate::ledger::text_enum! {
 /// A customer's purchase of one pack for one account.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Order {
-    pub id: Id,
-    pub account_id: Id,
-    pub pack_id: Id,
+    pub id: OrderId,
+    pub account_id: AccountId,
+    pub pack_id: PackId,
     /// The pack as it was when ordered.
     pub pack_name: String,
     pub credits: Credits,
@@ -78,7 +88,7 @@ pub struct Order {
     pub credited_at: Option<Timestamp>,
     pub cancelled_at: Option<Timestamp>,
     /// The lot holding the credits, once credited.
-    pub lot_id: Option<Id>,
+    pub lot_id: Option<LotId>,
     pub confirmed_by: Option<String>,
     pub payment_reference: Option<String>,
     /// The database crediting this order binds its account to, if the account still has

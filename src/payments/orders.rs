@@ -4,10 +4,10 @@
 
 use super::repo::{NewEvent, NewOrder, OrderRepo};
 use super::webhook::{Event, EventKind};
-use super::{ConfirmOutcome, Confirmation, EventOutcome, Order, OrderStatus, PaymentError};
+use super::{ConfirmOutcome, Confirmation, EventOutcome, Order, OrderStatus, PackId, PaymentError};
 use crate::ledger::ops::{self, Grant};
 use crate::ledger::time::NEVER;
-use crate::ledger::{Account, EntryKind, Id, LedgerError, Timestamp};
+use crate::ledger::{Account, EntryKind, LedgerError, Timestamp};
 
 /// A customer may leave this many orders unpaid on one account; more are refused.
 pub const MAX_PENDING_ORDERS: i64 = 20;
@@ -18,7 +18,7 @@ pub const MAX_PENDING_ORDERS: i64 = 20;
 pub fn place<R: OrderRepo>(
     repo: &mut R,
     account: &Account,
-    pack_id: Id,
+    pack_id: PackId,
     dbuuid: Option<&str>,
     now: Timestamp,
 ) -> Result<Order, PaymentError> {
@@ -108,7 +108,7 @@ pub fn confirm<R: OrderRepo>(
         Ok(()) => None,
         Err(PaymentError::Ledger(e @ LedgerError::Storage(_))) => return Err(e.into()),
         Err(e) => {
-            tracing::warn!(order = order.id, error = %e, "paid order not credited");
+            tracing::warn!(order = %order.id, error = %e, "paid order not credited");
             Some(e.to_string())
         }
     };

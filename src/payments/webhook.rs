@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::ledger::Id;
+use super::OrderId;
 
 pub const TIMESTAMP_HEADER: &str = "x-iap-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-iap-signature";
@@ -136,7 +136,7 @@ pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: EventKind,
-    pub order_id: Id,
+    pub order_id: OrderId,
     /// What was paid, in minor units: must equal the order's price.
     pub amount_minor: i64,
     pub currency: String,
@@ -226,7 +226,10 @@ mod tests {
     #[test]
     fn events_are_checked() {
         let ok = br#"{"id":"evt_1","type":"payment.succeeded","order_id":3,"amount_minor":900,"currency":"EUR"}"#;
-        assert_eq!(Event::parse(ok).expect("event").order_id, 3);
+        assert_eq!(
+            Event::parse(ok).expect("event").order_id,
+            OrderId::from_stored(3)
+        );
         assert!(Event::parse(br#"{"id":"","type":"payment.succeeded","order_id":3,"amount_minor":900,"currency":"EUR"}"#).is_err());
         assert!(
             Event::parse(

@@ -4,12 +4,14 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use crate::ledger::{Account, Balance, Credits, Id, JournalEntry, LedgerError, Recipient, Service};
+use crate::ledger::{
+    Account, AccountId, Balance, Credits, JournalEntry, LedgerError, Recipient, Service,
+};
 use crate::pages::i18n::Lang;
 use crate::pages::request::{Cx, Form, PortalError, path_id, respond, see_other, with_cookie};
 use crate::pages::session::{SESSION_COOKIE, Session};
 use crate::pages::{chart, csv, session};
-use crate::payments::{Order, OrderStatus, Pack};
+use crate::payments::{Order, OrderId, OrderStatus, Pack, PackId};
 use crate::store::AlertUpdate;
 use crate::usecase::account::{self, AccountView};
 use crate::usecase::contact;
@@ -28,7 +30,7 @@ fn query(cx: &Cx) -> Result<Form, PortalError> {
 async fn session_account(
     cx: &Cx,
     session: &Session,
-    id: Id,
+    id: AccountId,
 ) -> Result<(Account, Service), PortalError> {
     if !session.allows(id) {
         return Err(PortalError::NotFound);
@@ -118,7 +120,7 @@ pub async fn services(req: HttpRequest) -> HttpResponse {
 
 /// The pack to preselect for an operation that lacked `needed` credits: the smallest
 /// one that covers it, else the largest.
-pub fn preselect(packs: &[Pack], needed: Option<Credits>) -> Option<Id> {
+pub fn preselect(packs: &[Pack], needed: Option<Credits>) -> Option<PackId> {
     let needed = needed?;
     packs
         .iter()
@@ -439,7 +441,7 @@ pub async fn create_order(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let id = id?;
         let form = post_form(&cx, &session, &body)?;
         let (account, service) = session_account(&cx, &session, id).await?;
-        let pack_id: Id = form
+        let pack_id: PackId = form
             .get("pack_id")
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| PortalError::Invalid(cx.lang.t().choose_pack.into()))?;
@@ -555,7 +557,7 @@ pub async fn start_trial(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 async fn session_order(
     cx: &Cx,
     session: &Session,
-    id: Id,
+    id: OrderId,
 ) -> Result<(Order, Account, Service), PortalError> {
     let order = cx.run(move |s| s.order(id)).await?;
     let (account, service) = session_account(cx, session, order.account_id).await?;

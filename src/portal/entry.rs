@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::AppState;
 use crate::ledger::token::AccountToken;
-use crate::ledger::{Account, Credits, Id, LedgerError};
+use crate::ledger::{Account, AccountId, Credits, LedgerError};
 use crate::pages::request::{Cx, Form, PageResult, PortalError, respond, see_other, with_cookie};
 use crate::pages::session;
 use crate::pages::session::{SESSION_COOKIE, Session};
@@ -38,7 +38,12 @@ fn truthy(value: Option<&str>) -> bool {
 /// holding only the link's accounts, so an account planted that way never sits beside the
 /// victim's own. Only a link opened from the portal itself or by the user
 /// (`Sec-Fetch-Site: same-origin` or `none`) widens a current session of the same database.
-fn start_session(cx: &Cx, accounts: &[Id], dbuuid: Option<String>, location: &str) -> HttpResponse {
+fn start_session(
+    cx: &Cx,
+    accounts: &[AccountId],
+    dbuuid: Option<String>,
+    location: &str,
+) -> HttpResponse {
     let expires = cx.now().micros() / 1_000_000 + cx.session_ttl_secs();
     let current = cx.session().filter(|_| cx.same_origin);
     let session = Session::merged(current, accounts, dbuuid, expires);
@@ -221,7 +226,7 @@ async fn services_page(cx: Cx) -> PageResult {
     // A session belongs to one Odoo database: the first one named. Accounts whose
     // database was never told (registered by the operator) come along with their token.
     let dbuuid = accounts.iter().find_map(|a| a.dbuuid.clone());
-    let ids: Vec<Id> = accounts
+    let ids: Vec<AccountId> = accounts
         .iter()
         .filter(|a| a.dbuuid.is_none() || a.dbuuid == dbuuid)
         .map(|a| a.id)

@@ -229,8 +229,8 @@ pub async fn home(req: HttpRequest) -> HttpResponse {
             Some("90") => Some(90),
             _ => Some(30),
         };
-        let since = days.map_or(Timestamp(0), |d| {
-            Timestamp(cx.now().micros() - d * MICROS_PER_DAY)
+        let since = days.map_or(Timestamp::from_micros(0), |d| {
+            Timestamp::from_micros(cx.now().micros() - d * MICROS_PER_DAY)
         });
         let id = service.id;
         let (packs, usage) = cx
@@ -465,7 +465,7 @@ pub async fn rotate_key(req: HttpRequest, body: web::Bytes) -> HttpResponse {
             .run(move |s| crate::usecase::service_keys::rotate(s, &name))
             .await?;
         let id = service.id;
-        let since = Timestamp(cx.now().micros() - 30 * MICROS_PER_DAY);
+        let since = Timestamp::from_micros(cx.now().micros() - 30 * MICROS_PER_DAY);
         let (packs, usage) = cx
             .run(move |s| Ok::<_, PortalError>((s.packs(id, false)?, s.service_usage(id, since)?)))
             .await?;

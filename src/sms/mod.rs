@@ -12,3 +12,15 @@ pub mod number;
 pub mod outbox;
 pub mod status;
 pub mod text;
+
+use crate::ledger::entity_id;
+
+entity_id! {
+    /// An SMS message Odoo asked to send.
+    pub SmsMessageId
+}
+
+entity_id! {
+    /// A delivery report waiting to be told to Odoo.
+    pub SmsReportId
+}

@@ -16,7 +16,9 @@ use super::schema::services;
 use super::{Store, read_one, read_tx, write_tx};
 use crate::ledger::repo::HoldRepo;
 use crate::ledger::token::AccountToken;
-use crate::ledger::{Account, AccountState, Credits, Id, LedgerError, Recipient, Service};
+use crate::ledger::{
+    Account, AccountId, AccountState, Credits, LedgerError, Recipient, Service, ServiceId,
+};
 
 /// The version bump every account write carries.
 type Bump = Eq<accounts::lock_version, Add<accounts::lock_version, i64>>;
@@ -70,7 +72,7 @@ pub struct AlertUpdate {
 impl Store {
     pub fn remembered_account(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         token: &AccountToken,
         dbuuid: Option<&str>,
     ) -> Option<Account> {
@@ -84,7 +86,7 @@ impl Store {
     /// `usecase::contact`'s rule. Remembers whether the token carries `+disabled`.
     pub fn ensure_account(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         token: &AccountToken,
         dbuuid: Option<&str>,
     ) -> Result<Account, LedgerError> {
@@ -97,7 +99,7 @@ impl Store {
     pub fn ensure_known_account(
         &self,
         known: Option<Account>,
-        service_id: Id,
+        service_id: ServiceId,
         token: &AccountToken,
         dbuuid: Option<&str>,
     ) -> Result<Account, LedgerError> {
@@ -152,7 +154,7 @@ impl Store {
     /// fields that do not move with the ledger may be trusted (id, database, disabled).
     pub fn find_account_cached(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         token: &AccountToken,
     ) -> Result<Option<Account>, LedgerError> {
         if let Some(account) = self.lookups.account(service_id, &token.storage_hash()) {
@@ -168,7 +170,7 @@ impl Store {
     /// The account of `token` for `service`, if it was ever seen.
     pub fn find_account(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         token: &AccountToken,
     ) -> Result<Option<Account>, LedgerError> {
         let hash = token.storage_hash();
@@ -183,7 +185,7 @@ impl Store {
         Ok(row.map(Account::try_from).transpose()?)
     }
 
-    pub fn account(&self, id: Id) -> Result<Account, LedgerError> {
+    pub fn account(&self, id: AccountId) -> Result<Account, LedgerError> {
         let row: Option<AccountRow> = read_one!(self, |c| {
             accounts::table
                 .find(id)
@@ -222,7 +224,7 @@ impl Store {
     /// Accounts and their services, for the ids a portal session may see.
     pub fn accounts_with_services(
         &self,
-        ids: &[Id],
+        ids: &[AccountId],
     ) -> Result<Vec<(Account, Service)>, LedgerError> {
         let rows: Vec<(AccountRow, ServiceRow)> = read_tx!(self, |c| {
             accounts::table
@@ -257,7 +259,11 @@ impl Store {
     }
 
     /// Updates the alert settings of one account and returns it.
-    pub fn set_alerts(&self, account_id: Id, update: &AlertUpdate) -> Result<Account, LedgerError> {
+    pub fn set_alerts(
+        &self,
+        account_id: AccountId,
+        update: &AlertUpdate,
+    ) -> Result<Account, LedgerError> {
         let emails = update
             .recipients
             .as_ref()

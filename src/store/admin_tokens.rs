@@ -5,10 +5,15 @@ use super::schema::{admin_tokens, console_sessions};
 use super::{Store, read_tx, write_tx};
 use crate::error::AppError;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
-use crate::ledger::{Id, LedgerError, Timestamp};
+use crate::ledger::{LedgerError, Timestamp, entity_id};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
 use diesel::result::Error as DieselError;
+
+entity_id! {
+    /// An admin token's row (its sessions point to it).
+    pub AdminTokenId
+}
 
 /// A token that may call the admin API.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -111,7 +116,7 @@ impl Store {
     ) -> Result<bool, LedgerError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
-            let ids: Vec<Id> = admin_tokens::table
+            let ids: Vec<AdminTokenId> = admin_tokens::table
                 .filter(admin_tokens::name.eq(name))
                 .filter(admin_tokens::revoked_at.is_null())
                 .select(admin_tokens::id)
@@ -150,8 +155,8 @@ impl Store {
             .into_iter()
             .map(|(name, created, revoked)| AdminTokenInfo {
                 name,
-                created_at: Timestamp(created),
-                revoked_at: revoked.map(Timestamp),
+                created_at: Timestamp::from_micros(created),
+                revoked_at: revoked.map(Timestamp::from_micros),
             })
             .collect())
     }

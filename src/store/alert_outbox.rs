@@ -5,15 +5,20 @@ use super::rows::credits;
 use super::schema::{accounts, alert_outbox, services};
 use super::{Store, read_tx, write_tx};
 use crate::error::AppError;
-use crate::ledger::{Credits, Id, Timestamp};
+use crate::ledger::{AccountId, Credits, Timestamp, entity_id};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
+entity_id! {
+    /// A low-credit alert in the outbox.
+    pub AlertId
+}
+
 /// An alert to send, with what the message needs.
 #[derive(Clone, Debug)]
 pub struct AlertJob {
-    pub id: Id,
+    pub id: AlertId,
     pub recipient: String,
     pub lang_code: Option<String>,
     pub available: Credits,
@@ -26,14 +31,14 @@ pub struct AlertJob {
     pub unit_name: String,
     pub integer_balance: bool,
     pub dbuuid: Option<String>,
-    pub account_id: Id,
+    pub account_id: AccountId,
 }
 
 /// Where an alert stands, for operators.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AlertStatus {
-    pub id: Id,
-    pub account_id: Id,
+    pub id: AlertId,
+    pub account_id: AccountId,
     pub recipient: String,
     /// `pending`, `failing` (pending with failed attempts) or `sent`.
     pub state: &'static str,
@@ -68,11 +73,11 @@ impl AlertFilter {
 /// Picks due alert ids; PostgreSQL skips rows another worker has locked, so replicas
 /// share the outbox without waiting on each other.
 pub(super) trait DueAlerts {
-    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>>;
+    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<AlertId>>;
 }
 
 impl DueAlerts for SqliteConnection {
-    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<AlertId>> {
         // BEGIN IMMEDIATE already made this connection the only writer.
         alert_outbox::table
             .filter(alert_outbox::status.eq("pending"))
@@ -86,7 +91,7 @@ impl DueAlerts for SqliteConnection {
 }
 
 impl DueAlerts for PgConnection {
-    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+    fn due_alerts(&mut self, now: i64, limit: i64) -> QueryResult<Vec<AlertId>> {
         alert_outbox::table
             .filter(alert_outbox::status.eq("pending"))
             .filter(alert_outbox::next_attempt_at.le(now))
@@ -101,8 +106,8 @@ impl DueAlerts for PgConnection {
 }
 
 pub(super) type JobRow = (
-    (Id, String, Option<String>, i64, i64, i64, i32),
-    (Option<String>, Id),
+    (AlertId, String, Option<String>, i64, i64, i64, i32),
+    (Option<String>, AccountId),
     (String, String, String, bool),
 );
 
@@ -159,7 +164,7 @@ impl Store {
                         lang_code,
                         available: credits(available)?,
                         threshold: credits(threshold)?,
-                        created_at: Timestamp(created_at),
+                        created_at: Timestamp::from_micros(created_at),
                         attempts,
                         service_name,
                         service_label,
@@ -174,7 +179,7 @@ impl Store {
     }
 
     /// Records a delivery.
-    pub fn alert_sent(&self, id: Id) -> Result<(), AppError> {
+    pub fn alert_sent(&self, id: AlertId) -> Result<(), AppError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             diesel::update(alert_outbox::table.find(id))
@@ -189,7 +194,12 @@ impl Store {
     }
 
     /// Records a failed attempt and when to try again.
-    pub fn alert_failed(&self, id: Id, error: &str, retry_at: Timestamp) -> Result<(), AppError> {
+    pub fn alert_failed(
+        &self,
+        id: AlertId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), AppError> {
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
             diesel::update(alert_outbox::table.find(id))
@@ -210,8 +220,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AlertStatus>, AppError> {
         type Row = (
-            Id,
-            Id,
+            AlertId,
+            AccountId,
             String,
             String,
             i32,
@@ -274,9 +284,9 @@ impl Store {
                         },
                         attempts,
                         last_error,
-                        created_at: Timestamp(created_at),
-                        next_attempt_at: (!sent).then_some(Timestamp(next)),
-                        sent_at: sent_at.map(Timestamp),
+                        created_at: Timestamp::from_micros(created_at),
+                        next_attempt_at: (!sent).then_some(Timestamp::from_micros(next)),
+                        sent_at: sent_at.map(Timestamp::from_micros),
                     }
                 },
             )
@@ -285,7 +295,7 @@ impl Store {
 
     /// Sends a failing alert again at the worker's next round, audited in the same
     /// transaction; false (and no line) when the alert is not waiting to be sent.
-    pub fn retry_alert(&self, id: Id, audit: &AuditRecord) -> Result<bool, AppError> {
+    pub fn retry_alert(&self, id: AlertId, audit: &AuditRecord) -> Result<bool, AppError> {
         let now = self.now().micros();
         write_tx!(self, |c| {
             let n = diesel::update(

@@ -2,13 +2,19 @@
 
 use super::schema::audit_log;
 use super::{Store, read_tx};
-use crate::ledger::{Id, LedgerError, Timestamp};
+use crate::ledger::{LedgerError, Timestamp, entity_id};
 use diesel::prelude::*;
+
+entity_id! {
+    /// A line of the audit log.
+    pub AuditLineId
+}
 
 /// One operator action.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditLine {
-    pub id: Id,
+    #[schema(value_type = i64)]
+    pub id: AuditLineId,
     /// RFC 3339, UTC.
     #[schema(value_type = String)]
     pub at: Timestamp,
@@ -118,8 +124,12 @@ pub(crate) fn write_audit_record(
 
 impl Store {
     /// Audit lines, newest first; `before` pages back from an id.
-    pub fn audit_log(&self, limit: i64, before: Option<Id>) -> Result<Vec<AuditLine>, LedgerError> {
-        let rows: Vec<(Id, i64, String, String, String, String)> = read_tx!(self, |c| {
+    pub fn audit_log(
+        &self,
+        limit: i64,
+        before: Option<AuditLineId>,
+    ) -> Result<Vec<AuditLine>, LedgerError> {
+        let rows: Vec<(AuditLineId, i64, String, String, String, String)> = read_tx!(self, |c| {
             let mut query = audit_log::table
                 .order(audit_log::id.desc())
                 .limit(limit.clamp(1, 1000))
@@ -141,7 +151,7 @@ impl Store {
             .into_iter()
             .map(|(id, at, actor, action, target, detail)| AuditLine {
                 id,
-                at: Timestamp(at),
+                at: Timestamp::from_micros(at),
                 actor,
                 action,
                 target,

@@ -1,11 +1,12 @@
 //! The console's server-side sessions.
 
+use super::AdminTokenId;
 use super::audit::insert_audit;
 use super::schema::{admin_tokens, console_sessions};
 use super::{Store, read_tx, write_tx};
 use crate::error::AppError;
+use crate::ledger::Timestamp;
 use crate::ledger::token::{constant_time_eq, random_hex, sha256_hex};
-use crate::ledger::{Id, Timestamp};
 use diesel::prelude::*;
 
 /// A current console session.
@@ -41,7 +42,7 @@ impl Store {
         let nonce = random_hex(16);
         let expires_at = now.saturating_add(ttl_secs.saturating_mul(1_000_000));
         let opened = write_tx!(self, |c| {
-            let token: Option<(Id, String, String)> = admin_tokens::table
+            let token: Option<(AdminTokenId, String, String)> = admin_tokens::table
                 .filter(admin_tokens::token_hash.eq(&hash))
                 .filter(admin_tokens::revoked_at.is_null())
                 .select((
@@ -72,7 +73,7 @@ impl Store {
                 ConsoleSession {
                     token_name,
                     csrf_nonce: nonce,
-                    expires_at: Timestamp(expires_at),
+                    expires_at: Timestamp::from_micros(expires_at),
                 },
             )
         }))
@@ -102,7 +103,7 @@ impl Store {
             row.map(|(token_name, csrf_nonce, expires_at)| ConsoleSession {
                 token_name,
                 csrf_nonce,
-                expires_at: Timestamp(expires_at),
+                expires_at: Timestamp::from_micros(expires_at),
             }),
         )
     }

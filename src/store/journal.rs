@@ -4,7 +4,9 @@ use super::orders::stored_price;
 use super::rows::{JournalRow, convert, credits};
 use super::schema::{accounts, journal, orders};
 use super::{Store, read_tx};
-use crate::ledger::{Credits, EntryKind, Id, JournalEntry, LedgerError, Timestamp};
+use crate::ledger::{
+    AccountId, Credits, EntryKind, JournalEntry, LedgerError, ServiceId, Timestamp,
+};
 use crate::payments::{OrderStatus, Price};
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -31,7 +33,7 @@ impl Store {
     /// oldest first: the keyset page an export reads at a time.
     pub fn journal_after(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         after_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<JournalEntry>, LedgerError> {
@@ -51,7 +53,7 @@ impl Store {
     /// orders since `since` with their revenue per currency.
     pub fn service_usage(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         since: Timestamp,
     ) -> Result<Vec<DatabaseUsage>, LedgerError> {
         type PerDb = Vec<(Option<String>, i64)>;

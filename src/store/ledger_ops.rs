@@ -8,7 +8,10 @@ use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{CloseOutcome, GrantOutcome};
 use crate::ledger::repo::HoldRepo;
 use crate::ledger::token::transaction_key;
-use crate::ledger::{Audit, Balance, Credits, Hold, HoldStatus, Id, LedgerError, Timestamp, ops};
+use crate::ledger::{
+    AccountId, Audit, Balance, Credits, Hold, HoldId, HoldStatus, LedgerError, ServiceId,
+    Timestamp, ops,
+};
 use crate::telemetry::METRICS;
 use diesel::prelude::*;
 
@@ -101,7 +104,7 @@ impl Store {
     /// The operation an authorize asks of the engine, with its secret token.
     fn authorize_op(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         amount: Credits,
         ttl_hours: i64,
         description: Option<&str>,
@@ -123,7 +126,7 @@ impl Store {
     /// returns the hold and its secret transaction token.
     pub fn authorize(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         amount: Credits,
         ttl_hours: i64,
         description: Option<&str>,
@@ -138,7 +141,7 @@ impl Store {
     /// [`Store::authorize`] without a thread waiting for the engine.
     pub async fn authorize_async(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         amount: Credits,
         ttl_hours: i64,
         description: Option<&str>,
@@ -164,7 +167,7 @@ impl Store {
         result
     }
 
-    fn capture_op(hold_token: &str, amount: Option<Credits>, service_id: Option<Id>) -> Op {
+    fn capture_op(hold_token: &str, amount: Option<Credits>, service_id: Option<ServiceId>) -> Op {
         Op::Capture {
             token_hash: transaction_key(hold_token),
             amount,
@@ -177,7 +180,7 @@ impl Store {
         &self,
         hold_token: &str,
         amount: Option<Credits>,
-        service_id: Option<Id>,
+        service_id: Option<ServiceId>,
     ) -> Result<CloseOutcome, LedgerError> {
         self.close("capture", Self::capture_op(hold_token, amount, service_id))
     }
@@ -187,13 +190,13 @@ impl Store {
         &self,
         hold_token: &str,
         amount: Option<Credits>,
-        service_id: Option<Id>,
+        service_id: Option<ServiceId>,
     ) -> Result<CloseOutcome, LedgerError> {
         self.close_async("capture", Self::capture_op(hold_token, amount, service_id))
             .await
     }
 
-    fn cancel_op(hold_token: &str, service_id: Option<Id>) -> Op {
+    fn cancel_op(hold_token: &str, service_id: Option<ServiceId>) -> Op {
         Op::Cancel {
             token_hash: transaction_key(hold_token),
             service_id,
@@ -203,7 +206,7 @@ impl Store {
     pub fn cancel(
         &self,
         hold_token: &str,
-        service_id: Option<Id>,
+        service_id: Option<ServiceId>,
     ) -> Result<CloseOutcome, LedgerError> {
         self.close("cancel", Self::cancel_op(hold_token, service_id))
     }
@@ -212,14 +215,14 @@ impl Store {
     pub async fn cancel_async(
         &self,
         hold_token: &str,
-        service_id: Option<Id>,
+        service_id: Option<ServiceId>,
     ) -> Result<CloseOutcome, LedgerError> {
         self.close_async("cancel", Self::cancel_op(hold_token, service_id))
             .await
     }
 
     /// Closes what has expired on one account.
-    pub fn settle(&self, account_id: Id) -> Result<Balance, LedgerError> {
+    pub fn settle(&self, account_id: AccountId) -> Result<Balance, LedgerError> {
         let now = self.now();
         let result = write_tx!(self, |c| ops::settle_account(c, account_id, now));
         METRICS.ledger("settle", &result);
@@ -227,13 +230,13 @@ impl Store {
     }
 
     /// Current figures, expiries counted even before they are written.
-    pub fn balance(&self, account_id: Id) -> Result<Balance, LedgerError> {
+    pub fn balance(&self, account_id: AccountId) -> Result<Balance, LedgerError> {
         let now = self.now();
         read_tx!(self, |c| ops::balance(c, account_id, now))
     }
 
     /// The balance as it stood at `at`.
-    pub fn balance_at(&self, account_id: Id, at: Timestamp) -> Result<Credits, LedgerError> {
+    pub fn balance_at(&self, account_id: AccountId, at: Timestamp) -> Result<Credits, LedgerError> {
         let now = self.now();
         if at >= now {
             return Ok(self.balance(account_id)?.balance);
@@ -242,17 +245,17 @@ impl Store {
     }
 
     /// Accounts with holds or lots expired but not yet closed, at most `limit`.
-    pub fn accounts_to_settle(&self, limit: i64) -> Result<Vec<Id>, LedgerError> {
+    pub fn accounts_to_settle(&self, limit: i64) -> Result<Vec<AccountId>, LedgerError> {
         let now = self.now().micros();
-        let mut ids: Vec<Id> = read_tx!(self, |c| {
-            let mut ids: Vec<Id> = holds::table
+        let mut ids: Vec<AccountId> = read_tx!(self, |c| {
+            let mut ids: Vec<AccountId> = holds::table
                 .filter(holds::status.eq(HoldStatus::Open.as_str()))
                 .filter(holds::expires_at.le(now))
                 .select(holds::account_id)
                 .distinct()
                 .limit(limit)
                 .load(c)?;
-            let lot_ids: Vec<Id> = lots::table
+            let lot_ids: Vec<AccountId> = lots::table
                 .filter(lots::remaining.gt(0))
                 .filter(lots::expires_at.le(now))
                 .select(lots::account_id)
@@ -269,7 +272,7 @@ impl Store {
     }
 
     /// Reads the stored totals and recomputes them from the rows, in one snapshot.
-    pub fn audit(&self, account_id: Id) -> Result<Audit, LedgerError> {
+    pub fn audit(&self, account_id: AccountId) -> Result<Audit, LedgerError> {
         read_tx!(self, |c| {
             let (balance, reserved): (i64, i64) = accounts::table
                 .find(account_id)
@@ -286,7 +289,7 @@ impl Store {
                 .select(journal::balance_after)
                 .first(c)
                 .optional()?;
-            let open_holds: Vec<(Id, i64)> = holds::table
+            let open_holds: Vec<(HoldId, i64)> = holds::table
                 .filter(holds::account_id.eq(account_id))
                 .filter(holds::status.eq(HoldStatus::Open.as_str()))
                 .select((holds::id, holds::amount))

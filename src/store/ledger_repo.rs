@@ -11,13 +11,14 @@ use super::rows::{AccountRow, AllocationRow, HoldRow, LotRow, convert, credits};
 use super::schema::{accounts, alert_outbox, hold_allocations, holds, journal, lots};
 use crate::ledger::repo::{HoldRepo, LedgerRepo, NewAlert, NewHold, NewLot, RepoResult};
 use crate::ledger::{
-    Account, Allocation, Credits, Hold, HoldStatus, Id, JournalEntry, Lot, Timestamp,
+    Account, AccountId, Allocation, Credits, Hold, HoldId, HoldStatus, JournalEntry, Lot, LotId,
+    Timestamp,
 };
 
 macro_rules! impl_ledger_repo {
     ($conn:ty) => {
         impl HoldRepo for $conn {
-            fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
+            fn lock_account(&mut self, id: AccountId) -> RepoResult<Account> {
                 // An UPDATE takes the row lock on PostgreSQL (held to commit) and reads the
                 // row in the same round trip; SQLite is already locked by BEGIN IMMEDIATE.
                 Ok(update_account(accounts::table.find(id), NO_CHANGE)
@@ -26,7 +27,7 @@ macro_rules! impl_ledger_repo {
                     .try_into()?)
             }
 
-            fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>> {
+            fn get_account(&mut self, id: AccountId) -> RepoResult<Option<Account>> {
                 Ok(accounts::table
                     .find(id)
                     .select(AccountRow::as_select())
@@ -68,7 +69,7 @@ macro_rules! impl_ledger_repo {
 
             fn expired_open_holds(
                 &mut self,
-                account_id: Id,
+                account_id: AccountId,
                 now: Timestamp,
             ) -> RepoResult<Vec<Hold>> {
                 let rows = holds::table
@@ -81,7 +82,7 @@ macro_rules! impl_ledger_repo {
                 Ok(convert(rows)?)
             }
 
-            fn allocations_of(&mut self, hold_ids: &[Id]) -> RepoResult<Vec<Allocation>> {
+            fn allocations_of(&mut self, hold_ids: &[HoldId]) -> RepoResult<Vec<Allocation>> {
                 let rows = hold_allocations::table
                     .filter(hold_allocations::hold_id.eq_any(hold_ids))
                     .order((hold_allocations::hold_id, hold_allocations::lot_id))
@@ -104,7 +105,7 @@ macro_rules! impl_ledger_repo {
                 Ok(())
             }
 
-            fn delete_allocations(&mut self, hold_id: Id) -> RepoResult<()> {
+            fn delete_allocations(&mut self, hold_id: HoldId) -> RepoResult<()> {
                 diesel::delete(
                     hold_allocations::table.filter(hold_allocations::hold_id.eq(hold_id)),
                 )
@@ -114,9 +115,9 @@ macro_rules! impl_ledger_repo {
 
             fn lots_to_settle(
                 &mut self,
-                account_id: Id,
+                account_id: AccountId,
                 now: Timestamp,
-                also: &[Id],
+                also: &[LotId],
             ) -> RepoResult<Vec<Lot>> {
                 let rows = lots::table
                     .filter(lots::account_id.eq(account_id))
@@ -132,7 +133,11 @@ macro_rules! impl_ledger_repo {
                 Ok(convert(rows)?)
             }
 
-            fn drawable_lots(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Lot>> {
+            fn drawable_lots(
+                &mut self,
+                account_id: AccountId,
+                now: Timestamp,
+            ) -> RepoResult<Vec<Lot>> {
                 let rows = lots::table
                     .filter(lots::account_id.eq(account_id))
                     .filter(lots::remaining.gt(0))
@@ -143,7 +148,7 @@ macro_rules! impl_ledger_repo {
                 Ok(convert(rows)?)
             }
 
-            fn lots_by_id(&mut self, ids: &[Id]) -> RepoResult<Vec<Lot>> {
+            fn lots_by_id(&mut self, ids: &[LotId]) -> RepoResult<Vec<Lot>> {
                 let rows = lots::table
                     .filter(lots::id.eq_any(ids))
                     .order(lots::id)
@@ -152,7 +157,7 @@ macro_rules! impl_ledger_repo {
                 Ok(convert(rows)?)
             }
 
-            fn set_lot_remaining(&mut self, lot_id: Id, remaining: Credits) -> RepoResult<()> {
+            fn set_lot_remaining(&mut self, lot_id: LotId, remaining: Credits) -> RepoResult<()> {
                 diesel::update(lots::table.find(lot_id))
                     .set(lots::remaining.eq(remaining.units()))
                     .execute(self)?;
@@ -185,7 +190,7 @@ macro_rules! impl_ledger_repo {
                     .transpose()?)
             }
 
-            fn get_hold(&mut self, id: Id) -> RepoResult<Option<Hold>> {
+            fn get_hold(&mut self, id: HoldId) -> RepoResult<Option<Hold>> {
                 Ok(holds::table
                     .find(id)
                     .select(HoldRow::as_select())
@@ -197,7 +202,7 @@ macro_rules! impl_ledger_repo {
 
             fn close_hold(
                 &mut self,
-                id: Id,
+                id: HoldId,
                 status: HoldStatus,
                 captured: Option<Credits>,
                 closed_at: Timestamp,
@@ -232,7 +237,7 @@ macro_rules! impl_ledger_repo {
         }
 
         impl LedgerRepo for $conn {
-            fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<Id> {
+            fn insert_lot(&mut self, lot: NewLot<'_>) -> RepoResult<LotId> {
                 Ok(diesel::insert_into(lots::table)
                     .values((
                         lots::account_id.eq(lot.account_id),
@@ -249,7 +254,7 @@ macro_rules! impl_ledger_repo {
 
             fn journal_balance_at(
                 &mut self,
-                account_id: Id,
+                account_id: AccountId,
                 at: Timestamp,
             ) -> RepoResult<Option<Credits>> {
                 Ok(journal::table

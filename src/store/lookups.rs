@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::ledger::{Account, Id, Service};
+use crate::ledger::{Account, AccountId, Service, ServiceId};
 
 /// Bounds memory whatever the callers send: past this, a map starts again empty.
 const MAX_ENTRIES: usize = 50_000;
@@ -64,15 +64,15 @@ pub(crate) struct Lookups {
     /// By key hash; unknown keys are not remembered.
     services: Timed<String, Service>,
     /// By (service, token storage hash).
-    accounts: Timed<(Id, String), Account>,
+    accounts: Timed<(ServiceId, String), Account>,
     /// By (service, database uuid).
-    allowed: Timed<(Id, String), bool>,
+    allowed: Timed<(ServiceId, String), bool>,
     /// Trials already given, by (service, database uuid): a claim is never undone, so
     /// this needs no expiry.
-    trials: Mutex<std::collections::HashSet<(Id, String)>>,
+    trials: Mutex<std::collections::HashSet<(ServiceId, String)>>,
     /// Accounts that can never receive a trial again (they had theirs, or their database
     /// did): also permanent.
-    trial_accounts: Mutex<std::collections::HashSet<Id>>,
+    trial_accounts: Mutex<std::collections::HashSet<AccountId>>,
 }
 
 impl Lookups {
@@ -87,17 +87,17 @@ impl Lookups {
         }
     }
 
-    fn trial_account_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Id>> {
+    fn trial_account_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<AccountId>> {
         self.trial_accounts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn trial_settled_for(&self, account_id: Id) -> bool {
+    pub fn trial_settled_for(&self, account_id: AccountId) -> bool {
         self.trial_account_set().contains(&account_id)
     }
 
-    pub fn keep_trial_settled_for(&self, account_id: Id) {
+    pub fn keep_trial_settled_for(&self, account_id: AccountId) {
         let mut set = self.trial_account_set();
         if set.len() >= MAX_ENTRIES {
             set.clear();
@@ -105,17 +105,19 @@ impl Lookups {
         set.insert(account_id);
     }
 
-    fn trial_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(Id, String)>> {
+    fn trial_set(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<(ServiceId, String)>> {
         self.trials
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn trial_claimed(&self, service_id: Id, dbuuid: &str) -> bool {
+    pub fn trial_claimed(&self, service_id: ServiceId, dbuuid: &str) -> bool {
         self.trial_set().contains(&(service_id, dbuuid.to_owned()))
     }
 
-    pub fn keep_trial_claimed(&self, service_id: Id, dbuuid: &str) {
+    pub fn keep_trial_claimed(&self, service_id: ServiceId, dbuuid: &str) {
         let mut set = self.trial_set();
         if set.len() >= MAX_ENTRIES {
             set.clear();
@@ -137,7 +139,7 @@ impl Lookups {
         }
     }
 
-    pub fn account(&self, service_id: Id, token_hash: &str) -> Option<Account> {
+    pub fn account(&self, service_id: ServiceId, token_hash: &str) -> Option<Account> {
         self.accounts
             .get(&(service_id, token_hash.to_owned()), self.ttl)
     }
@@ -151,15 +153,15 @@ impl Lookups {
         }
     }
 
-    pub fn forget_account(&self, service_id: Id, token_hash: &str) {
+    pub fn forget_account(&self, service_id: ServiceId, token_hash: &str) {
         self.accounts.remove(&(service_id, token_hash.to_owned()));
     }
 
-    pub fn allowed(&self, service_id: Id, dbuuid: &str) -> Option<bool> {
+    pub fn allowed(&self, service_id: ServiceId, dbuuid: &str) -> Option<bool> {
         self.allowed.get(&(service_id, dbuuid.to_owned()), self.ttl)
     }
 
-    pub fn keep_allowed(&self, service_id: Id, dbuuid: &str, allowed: bool) {
+    pub fn keep_allowed(&self, service_id: ServiceId, dbuuid: &str, allowed: bool) {
         if self.enabled() {
             self.allowed.put((service_id, dbuuid.to_owned()), allowed);
         }

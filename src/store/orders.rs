@@ -7,12 +7,13 @@ use super::rows::{convert, corrupt, credits};
 use super::schema::{accounts, orders, packs, payment_events};
 use super::{Store, read_tx, write_tx};
 use crate::ledger::repo::HoldRepo;
-use crate::ledger::{Account, Id, LedgerError, Timestamp};
+use crate::ledger::{Account, AccountId, LedgerError, LotId, Timestamp};
 use crate::payments::orders as rules;
 use crate::payments::repo::{NewEvent, NewOrder, OrderRepo};
 use crate::payments::webhook::Event;
 use crate::payments::{
-    ConfirmOutcome, Confirmation, EventOutcome, Order, OrderStatus, Pack, PaymentError, Price,
+    ConfirmOutcome, Confirmation, EventOutcome, Order, OrderId, OrderStatus, Pack, PackId,
+    PaymentError, Price,
 };
 use crate::telemetry::METRICS;
 use diesel::pg::PgConnection;
@@ -26,9 +27,9 @@ diesel::allow_columns_to_appear_in_same_group_by_clause!(accounts::dbuuid, order
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders)]
 pub(super) struct OrderRow {
-    pub(super) id: i64,
-    pub(super) account_id: i64,
-    pub(super) pack_id: i64,
+    pub(super) id: OrderId,
+    pub(super) account_id: AccountId,
+    pub(super) pack_id: PackId,
     pub(super) pack_name: String,
     pub(super) credits: i64,
     pub(super) price_minor: i64,
@@ -38,7 +39,7 @@ pub(super) struct OrderRow {
     pub(super) paid_at: Option<i64>,
     pub(super) credited_at: Option<i64>,
     pub(super) cancelled_at: Option<i64>,
-    pub(super) lot_id: Option<i64>,
+    pub(super) lot_id: Option<LotId>,
     pub(super) confirmed_by: Option<String>,
     pub(super) payment_reference: Option<String>,
     pub(super) dbuuid: Option<String>,
@@ -57,10 +58,10 @@ impl TryFrom<OrderRow> for Order {
             credits: credits(r.credits)?,
             price: stored_price(r.price_minor, &r.currency)?,
             status,
-            created_at: Timestamp(r.created_at),
-            paid_at: r.paid_at.map(Timestamp),
-            credited_at: r.credited_at.map(Timestamp),
-            cancelled_at: r.cancelled_at.map(Timestamp),
+            created_at: Timestamp::from_micros(r.created_at),
+            paid_at: r.paid_at.map(Timestamp::from_micros),
+            credited_at: r.credited_at.map(Timestamp::from_micros),
+            cancelled_at: r.cancelled_at.map(Timestamp::from_micros),
             lot_id: r.lot_id,
             confirmed_by: r.confirmed_by,
             payment_reference: r.payment_reference,
@@ -76,7 +77,7 @@ pub(super) fn stored_price(minor: i64, currency: &str) -> Result<Price, DieselEr
 /// Which orders to list.
 #[derive(Clone, Debug, Default)]
 pub struct OrderFilter {
-    pub account_id: Option<Id>,
+    pub account_id: Option<AccountId>,
     pub status: Option<OrderStatus>,
     pub limit: i64,
     pub offset: i64,
@@ -87,7 +88,7 @@ pub struct OrderFilter {
 macro_rules! impl_order_repo {
     ($conn:ty) => {
         impl OrderRepo for $conn {
-            fn load_order(&mut self, id: Id) -> Result<Order, PaymentError> {
+            fn load_order(&mut self, id: OrderId) -> Result<Order, PaymentError> {
                 orders::table
                     .find(id)
                     .select(OrderRow::as_select())
@@ -97,7 +98,7 @@ macro_rules! impl_order_repo {
                     .and_then(|r| Ok(Order::try_from(r)?))
             }
 
-            fn find_pack(&mut self, id: Id) -> Result<Option<Pack>, PaymentError> {
+            fn find_pack(&mut self, id: PackId) -> Result<Option<Pack>, PaymentError> {
                 Ok(packs::table
                     .find(id)
                     .select(PackRow::as_select())
@@ -107,7 +108,7 @@ macro_rules! impl_order_repo {
                     .transpose()?)
             }
 
-            fn pending_orders(&mut self, account_id: Id) -> Result<i64, PaymentError> {
+            fn pending_orders(&mut self, account_id: AccountId) -> Result<i64, PaymentError> {
                 Ok(orders::table
                     .filter(orders::account_id.eq(account_id))
                     .filter(orders::status.eq(OrderStatus::Pending.as_str()))
@@ -136,7 +137,7 @@ macro_rules! impl_order_repo {
 
             fn set_paid(
                 &mut self,
-                id: Id,
+                id: OrderId,
                 at: Timestamp,
                 by: &str,
                 reference: Option<&str>,
@@ -154,8 +155,8 @@ macro_rules! impl_order_repo {
 
             fn set_credited(
                 &mut self,
-                id: Id,
-                lot_id: Id,
+                id: OrderId,
+                lot_id: LotId,
                 at: Timestamp,
             ) -> Result<(), PaymentError> {
                 diesel::update(orders::table.find(id))
@@ -168,7 +169,7 @@ macro_rules! impl_order_repo {
                 Ok(())
             }
 
-            fn set_cancelled(&mut self, id: Id, at: Timestamp) -> Result<(), PaymentError> {
+            fn set_cancelled(&mut self, id: OrderId, at: Timestamp) -> Result<(), PaymentError> {
                 diesel::update(orders::table.find(id))
                     .set((
                         orders::status.eq(OrderStatus::Cancelled.as_str()),
@@ -178,7 +179,11 @@ macro_rules! impl_order_repo {
                 Ok(())
             }
 
-            fn bind_database(&mut self, account_id: Id, dbuuid: &str) -> Result<(), PaymentError> {
+            fn bind_database(
+                &mut self,
+                account_id: AccountId,
+                dbuuid: &str,
+            ) -> Result<(), PaymentError> {
                 update_account(
                     accounts::table
                         .find(account_id)
@@ -239,7 +244,11 @@ pub(super) fn record<T>(operation: &str, result: &Result<T, PaymentError>) {
 
 impl Store {
     /// Orders a pack for an account: the pack must be active and of the account's service.
-    pub fn create_order(&self, account_id: Id, pack_id: Id) -> Result<Order, PaymentError> {
+    pub fn create_order(
+        &self,
+        account_id: AccountId,
+        pack_id: PackId,
+    ) -> Result<Order, PaymentError> {
         self.create_order_from(account_id, pack_id, None)
     }
 
@@ -249,8 +258,8 @@ impl Store {
     /// `usecase::contact::purchase_database`'s rule.
     pub fn create_order_from(
         &self,
-        account_id: Id,
-        pack_id: Id,
+        account_id: AccountId,
+        pack_id: PackId,
         dbuuid: Option<&str>,
     ) -> Result<Order, PaymentError> {
         let now = self.now();
@@ -262,7 +271,7 @@ impl Store {
         })
     }
 
-    pub fn order(&self, id: Id) -> Result<Order, PaymentError> {
+    pub fn order(&self, id: OrderId) -> Result<Order, PaymentError> {
         read_tx!(self, |c| c.load_order(id))
     }
 
@@ -290,7 +299,7 @@ impl Store {
     /// in one transaction; an order already credited is left as it is.
     pub fn confirm_order(
         &self,
-        id: Id,
+        id: OrderId,
         confirmation: &Confirmation,
     ) -> Result<ConfirmOutcome, PaymentError> {
         self.confirm_order_with(id, confirmation, None)
@@ -300,7 +309,7 @@ impl Store {
     /// transaction; `detail` says what the confirmation did.
     pub fn confirm_order_audited(
         &self,
-        id: Id,
+        id: OrderId,
         confirmation: &Confirmation,
         audit: &AuditRecord,
         detail: fn(&ConfirmOutcome) -> String,
@@ -310,7 +319,7 @@ impl Store {
 
     fn confirm_order_with(
         &self,
-        id: Id,
+        id: OrderId,
         confirmation: &Confirmation,
         audit: Option<AuditWith<'_, ConfirmOutcome>>,
     ) -> Result<ConfirmOutcome, PaymentError> {
@@ -337,19 +346,27 @@ impl Store {
     }
 
     /// Cancels a pending order (`account_id`: only if it is that account's).
-    pub fn cancel_order(&self, id: Id, account_id: Option<Id>) -> Result<Order, PaymentError> {
+    pub fn cancel_order(
+        &self,
+        id: OrderId,
+        account_id: Option<AccountId>,
+    ) -> Result<Order, PaymentError> {
         self.cancel_order_with(id, account_id, None)
     }
 
     /// [`Store::cancel_order`] by an operator, audited in the same transaction.
-    pub fn cancel_order_audited(&self, id: Id, audit: &AuditRecord) -> Result<Order, PaymentError> {
+    pub fn cancel_order_audited(
+        &self,
+        id: OrderId,
+        audit: &AuditRecord,
+    ) -> Result<Order, PaymentError> {
         self.cancel_order_with(id, None, Some(audit))
     }
 
     fn cancel_order_with(
         &self,
-        id: Id,
-        account_id: Option<Id>,
+        id: OrderId,
+        account_id: Option<AccountId>,
         audit: Option<&AuditRecord>,
     ) -> Result<Order, PaymentError> {
         let now = self.now();

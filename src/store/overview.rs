@@ -5,7 +5,7 @@ use super::schema::{accounts, daily_totals, daily_totals_state, services};
 use super::{Store, read_one, read_tx, write_tx};
 use crate::error::AppError;
 use crate::ledger::time::MICROS_PER_DAY;
-use crate::ledger::{Account, Credits, EntryKind, Service};
+use crate::ledger::{Account, Credits, EntryKind, Service, ServiceId};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -52,7 +52,7 @@ pub(super) struct DayTotal {
     #[diesel(sql_type = BigInt)]
     pub(super) day: i64,
     #[diesel(sql_type = BigInt)]
-    pub(super) service_id: i64,
+    pub(super) service_id: ServiceId,
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub(super) kind: String,
     #[diesel(sql_type = BigInt)]
@@ -182,7 +182,7 @@ impl Store {
                     daily_totals::amount,
                     daily_totals::entries,
                 ))
-                .load::<(i64, i64, String, i64, i64)>(c)?
+                .load::<(i64, ServiceId, String, i64, i64)>(c)?
                 .into_iter()
                 .map(|(day, service_id, kind, amount, entries)| DayTotal {
                     day,
@@ -222,7 +222,7 @@ impl Store {
             ))
         };
         let mut totals = [[0i64; 3]; 3];
-        let mut daily: std::collections::BTreeMap<(i64, i64), i64> = Default::default();
+        let mut daily: std::collections::BTreeMap<(ServiceId, i64), i64> = Default::default();
         for d in &days {
             let kind = d.kind.as_str();
             let (column, units) = if SOLD_KINDS.iter().any(|k| k.as_str() == kind) {

@@ -5,8 +5,8 @@ use super::orders::stored_price;
 use super::rows::{convert, credits};
 use super::schema::packs;
 use super::{Store, read_tx, write_tx};
-use crate::ledger::{Id, Timestamp};
-use crate::payments::{Pack, PackInput, PaymentError};
+use crate::ledger::{ServiceId, Timestamp};
+use crate::payments::{Pack, PackId, PackInput, PaymentError};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
 use diesel::result::Error as DieselError;
@@ -14,8 +14,8 @@ use diesel::result::Error as DieselError;
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = packs)]
 pub(super) struct PackRow {
-    pub(super) id: i64,
-    pub(super) service_id: i64,
+    pub(super) id: PackId,
+    pub(super) service_id: ServiceId,
     pub(super) name: String,
     pub(super) credits: i64,
     pub(super) price_minor: i64,
@@ -35,8 +35,8 @@ impl TryFrom<PackRow> for Pack {
             credits: credits(r.credits)?,
             price: stored_price(r.price_minor, &r.currency)?,
             active: r.active,
-            created_at: Timestamp(r.created_at),
-            updated_at: Timestamp(r.updated_at),
+            created_at: Timestamp::from_micros(r.created_at),
+            updated_at: Timestamp::from_micros(r.updated_at),
         })
     }
 }
@@ -52,7 +52,11 @@ pub(super) fn pack_conflict(e: DieselError, name: &str) -> PaymentError {
 
 impl Store {
     /// Adds a pack to a service.
-    pub fn create_pack(&self, service_id: Id, input: &PackInput) -> Result<Pack, PaymentError> {
+    pub fn create_pack(
+        &self,
+        service_id: ServiceId,
+        input: &PackInput,
+    ) -> Result<Pack, PaymentError> {
         self.create_pack_with(service_id, input, None)
     }
 
@@ -60,7 +64,7 @@ impl Store {
     /// `detail` names the new pack.
     pub fn create_pack_audited(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         input: &PackInput,
         audit: &AuditRecord,
         detail: fn(&Pack) -> String,
@@ -70,7 +74,7 @@ impl Store {
 
     fn create_pack_with(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         input: &PackInput,
         audit: Option<AuditWith<'_, Pack>>,
     ) -> Result<Pack, PaymentError> {
@@ -104,8 +108,8 @@ impl Store {
     /// Changes a pack of `service_id` (a pack of another service is not found).
     pub fn update_pack(
         &self,
-        service_id: Id,
-        pack_id: Id,
+        service_id: ServiceId,
+        pack_id: PackId,
         input: &PackInput,
     ) -> Result<Pack, PaymentError> {
         self.update_pack_with(service_id, pack_id, input, None)
@@ -115,8 +119,8 @@ impl Store {
     /// when there is no such pack).
     pub fn update_pack_audited(
         &self,
-        service_id: Id,
-        pack_id: Id,
+        service_id: ServiceId,
+        pack_id: PackId,
         input: &PackInput,
         audit: &AuditRecord,
     ) -> Result<Pack, PaymentError> {
@@ -125,8 +129,8 @@ impl Store {
 
     fn update_pack_with(
         &self,
-        service_id: Id,
-        pack_id: Id,
+        service_id: ServiceId,
+        pack_id: PackId,
         input: &PackInput,
         audit: Option<&AuditRecord>,
     ) -> Result<Pack, PaymentError> {
@@ -162,7 +166,11 @@ impl Store {
     }
 
     /// The packs of a service, smallest first.
-    pub fn packs(&self, service_id: Id, active_only: bool) -> Result<Vec<Pack>, PaymentError> {
+    pub fn packs(
+        &self,
+        service_id: ServiceId,
+        active_only: bool,
+    ) -> Result<Vec<Pack>, PaymentError> {
         let rows: Vec<PackRow> = read_tx!(self, |c| {
             let mut query = packs::table
                 .filter(packs::service_id.eq(service_id))

@@ -133,9 +133,9 @@ impl Store {
             .map(|(name, created_at, scope, revoked_at)| {
                 Ok(RegistrationSecretInfo {
                     name,
-                    created_at: Timestamp(created_at),
+                    created_at: Timestamp::from_micros(created_at),
                     dbuuids: parse_scope(scope)?,
-                    revoked_at: revoked_at.map(Timestamp),
+                    revoked_at: revoked_at.map(Timestamp::from_micros),
                 })
             })
             .collect()
@@ -154,7 +154,7 @@ impl Store {
                 .optional()?;
             match revoked_at {
                 None => Ok(Revocation::Unknown),
-                Some(Some(at)) => Ok(Revocation::AlreadyRevoked(Timestamp(at))),
+                Some(Some(at)) => Ok(Revocation::AlreadyRevoked(Timestamp::from_micros(at))),
                 Some(None) => {
                     diesel::update(
                         registration_secrets::table

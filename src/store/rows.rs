@@ -1,12 +1,73 @@
 //! Database rows and their conversion to ledger records.
 
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::BigInt;
+use diesel::sqlite::Sqlite;
 
 use super::schema::*;
 use crate::ledger::{
-    Account, AccountState, AlertSettings, Allocation, Credits, EntryKind, Hold, HoldStatus,
-    JournalEntry, Lot, Service, Timestamp,
+    Account, AccountId, AccountState, AlertSettings, Allocation, Credits, EntryKind, Hold, HoldId,
+    HoldStatus, JournalEntry, Lot, LotId, Service, ServiceId, Timestamp,
 };
+
+/// Lets typed ids be column values: each is stored as the `BIGINT` of its table on both
+/// backends, so queries compare, bind and load ids with no number in between. This is the
+/// one place ids and the stored numbers meet (`from_stored`, `stored`).
+macro_rules! stored_ids {
+    ($($id:ty),+ $(,)?) => {$(
+        const _: () = {
+            /// Stands for the id in diesel's derives (`foreign_derive` implements them
+            /// for the field's type).
+            #[derive(diesel::AsExpression, diesel::FromSqlRow)]
+            #[diesel(foreign_derive, sql_type = BigInt)]
+            #[allow(dead_code)]
+            struct Stored($id);
+
+            impl FromSql<BigInt, Pg> for $id {
+                fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                    <i64 as FromSql<BigInt, Pg>>::from_sql(bytes).map(<$id>::from_stored)
+                }
+            }
+
+            impl FromSql<BigInt, Sqlite> for $id {
+                fn from_sql(bytes: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                    <i64 as FromSql<BigInt, Sqlite>>::from_sql(bytes).map(<$id>::from_stored)
+                }
+            }
+
+            impl ToSql<BigInt, Pg> for $id {
+                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                    <i64 as ToSql<BigInt, Pg>>::to_sql(&self.stored(), &mut out.reborrow())
+                }
+            }
+
+            impl ToSql<BigInt, Sqlite> for $id {
+                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+                    out.set_value(self.stored());
+                    Ok(serialize::IsNull::No)
+                }
+            }
+        };
+    )+};
+}
+
+stored_ids!(
+    AccountId,
+    ServiceId,
+    HoldId,
+    LotId,
+    crate::payments::PackId,
+    crate::payments::OrderId,
+    crate::sms::SmsMessageId,
+    crate::sms::SmsReportId,
+    super::alert_outbox::AlertId,
+    super::audit::AuditLineId,
+    super::admin_tokens::AdminTokenId,
+);
 
 /// A stored value that does not fit the domain: a corrupt row, surfaced as an error.
 pub(crate) fn corrupt(what: &str, value: impl std::fmt::Display) -> diesel::result::Error {
@@ -20,7 +81,7 @@ pub(crate) fn credits(units: i64) -> Result<Credits, diesel::result::Error> {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = services)]
 pub struct ServiceRow {
-    pub id: i64,
+    pub id: ServiceId,
     pub technical_name: String,
     pub label: String,
     pub unit_name: String,
@@ -44,7 +105,7 @@ impl TryFrom<ServiceRow> for Service {
             key_hash: r.key_hash,
             trial_credits: credits(r.trial_credits)?,
             trial_days: r.trial_days,
-            created_at: Timestamp(r.created_at),
+            created_at: Timestamp::from_micros(r.created_at),
             open_to_all: r.open_to_all,
         })
     }
@@ -53,8 +114,8 @@ impl TryFrom<ServiceRow> for Service {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = accounts)]
 pub struct AccountRow {
-    pub id: i64,
-    pub service_id: i64,
+    pub id: AccountId,
+    pub service_id: ServiceId,
     pub token_hash: String,
     pub token_hint: String,
     pub dbuuid: Option<String>,
@@ -85,8 +146,8 @@ impl TryFrom<AccountRow> for Account {
             balance: credits(r.balance)?,
             reserved: credits(r.reserved)?,
             last_seq: r.last_seq,
-            created_at: Timestamp(r.created_at),
-            updated_at: Timestamp(r.updated_at),
+            created_at: Timestamp::from_micros(r.created_at),
+            updated_at: Timestamp::from_micros(r.updated_at),
             alert_armed: r.alert_armed,
             alerts: AlertSettings {
                 threshold: credits(r.warning_threshold)?,
@@ -101,8 +162,8 @@ impl TryFrom<AccountRow> for Account {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = lots)]
 pub struct LotRow {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: LotId,
+    pub account_id: AccountId,
     pub amount: i64,
     pub remaining: i64,
     pub expires_at: i64,
@@ -119,10 +180,10 @@ impl TryFrom<LotRow> for Lot {
             account_id: r.account_id,
             amount: credits(r.amount)?,
             remaining: credits(r.remaining)?,
-            expires_at: Timestamp(r.expires_at),
+            expires_at: Timestamp::from_micros(r.expires_at),
             origin: EntryKind::parse(&r.origin).ok_or_else(|| corrupt("origin", &r.origin))?,
             reference: r.reference,
-            created_at: Timestamp(r.created_at),
+            created_at: Timestamp::from_micros(r.created_at),
         })
     }
 }
@@ -130,8 +191,8 @@ impl TryFrom<LotRow> for Lot {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = holds)]
 pub struct HoldRow {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: HoldId,
+    pub account_id: AccountId,
     pub token_hash: String,
     pub amount: i64,
     pub status: String,
@@ -153,9 +214,9 @@ impl TryFrom<HoldRow> for Hold {
             status: HoldStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
             captured: r.captured.map(credits).transpose()?,
             description: r.description,
-            created_at: Timestamp(r.created_at),
-            expires_at: Timestamp(r.expires_at),
-            closed_at: r.closed_at.map(Timestamp),
+            created_at: Timestamp::from_micros(r.created_at),
+            expires_at: Timestamp::from_micros(r.expires_at),
+            closed_at: r.closed_at.map(Timestamp::from_micros),
         })
     }
 }
@@ -163,8 +224,8 @@ impl TryFrom<HoldRow> for Hold {
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = hold_allocations)]
 pub struct AllocationRow {
-    pub hold_id: i64,
-    pub lot_id: i64,
+    pub hold_id: HoldId,
+    pub lot_id: LotId,
     pub amount: i64,
 }
 
@@ -182,13 +243,13 @@ impl TryFrom<AllocationRow> for Allocation {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = journal)]
 pub struct JournalRow {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub seq: i64,
     pub kind: String,
     pub amount: i64,
     pub balance_after: i64,
-    pub hold_id: Option<i64>,
-    pub lot_id: Option<i64>,
+    pub hold_id: Option<HoldId>,
+    pub lot_id: Option<LotId>,
     pub description: Option<String>,
     pub effective_at: i64,
     pub recorded_at: i64,
@@ -206,8 +267,8 @@ impl TryFrom<JournalRow> for JournalEntry {
             hold_id: r.hold_id,
             lot_id: r.lot_id,
             description: r.description,
-            effective_at: Timestamp(r.effective_at),
-            recorded_at: Timestamp(r.recorded_at),
+            effective_at: Timestamp::from_micros(r.effective_at),
+            recorded_at: Timestamp::from_micros(r.recorded_at),
         })
     }
 }

@@ -6,7 +6,7 @@ use super::schema::{service_databases, services};
 use super::{Store, read_one, read_tx, write_tx};
 use crate::error::AppError;
 use crate::ledger::token::{constant_time_eq, sha256_hex};
-use crate::ledger::{Credits, Id, LedgerError, NewService, Service};
+use crate::ledger::{Credits, LedgerError, NewService, Service, ServiceId};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
 use diesel::result::Error as DieselError;
@@ -170,7 +170,7 @@ impl Store {
     }
 
     /// The service with this id.
-    pub fn service(&self, id: Id) -> Result<Service, LedgerError> {
+    pub fn service(&self, id: ServiceId) -> Result<Service, LedgerError> {
         let row: Option<ServiceRow> = read_tx!(self, |c| {
             services::table
                 .find(id)
@@ -186,7 +186,7 @@ impl Store {
     /// Sets a service's trial credits (given once per database) and their lifetime.
     pub fn set_service_trial(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         trial_credits: Credits,
         trial_days: i32,
     ) -> Result<Service, AppError> {
@@ -196,7 +196,7 @@ impl Store {
     /// [`Store::set_service_trial`] by an operator, audited in the same transaction.
     pub fn set_service_trial_audited(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         trial_credits: Credits,
         trial_days: i32,
         audit: &AuditRecord,
@@ -206,7 +206,7 @@ impl Store {
 
     fn set_service_trial_with(
         &self,
-        service_id: Id,
+        service_id: ServiceId,
         trial_credits: Credits,
         trial_days: i32,
         audit: Option<&AuditRecord>,
@@ -275,7 +275,7 @@ impl Store {
     }
 
     /// The databases listed for a service, sorted.
-    pub fn service_databases(&self, service_id: Id) -> Result<Vec<String>, LedgerError> {
+    pub fn service_databases(&self, service_id: ServiceId) -> Result<Vec<String>, LedgerError> {
         Ok(read_tx!(self, |c| {
             service_databases::table
                 .filter(service_databases::service_id.eq(service_id))

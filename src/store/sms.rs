@@ -12,10 +12,11 @@ use super::{Store, read_tx, write_tx};
 use crate::ledger::ops;
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::token::new_transaction_token;
-use crate::ledger::{Id, LedgerError, Timestamp};
+use crate::ledger::{AccountId, LedgerError, Timestamp};
 use crate::sms::outbox::{NewSms, Plan, Queued, SmsKind, SmsStatus, Stored, plan};
 use crate::sms::status::Failure;
 use crate::sms::text::Encoding;
+use crate::sms::{SmsMessageId, SmsReportId};
 
 /// The columns a message has while queued, from what the use case decided: written
 /// when it is first queued and when it goes again.
@@ -41,7 +42,7 @@ macro_rules! queued_columns {
 /// A message the worker hands to the gateway.
 #[derive(Clone, Debug)]
 pub struct SmsJob {
-    pub id: Id,
+    pub id: SmsMessageId,
     pub uuid: String,
     pub number: String,
     pub content: String,
@@ -56,7 +57,7 @@ pub struct SmsJob {
 /// A message as a receipt finds it.
 #[derive(Clone, Debug)]
 pub struct SmsByRef {
-    pub id: Id,
+    pub id: SmsMessageId,
     pub status: SmsStatus,
     pub failure: Option<String>,
 }
@@ -65,7 +66,7 @@ pub struct SmsByRef {
 /// still in `from` (a concurrent change wins, and this one is dropped).
 #[derive(Clone, Debug)]
 pub struct SmsChange<'a> {
-    pub id: Id,
+    pub id: SmsMessageId,
     pub from: SmsStatus,
     pub to: SmsStatus,
     pub failure: Option<Failure>,
@@ -82,7 +83,7 @@ pub struct ReportJob {
     /// `X-Odoo-Database`, which Odoo 19 reads on a multi-database server).
     pub database: Option<String>,
     /// (report id, uuid, sms_status), in id order.
-    pub items: Vec<(Id, String, String)>,
+    pub items: Vec<(SmsReportId, String, String)>,
     /// Attempts so far of the oldest report, this one included.
     pub attempts: i32,
     pub created_at: Timestamp,
@@ -118,7 +119,7 @@ pub struct SmsDay {
 type PayingRow = (Option<String>, Option<String>, Option<String>, String);
 
 type JobRow = (
-    Id,
+    SmsMessageId,
     String,
     String,
     String,
@@ -144,7 +145,7 @@ fn job(row: JobRow) -> Result<SmsJob, LedgerError> {
         segments: u32::try_from(segments).unwrap_or(1),
         sender,
         attempts,
-        give_up_at: Timestamp(give_up_at),
+        give_up_at: Timestamp::from_micros(give_up_at),
     })
 }
 
@@ -165,7 +166,7 @@ impl Store {
     /// caller is then answered an error and must find nothing applied.
     pub fn sms_queue(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         messages: &[NewSms],
         give_up_at: Timestamp,
         hold_until: Timestamp,
@@ -176,17 +177,18 @@ impl Store {
             let mut plans = Vec::with_capacity(messages.len());
             let mut seen = std::collections::HashSet::new();
             for m in messages {
-                let known: Option<(Id, String, Option<String>, bool)> = sms_messages::table
-                    .filter(sms_messages::account_id.eq(account_id))
-                    .filter(sms_messages::uuid.eq(&m.uuid))
-                    .select((
-                        sms_messages::id,
-                        sms_messages::status,
-                        sms_messages::failure,
-                        sms_messages::refunded,
-                    ))
-                    .first(c)
-                    .optional()?;
+                let known: Option<(SmsMessageId, String, Option<String>, bool)> =
+                    sms_messages::table
+                        .filter(sms_messages::account_id.eq(account_id))
+                        .filter(sms_messages::uuid.eq(&m.uuid))
+                        .select((
+                            sms_messages::id,
+                            sms_messages::status,
+                            sms_messages::failure,
+                            sms_messages::refunded,
+                        ))
+                        .first(c)
+                        .optional()?;
                 let (id, stored) = match known {
                     Some((id, status, failure, refunded)) => (
                         Some(id),
@@ -310,7 +312,7 @@ impl Store {
 
     /// Gives claimed messages back unattempted (a stopping worker's): the next worker
     /// takes them at once, and the attempt is not counted.
-    pub fn sms_release(&self, ids: &[Id]) -> Result<(), LedgerError> {
+    pub fn sms_release(&self, ids: &[SmsMessageId]) -> Result<(), LedgerError> {
         write_tx!(self, |c| {
             diesel::update(
                 sms_messages::table
@@ -329,7 +331,7 @@ impl Store {
     /// The gateway took a queued message: its hold is captured, Odoo is told `sent`.
     pub fn sms_submitted(
         &self,
-        id: Id,
+        id: SmsMessageId,
         gateway: &str,
         gateway_ref: &str,
     ) -> Result<bool, LedgerError> {
@@ -361,7 +363,12 @@ impl Store {
 
     /// A queued message fails for good: its hold is released (the credits come back),
     /// Odoo is told `failure`.
-    pub fn sms_give_up(&self, id: Id, failure: Failure, error: &str) -> Result<bool, LedgerError> {
+    pub fn sms_give_up(
+        &self,
+        id: SmsMessageId,
+        failure: Failure,
+        error: &str,
+    ) -> Result<bool, LedgerError> {
         let now = self.now();
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
@@ -390,7 +397,12 @@ impl Store {
     }
 
     /// A failed attempt of a queued message, tried again at `retry_at`.
-    pub fn sms_retry(&self, id: Id, error: &str, retry_at: Timestamp) -> Result<(), LedgerError> {
+    pub fn sms_retry(
+        &self,
+        id: SmsMessageId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), LedgerError> {
         let error: String = error.chars().take(1000).collect();
         write_tx!(self, |c| {
             diesel::update(
@@ -414,7 +426,7 @@ impl Store {
         gateway: &str,
         gateway_ref: &str,
     ) -> Result<Option<SmsByRef>, LedgerError> {
-        let row: Option<(Id, String, Option<String>)> = read_tx!(self, |c| {
+        let row: Option<(SmsMessageId, String, Option<String>)> = read_tx!(self, |c| {
             sms_messages::table
                 .filter(sms_messages::gateway.eq(gateway))
                 .filter(sms_messages::gateway_ref.eq(gateway_ref))
@@ -479,7 +491,7 @@ impl Store {
         lease_micros: i64,
     ) -> Result<Vec<ReportJob>, LedgerError> {
         type Row = (
-            Id,
+            SmsReportId,
             String,
             Option<String>,
             String,
@@ -515,7 +527,7 @@ impl Store {
                         database,
                         items: vec![(id, uuid, status)],
                         attempts: attempts + 1,
-                        created_at: Timestamp(created),
+                        created_at: Timestamp::from_micros(created),
                     });
                 } else if let Some(job) = jobs.iter_mut().find(|j| j.webhook_url == url)
                     && job.items.len() < per_url
@@ -523,7 +535,7 @@ impl Store {
                     job.items.push((id, uuid, status));
                 }
             }
-            let ids: Vec<Id> = jobs
+            let ids: Vec<SmsReportId> = jobs
                 .iter()
                 .flat_map(|j| j.items.iter().map(|i| i.0))
                 .collect();
@@ -540,7 +552,11 @@ impl Store {
     }
 
     /// Reports Odoo took (`sent`) or that will never be sent (`dropped`).
-    pub fn sms_reports_done(&self, ids: &[Id], dropped: Option<&str>) -> Result<(), LedgerError> {
+    pub fn sms_reports_done(
+        &self,
+        ids: &[SmsReportId],
+        dropped: Option<&str>,
+    ) -> Result<(), LedgerError> {
         let now = self.now().micros();
         let error: Option<String> = dropped.map(|d| d.chars().take(1000).collect());
         write_tx!(self, |c| {
@@ -561,7 +577,7 @@ impl Store {
     pub fn sms_reports_retry(
         &self,
         webhook_url: &str,
-        ids: &[Id],
+        ids: &[SmsReportId],
         error: &str,
         retry_at: Timestamp,
     ) -> Result<(), LedgerError> {
@@ -585,7 +601,10 @@ impl Store {
     }
 
     /// An account's registration, if it started one.
-    pub fn sms_registration(&self, account_id: Id) -> Result<Option<SmsRegistration>, LedgerError> {
+    pub fn sms_registration(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Option<SmsRegistration>, LedgerError> {
         type Row = (
             Option<String>,
             Option<String>,
@@ -616,11 +635,11 @@ impl Store {
             |(phone, code_hash, expires, failed, sent, window, verified, sender)| SmsRegistration {
                 phone,
                 code_hash,
-                code_expires_at: expires.map(Timestamp),
+                code_expires_at: expires.map(Timestamp::from_micros),
                 failed_attempts: failed,
                 codes_sent: sent,
-                codes_window_start: Some(Timestamp(window)).filter(|t| t.micros() > 0),
-                verified_at: verified.map(Timestamp),
+                codes_window_start: Some(Timestamp::from_micros(window)).filter(|t| t.micros() > 0),
+                verified_at: verified.map(Timestamp::from_micros),
                 sender_name: sender,
             },
         ))
@@ -630,7 +649,7 @@ impl Store {
     /// verification SMS) with it in one transaction.
     pub fn sms_save_registration(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         registration: &SmsRegistration,
         code_message: Option<&NewSms>,
     ) -> Result<(), LedgerError> {
@@ -666,9 +685,9 @@ impl Store {
     /// `get-accounts-information`: (account id, verified, sender name).
     pub fn sms_registrations_of(
         &self,
-        account_ids: &[Id],
-    ) -> Result<Vec<(Id, bool, Option<String>)>, LedgerError> {
-        let rows: Vec<(Id, Option<i64>, Option<String>)> = read_tx!(self, |c| {
+        account_ids: &[AccountId],
+    ) -> Result<Vec<(AccountId, bool, Option<String>)>, LedgerError> {
+        let rows: Vec<(AccountId, Option<i64>, Option<String>)> = read_tx!(self, |c| {
             sms_registrations::table
                 .filter(sms_registrations::account_id.eq_any(account_ids))
                 .select((
@@ -685,7 +704,7 @@ impl Store {
     }
 
     /// An account's messages per day, newest day first, over `days` days.
-    pub fn sms_days(&self, account_id: Id, days: i64) -> Result<Vec<SmsDay>, LedgerError> {
+    pub fn sms_days(&self, account_id: AccountId, days: i64) -> Result<Vec<SmsDay>, LedgerError> {
         let since = self
             .now()
             .micros()
@@ -704,7 +723,7 @@ impl Store {
         })?;
         let mut out: Vec<SmsDay> = Vec::new();
         for (created, status, price) in rows {
-            let day = Timestamp(created).day();
+            let day = Timestamp::from_micros(created).day();
             let entry = match out.iter_mut().find(|d| d.day == day) {
                 Some(entry) => entry,
                 None => {
@@ -748,7 +767,7 @@ impl Store {
 
 /// The rows a report is, with what its message says.
 struct ReportRow<'a> {
-    message_id: Id,
+    message_id: SmsMessageId,
     url: &'a str,
     dbuuid: Option<&'a str>,
     uuid: &'a str,
@@ -757,7 +776,7 @@ struct ReportRow<'a> {
 
 /// A pending report as the claim reads it.
 type PendingReport = (
-    Id,
+    SmsReportId,
     String,
     Option<String>,
     String,
@@ -774,16 +793,16 @@ trait WriteSms {
     /// Due queued messages. PostgreSQL skips rows another worker has locked, so
     /// replicas share the outbox and never claim the same message (SQLite's BEGIN
     /// IMMEDIATE already made this connection the only writer).
-    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>>;
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<SmsMessageId>>;
     /// Pending reports, oldest first. PostgreSQL locks them and waits for another
     /// worker's claim rather than skip: a skipped report would let a newer one to the
     /// same Odoo overtake it.
     fn pending_reports(&mut self, limit: i64) -> QueryResult<Vec<PendingReport>>;
     /// A message still queued: its hold, report URL, database and uuid.
-    fn queued_row(&mut self, id: Id) -> QueryResult<Option<PayingRow>>;
+    fn queued_row(&mut self, id: SmsMessageId) -> QueryResult<Option<PayingRow>>;
     fn insert_message(
         &mut self,
-        account_id: Id,
+        account_id: AccountId,
         m: &NewSms,
         hold_key: Option<&str>,
         now: Timestamp,
@@ -827,7 +846,7 @@ macro_rules! shared_sms_writes {
     () => {
         fn insert_message(
             &mut self,
-            account_id: Id,
+            account_id: AccountId,
             m: &NewSms,
             hold_key: Option<&str>,
             now: Timestamp,
@@ -847,7 +866,7 @@ macro_rules! shared_sms_writes {
                 .execute(self)
         }
 
-        fn queued_row(&mut self, id: Id) -> QueryResult<Option<PayingRow>> {
+        fn queued_row(&mut self, id: SmsMessageId) -> QueryResult<Option<PayingRow>> {
             sms_messages::table
                 .find(id)
                 .filter(sms_messages::status.eq(SmsStatus::Queued.as_str()))
@@ -880,7 +899,7 @@ macro_rules! shared_sms_writes {
 impl WriteSms for diesel::SqliteConnection {
     shared_sms_writes!();
 
-    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<SmsMessageId>> {
         due_sms_query!(now, limit).load(self)
     }
 
@@ -892,7 +911,7 @@ impl WriteSms for diesel::SqliteConnection {
 impl WriteSms for diesel::PgConnection {
     shared_sms_writes!();
 
-    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<Id>> {
+    fn due_sms(&mut self, now: i64, limit: i64) -> QueryResult<Vec<SmsMessageId>> {
         due_sms_query!(now, limit)
             .for_update()
             .skip_locked()
@@ -907,7 +926,7 @@ impl WriteSms for diesel::PgConnection {
 /// Queues one delivery report in the caller's transaction.
 fn queue_report(
     c: &mut impl WriteSms,
-    message_id: Id,
+    message_id: SmsMessageId,
     url: &str,
     dbuuid: Option<&str>,
     uuid: &str,

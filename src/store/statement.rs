@@ -8,8 +8,8 @@ use super::schema::{holds, journal, lots};
 use super::{Store, read_tx};
 use crate::ledger::time::MICROS_PER_DAY;
 use crate::ledger::{
-    Balance, Credits, EntryKind, Hold, HoldStatus, Id, JournalEntry, LedgerError, Lot, Timestamp,
-    ops,
+    AccountId, Balance, Credits, EntryKind, Hold, HoldStatus, JournalEntry, LedgerError, Lot,
+    Timestamp, ops,
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -43,17 +43,17 @@ pub struct Statement {
 /// The statement's queries, on either backend's connection, inside the caller's
 /// transaction.
 pub(super) trait StatementReads {
-    fn lots_with_credit(&mut self, account_id: Id) -> QueryResult<Vec<Lot>>;
-    fn open_holds_of(&mut self, account_id: Id) -> QueryResult<Vec<Hold>>;
+    fn lots_with_credit(&mut self, account_id: AccountId) -> QueryResult<Vec<Lot>>;
+    fn open_holds_of(&mut self, account_id: AccountId) -> QueryResult<Vec<Hold>>;
     fn journal_page(
         &mut self,
-        account_id: Id,
+        account_id: AccountId,
         before_seq: Option<i64>,
         limit: i64,
     ) -> QueryResult<Vec<JournalEntry>>;
     fn consumption_per_day(
         &mut self,
-        account_id: Id,
+        account_id: AccountId,
         since: Timestamp,
     ) -> QueryResult<Vec<(i64, Credits)>>;
 }
@@ -61,7 +61,7 @@ pub(super) trait StatementReads {
 macro_rules! statement_reads_for {
     ($conn:ty) => {
         impl StatementReads for $conn {
-            fn lots_with_credit(&mut self, account_id: Id) -> QueryResult<Vec<Lot>> {
+            fn lots_with_credit(&mut self, account_id: AccountId) -> QueryResult<Vec<Lot>> {
                 let rows = lots::table
                     .filter(lots::account_id.eq(account_id))
                     .filter(lots::remaining.gt(0))
@@ -71,7 +71,7 @@ macro_rules! statement_reads_for {
                 convert(rows)
             }
 
-            fn open_holds_of(&mut self, account_id: Id) -> QueryResult<Vec<Hold>> {
+            fn open_holds_of(&mut self, account_id: AccountId) -> QueryResult<Vec<Hold>> {
                 let rows = holds::table
                     .filter(holds::account_id.eq(account_id))
                     .filter(holds::status.eq(HoldStatus::Open.as_str()))
@@ -83,7 +83,7 @@ macro_rules! statement_reads_for {
 
             fn journal_page(
                 &mut self,
-                account_id: Id,
+                account_id: AccountId,
                 before_seq: Option<i64>,
                 limit: i64,
             ) -> QueryResult<Vec<JournalEntry>> {
@@ -99,7 +99,7 @@ macro_rules! statement_reads_for {
 
             fn consumption_per_day(
                 &mut self,
-                account_id: Id,
+                account_id: AccountId,
                 since: Timestamp,
             ) -> QueryResult<Vec<(i64, Credits)>> {
                 let day = format!("journal.effective_at / {MICROS_PER_DAY}");
@@ -130,7 +130,7 @@ impl Store {
     /// The account's money as of now, in one read transaction.
     pub fn statement(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         request: &StatementRequest,
     ) -> Result<Statement, LedgerError> {
         let now = self.now();
@@ -146,19 +146,19 @@ impl Store {
     }
 
     /// Lots with credits left (expired ones included until settled).
-    pub fn lots(&self, account_id: Id) -> Result<Vec<Lot>, LedgerError> {
+    pub fn lots(&self, account_id: AccountId) -> Result<Vec<Lot>, LedgerError> {
         Ok(read_tx!(self, |c| c.lots_with_credit(account_id))?)
     }
 
     /// Holds not yet captured, cancelled or closed by expiry.
-    pub fn open_holds(&self, account_id: Id) -> Result<Vec<Hold>, LedgerError> {
+    pub fn open_holds(&self, account_id: AccountId) -> Result<Vec<Hold>, LedgerError> {
         Ok(read_tx!(self, |c| c.open_holds_of(account_id))?)
     }
 
     /// Journal entries, newest first, strictly before `before_seq` when given.
     pub fn journal(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         before_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<JournalEntry>, LedgerError> {
@@ -168,7 +168,7 @@ impl Store {
     /// Credits captured per UTC day (days since the epoch) from `since` on, oldest first.
     pub fn daily_consumption(
         &self,
-        account_id: Id,
+        account_id: AccountId,
         since: Timestamp,
     ) -> Result<Vec<(i64, Credits)>, LedgerError> {
         Ok(read_tx!(self, |c| c.consumption_per_day(account_id, since))?)

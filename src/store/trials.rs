@@ -4,13 +4,13 @@ use super::schema::trial_grants;
 use super::{Store, read_tx, write_tx};
 use crate::ledger::ops::{Grant, GrantOutcome};
 use crate::ledger::repo::HoldRepo;
-use crate::ledger::{EntryKind, Id, LedgerError, Service, ops};
+use crate::ledger::{AccountId, EntryKind, LedgerError, Service, ops};
 use crate::telemetry::METRICS;
 use diesel::prelude::*;
 
 impl Store {
     /// Whether `account_id` certainly can receive no trial any more (known from memory).
-    pub fn trial_settled(&self, service: &Service, account_id: Id, dbuuid: &str) -> bool {
+    pub fn trial_settled(&self, service: &Service, account_id: AccountId, dbuuid: &str) -> bool {
         service.trial_credits.is_zero()
             || self.lookups.trial_settled_for(account_id)
             || self.lookups.trial_claimed(service.id, dbuuid)
@@ -33,7 +33,7 @@ impl Store {
     }
 
     /// Whether `account_id` already received trial credits.
-    pub fn account_had_trial(&self, account_id: Id) -> Result<bool, LedgerError> {
+    pub fn account_had_trial(&self, account_id: AccountId) -> Result<bool, LedgerError> {
         if self.lookups.trial_settled_for(account_id) {
             return Ok(true);
         }
@@ -54,7 +54,7 @@ impl Store {
     pub fn grant_trial_once(
         &self,
         service: &Service,
-        account_id: Id,
+        account_id: AccountId,
         dbuuid: &str,
     ) -> Result<Option<GrantOutcome>, LedgerError> {
         if dbuuid.is_empty() || self.trial_settled(service, account_id, dbuuid) {

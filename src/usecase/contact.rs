@@ -287,7 +287,7 @@ pub fn purchase_database(
     {
         Ok(()) => Ok(Some(db.to_owned())),
         Err(e @ (ContactError::NotAvailable { .. } | ContactError::TooManyAccounts { .. })) => {
-            tracing::info!(account = account.id, dbuuid = %db, reason = %e,
+            tracing::info!(account = %account.id, dbuuid = %db, reason = %e,
                 "portal order will not bind its account's database");
             Ok(None)
         }

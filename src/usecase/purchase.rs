@@ -4,8 +4,8 @@
 //! account's lock.
 
 use super::contact::{self, ContactError, Rules};
-use crate::ledger::{Account, Id, Service};
-use crate::payments::{Order, PaymentError};
+use crate::ledger::{Account, Service};
+use crate::payments::{Order, PackId, PaymentError};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub fn place_order(
     rules: &Rules,
     service: &Service,
     account: &Account,
-    pack_id: Id,
+    pack_id: PackId,
     session_dbuuid: Option<&str>,
 ) -> Result<Order, PurchaseError> {
     let db = contact::purchase_database(store, rules, service, account, session_dbuuid)?;

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::config::SmsSettings;
 use crate::ledger::time::MICROS_PER_HOUR as HOUR_MICROS;
 use crate::ledger::token::{AccountToken, constant_time_eq};
-use crate::ledger::{Account, Credits, LedgerError, Service};
+use crate::ledger::{Account, AccountId, Credits, LedgerError, Service};
 use crate::sms::gateway::Receipt;
 use crate::sms::number::{Number, NumberError};
 use crate::sms::outbox::{NewSms, Queued, SmsKind, SmsStatus};
@@ -414,7 +414,7 @@ const ATTEMPTS_PER_CODE: i32 = 5;
 /// How long a code is good for.
 const CODE_LIFETIME_MICROS: i64 = 10 * 60 * 1_000_000;
 
-fn code_hash(account_id: i64, code: &str) -> String {
+fn code_hash(account_id: AccountId, code: &str) -> String {
     hex::encode(Sha256::digest(format!("{account_id}:{code}").as_bytes()))
 }
 

@@ -76,7 +76,7 @@ impl Worker {
                 Ok(()) => {
                     let store = self.store.clone();
                     blocking(move || store.alert_sent(job.id)).await?;
-                    tracing::info!(alert = job.id, "low-credit alert sent");
+                    tracing::info!(alert = %job.id, "low-credit alert sent");
                     report.sent += 1;
                 }
                 Err(error) => {
@@ -91,8 +91,8 @@ impl Worker {
     async fn record_failure(&self, job: &AlertJob, error: &str) -> Result<(), AppError> {
         let delay = retry_delay(&self.settings, job.attempts);
         let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
-        let retry_at = Timestamp(self.store.now().micros().saturating_add(micros));
-        tracing::warn!(alert = job.id, attempts = job.attempts, %error, retry_in_secs = delay.as_secs(), "alert not sent");
+        let retry_at = Timestamp::from_micros(self.store.now().micros().saturating_add(micros));
+        tracing::warn!(alert = %job.id, attempts = job.attempts, %error, retry_in_secs = delay.as_secs(), "alert not sent");
         let (store, id, error) = (self.store.clone(), job.id, error.to_owned());
         blocking(move || store.alert_failed(id, &error, retry_at)).await
     }

@@ -23,6 +23,7 @@ use crate::error::AppError;
 use crate::ledger::{StorageError, Timestamp};
 use crate::sms::gateway::{Gateway, Outgoing, SubmitError};
 use crate::sms::status::Failure;
+use crate::sms::{SmsMessageId, SmsReportId};
 use crate::store::Store;
 use crate::store::sms::{ReportJob, SmsJob};
 use crate::workers::alerts::{backoff, blocking};
@@ -131,7 +132,7 @@ impl SmsWorker {
             }
             if self.stop.requested() {
                 // Not started: given back at once, for the next start to send.
-                let ids: Vec<i64> = std::iter::once(job.id)
+                let ids: Vec<SmsMessageId> = std::iter::once(job.id)
                     .chain(jobs.by_ref().map(|j| j.id))
                     .collect();
                 let store = self.store.clone();
@@ -156,7 +157,7 @@ impl SmsWorker {
             })
             .await?;
             tracing::warn!(
-                sms = job.id,
+                sms = %job.id,
                 "SMS expired in the outbox; its credits are given back"
             );
             return Ok(Attempt::Failed);
@@ -187,14 +188,14 @@ impl SmsWorker {
                 Ok(Attempt::Submitted)
             }
             Err(SubmitError::Refused { failure, reason }) => {
-                tracing::warn!(sms = id, %reason, "the gateway refused an SMS; its credits are given back");
+                tracing::warn!(sms = %id, %reason, "the gateway refused an SMS; its credits are given back");
                 blocking(move || store.sms_give_up(id, failure, &reason)).await?;
                 self.wake.notify_one();
                 Ok(Attempt::Failed)
             }
             Err(SubmitError::Transient(error)) => {
                 let (retry_at, delay) = self.retry_at(job.attempts);
-                tracing::warn!(sms = id, attempts = job.attempts, %error, retry_in_ms = delay.as_millis() as u64, "SMS not sent yet");
+                tracing::warn!(sms = %id, attempts = job.attempts, %error, retry_in_ms = delay.as_millis() as u64, "SMS not sent yet");
                 blocking(move || store.sms_retry(id, &error, retry_at)).await?;
                 Ok(Attempt::Retried)
             }
@@ -209,7 +210,7 @@ impl SmsWorker {
             blocking(move || store.sms_claim_reports(REPORT_URLS, REPORTS_PER_CALL, lease)).await?;
         let mut sent = 0;
         for job in jobs {
-            let ids: Vec<i64> = job.items.iter().map(|i| i.0).collect();
+            let ids: Vec<SmsReportId> = job.items.iter().map(|i| i.0).collect();
             let store = self.store.clone();
             match self.post_reports(&job).await {
                 Ok(()) => {
@@ -321,7 +322,7 @@ enum ReportError {
 
 /// Odoo's `message_statuses`: consecutive reports of one status make one group, so a
 /// message's reports reach Odoo in the order they happened.
-fn message_statuses(items: &[(i64, String, String)]) -> Vec<Value> {
+fn message_statuses(items: &[(SmsReportId, String, String)]) -> Vec<Value> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (_, uuid, status) in items {
         match groups.last_mut() {
@@ -342,10 +343,26 @@ mod tests {
     #[test]
     fn statuses_keep_their_order() {
         let items = vec![
-            (1, "a".to_owned(), "sent".to_owned()),
-            (2, "b".to_owned(), "sent".to_owned()),
-            (3, "a".to_owned(), "delivered".to_owned()),
-            (4, "c".to_owned(), "sent".to_owned()),
+            (
+                SmsReportId::from_stored(1),
+                "a".to_owned(),
+                "sent".to_owned(),
+            ),
+            (
+                SmsReportId::from_stored(2),
+                "b".to_owned(),
+                "sent".to_owned(),
+            ),
+            (
+                SmsReportId::from_stored(3),
+                "a".to_owned(),
+                "delivered".to_owned(),
+            ),
+            (
+                SmsReportId::from_stored(4),
+                "c".to_owned(),
+                "sent".to_owned(),
+            ),
         ];
         assert_eq!(
             message_statuses(&items),

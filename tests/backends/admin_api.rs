@@ -2,6 +2,7 @@
 //! OpenAPI and metrics; bad input changes nothing.
 
 use iap_sidecar::config::{Secret, Settings};
+use iap_sidecar::ledger::AccountId;
 use libtest_mimic::Failed;
 
 use crate::support::{Backend, DbOptions, TestDb};
@@ -238,7 +239,8 @@ async fn scenario(database_url: String) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "idempotency_key_reused",
     );
-    let account_id = first["account_id"].as_i64().expect("account id");
+    let account_id: AccountId =
+        serde_json::from_value(first["account_id"].clone()).expect("account id");
 
     // Bad grants change nothing.
     let bad_bodies = [
@@ -357,7 +359,7 @@ async fn scenario(database_url: String) {
     assert_eq!(detail["account"]["available"], "10.5");
     assert_eq!(detail["account"]["reserved"], "2");
     assert_eq!(detail["account"]["dbuuid"], "db-1");
-    assert_eq!(detail["open_holds"][0]["id"], hold.id);
+    assert_eq!(detail["open_holds"][0]["id"], json!(hold.id));
     assert_eq!(detail["lots"][0]["remaining"], "10.5");
     let (status, list) = api.get("/api/v1/accounts?service=sms&limit=10").await;
     assert_eq!(status, StatusCode::OK);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use iap_sidecar::alerts::Mailer;
 use iap_sidecar::config::{AlertSettings, Secret, Settings, SmtpSettings};
 use iap_sidecar::ledger::token::AccountToken;
-use iap_sidecar::ledger::{Account, Credits, Id, Recipient};
+use iap_sidecar::ledger::{Account, AccountId, Credits, Recipient, ServiceId};
 use iap_sidecar::store::{AlertFilter, AlertUpdate, Store};
 use iap_sidecar::workers::alerts::{RoundReport, Worker};
 use libtest_mimic::Failed;
@@ -124,7 +124,7 @@ fn recipient(email: &str, lang: &str) -> Recipient {
 /// An account of `token` with `credits`, alerting `recipients` below `threshold`.
 fn account(
     db: &TestDb,
-    service: Id,
+    service: ServiceId,
     token: &str,
     credits: i64,
     threshold: i64,
@@ -155,7 +155,7 @@ fn account(
         .expect("alerts")
 }
 
-fn queued(store: &Store, account_id: Id) -> usize {
+fn queued(store: &Store, account_id: AccountId) -> usize {
     store
         .list_alerts(AlertFilter::All, 10_000)
         .expect("alerts")
@@ -164,7 +164,7 @@ fn queued(store: &Store, account_id: Id) -> usize {
         .count()
 }
 
-fn spend(store: &Store, account_id: Id, credits: i64) -> String {
+fn spend(store: &Store, account_id: AccountId, credits: i64) -> String {
     let (_, token, _) = store
         .authorize(
             account_id,

@@ -11,7 +11,9 @@ use std::time::Instant;
 use libtest_mimic::Failed;
 
 use iap_sidecar::ledger::time::NEVER;
-use iap_sidecar::ledger::{EntryKind, HoldStatus, Id, LedgerError, Timestamp};
+use iap_sidecar::ledger::{
+    AccountId, EntryKind, HoldId, HoldStatus, LedgerError, ServiceId, Timestamp,
+};
 use iap_sidecar::store::{GrantRequest, Store};
 
 use crate::support::{
@@ -34,15 +36,15 @@ struct Held {
 /// What all threads share during a phase.
 struct Shared<'a> {
     db: &'a TestDb,
-    service_id: Id,
-    accounts: Vec<Id>,
+    service_id: ServiceId,
+    accounts: Vec<AccountId>,
     /// Units granted and captured per account, from the operations' answers.
     granted: Vec<AtomicI64>,
     captured: Vec<AtomicI64>,
     /// Holds not yet picked for capture or cancel.
     open: Mutex<Vec<Held>>,
     /// Every hold ever made: (hold id, token).
-    all: Mutex<Vec<(Id, String)>>,
+    all: Mutex<Vec<(HoldId, String)>>,
     outcomes: Mutex<BTreeMap<String, u64>>,
     failures: Mutex<Vec<String>>,
     /// Workers done, so the sweeper stops.
@@ -77,7 +79,7 @@ impl Shared<'_> {
     /// An expiry refused as "not in the future" is right only if the clock really moved
     /// past it while the operation waited for its account (the sweeper moves it fast).
     fn expired_while_waiting(&self, op: &str, e: &LedgerError, before: i64, lifetime: i64) -> bool {
-        let waited = self.db.now().0 - before;
+        let waited = self.db.now().micros() - before;
         if matches!(e, LedgerError::InvalidExpiry(_)) && waited >= lifetime {
             self.count(format!("{op}:expired-while-waiting"));
             true
@@ -124,12 +126,12 @@ impl Shared<'_> {
 
     /// Tops up an account; half of the lots expire within hours.
     fn grant(&self, store: &Store, rng: &mut Rng, account: usize, amount: i64) {
-        let before = self.db.now().0;
+        let before = self.db.now().micros();
         let lifetime = rng.between(1, 4) * HOUR;
         let expires_at = if rng.below(2) == 0 {
             NEVER
         } else {
-            Timestamp(before + lifetime)
+            Timestamp::from_micros(before + lifetime)
         };
         let result = self.timed(|| {
             store.grant(&GrantRequest {
@@ -155,7 +157,7 @@ impl Shared<'_> {
         let account = rng.below(self.accounts.len() as u64) as usize;
         let amount = rng.between(5_000, 150_000);
         let ttl = rng.between(1, 6);
-        let before = self.db.now().0;
+        let before = self.db.now().micros();
         let result = self
             .timed(|| store.authorize(self.accounts[account], units(amount), ttl, Some("hammer")));
         match result {
@@ -302,7 +304,7 @@ struct JournalSums {
     expired: i64,
 }
 
-fn journal_sums(db: &TestDb, id: Id) -> Result<JournalSums, String> {
+fn journal_sums(db: &TestDb, id: AccountId) -> Result<JournalSums, String> {
     let entries = db
         .store
         .journal(id, None, 1_000_000)
@@ -423,7 +425,7 @@ fn phase(
     check(&mut problems, "after the hammer")?;
 
     // Close what is still open; afterwards nothing may stay reserved.
-    let open_ids: Vec<Id> = ids
+    let open_ids: Vec<HoldId> = ids
         .iter()
         .map(|&id| store.open_holds(id).map_err(|e| format!("open_holds: {e}")))
         .collect::<Result<Vec<_>, _>>()?
@@ -471,7 +473,7 @@ fn phase(
          ({processes} store(s), seed {seed}, clock +{} min, slowest op {:.2}s); captured {} credits, expired {}; {}",
         backend.name(),
         hammer_time.as_secs_f64(),
-        (db.now().0 - started_clock(db, &ids)?) / MINUTE,
+        (db.now().micros() - started_clock(db, &ids)?) / MINUTE,
         shared.slowest.load(Ordering::Relaxed) as f64 / 1e6,
         units(captured),
         units(expired),
@@ -495,12 +497,12 @@ fn phase(
 }
 
 /// When the phase's accounts were created (to report how far the clock moved).
-fn started_clock(db: &TestDb, ids: &[Id]) -> Result<i64, String> {
+fn started_clock(db: &TestDb, ids: &[AccountId]) -> Result<i64, String> {
     let account = db
         .store
         .account(ids[0])
         .map_err(|e| format!("account: {e}"))?;
-    Ok(account.created_at.0)
+    Ok(account.created_at.micros())
 }
 
 pub fn concurrency_hammer(backend: &Backend) -> Result<(), Failed> {
@@ -539,7 +541,7 @@ fn burst<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 }
 
 /// One round of `batch_neighbours`; returns how many operations shared a transaction.
-fn neighbours_round(db: &TestDb, service_id: Id, round: usize) -> Result<u64, String> {
+fn neighbours_round(db: &TestDb, service_id: ServiceId, round: usize) -> Result<u64, String> {
     let store = &db.store;
     let account = db.account(service_id, &format!("neighbours-{round}"))?;
     store

@@ -2,7 +2,8 @@
 //! token, and the access rules (no session, a signed-out, expired or revoked-token
 //! session, a form without its CSRF token: refused, and nothing changes).
 
-use iap_sidecar::ledger::Credits;
+use iap_sidecar::ledger::{AccountId, Credits};
+use iap_sidecar::payments::OrderId;
 use iap_sidecar::store::{AccountFilter, AlertFilter, OrderFilter};
 use libtest_mimic::Failed;
 
@@ -96,8 +97,8 @@ fn snapshot(sidecar: &Sidecar, tokens: &[&str]) -> String {
 /// What the refusal checks work on.
 struct Fixture<'a> {
     sidecar: &'a Sidecar,
-    account: i64,
-    order: i64,
+    account: AccountId,
+    order: OrderId,
     tokens: Vec<String>,
 }
 
@@ -109,7 +110,7 @@ impl Fixture<'_> {
 }
 
 /// Every console form, as (path, fields besides `csrf`).
-fn forms(account: i64, order: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
+fn forms(account: AccountId, order: OrderId) -> Vec<(String, Vec<(&'static str, String)>)> {
     vec![
         (
             "/console/services".into(),
@@ -156,7 +157,7 @@ fn forms(account: i64, order: i64) -> Vec<(String, Vec<(&'static str, String)>)>
     ]
 }
 
-fn pages(account: i64) -> Vec<String> {
+fn pages(account: AccountId) -> Vec<String> {
     vec![
         "/console".into(),
         "/console/services".into(),
@@ -492,13 +493,13 @@ pub fn console_backup_under_load(backend: &Backend) -> Result<(), Failed> {
     Ok(())
 }
 
-const DAY: i64 = 86_400_000_000;
+const DAY: i64 = iap_sidecar::ledger::time::MICROS_PER_DAY;
 
 /// The overview's figures, recomputed straight from the journal and the holds.
 fn overview_matches_journal(db: &crate::support::TestDb, when: &str) -> Result<(), Failed> {
     let store = &db.store;
     let overview = store.console_overview()?;
-    let now = db.now().0;
+    let now = db.now().micros();
     let today = now - now.rem_euclid(DAY);
     let sum = |sql: String| -> Result<i64, Failed> { Ok(db.raw_i64(&sql)?) };
     let figures = |since: i64| -> Result<[i64; 3], Failed> {
@@ -617,7 +618,7 @@ pub fn console_overview_rollup(backend: &Backend) -> Result<(), Failed> {
     // read its clock in D (committed late, within the call deadline) still counts live.
     let margin = store.rollup_margin();
     assert!(margin > 60_000_000, "margin {margin} µs");
-    let now = db.now().0;
+    let now = db.now().micros();
     let day = now.div_euclid(DAY);
     let end = (day + 1) * DAY;
     db.advance(end + margin - 1 - now);
@@ -654,7 +655,7 @@ pub fn console_overview_rollup(backend: &Backend) -> Result<(), Failed> {
         .next()
         .ok_or("no entry")?;
     assert!(
-        last.effective_at.0.div_euclid(DAY) > day,
+        last.effective_at.micros().div_euclid(DAY) > day,
         "an entry written after D closed is dated {:?}",
         last.effective_at
     );

@@ -7,7 +7,7 @@
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use iap_sidecar::ledger::token::AccountToken;
-use iap_sidecar::ledger::{Credits, Id};
+use iap_sidecar::ledger::{AccountId, Credits};
 use iap_sidecar::pages::i18n::Lang;
 use iap_sidecar::payments::OrderStatus;
 use libtest_mimic::Failed;
@@ -177,7 +177,7 @@ async fn flow(client: &Client, sc: &Sidecar, ops: &str) -> Result<(), String> {
     type_into(client, "#g-db", "db-browser").await?;
     click(client, "#grant button[type=submit]").await?;
     arrive(client, "/console/accounts/", None).await?;
-    let account: Id = store
+    let account: AccountId = store
         .find_account(
             service.id,
             &AccountToken::from_raw("tok-browser-0001").ok_or("token")?,

@@ -5,12 +5,12 @@
 use libtest_mimic::Failed;
 
 use iap_sidecar::ledger::time::NEVER;
-use iap_sidecar::ledger::{EntryKind, Id, LedgerError, Recipient};
+use iap_sidecar::ledger::{AccountId, EntryKind, LedgerError, Recipient};
 use iap_sidecar::store::{AlertFilter, AlertUpdate, GrantRequest, Store};
 
 use crate::support::{Backend, DbOptions, TestDb, credits};
 
-fn grant(store: &Store, account_id: Id, amount: i64) -> Result<(), LedgerError> {
+fn grant(store: &Store, account_id: AccountId, amount: i64) -> Result<(), LedgerError> {
     store.grant(&GrantRequest {
         account_id,
         amount: credits(amount),
@@ -23,7 +23,7 @@ fn grant(store: &Store, account_id: Id, amount: i64) -> Result<(), LedgerError> 
 }
 
 /// Holds `amount` through the engine and gives it back; the refusal if any.
-fn hold_and_release(store: &Store, account_id: Id, amount: i64) -> Result<(), LedgerError> {
+fn hold_and_release(store: &Store, account_id: AccountId, amount: i64) -> Result<(), LedgerError> {
     let (_, token, _) = store.authorize(account_id, credits(amount), 1, None)?;
     store.cancel(&token, None)?;
     Ok(())

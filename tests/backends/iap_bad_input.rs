@@ -7,7 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use iap_sidecar::ledger::{AccountState, AlertSettings, HoldStatus, LedgerError};
+use iap_sidecar::ledger::{
+    AccountId, AccountState, AlertSettings, HoldId, HoldStatus, LedgerError, ServiceId,
+};
 use iap_sidecar::store::{AccountFilter, Store};
 use libtest_mimic::Failed;
 use serde_json::{Map, Value, json};
@@ -493,15 +495,15 @@ fn valid_map(value: Value) -> Map<String, Value> {
 /// Everything a refused request must leave alone, for one account.
 #[derive(Debug, PartialEq)]
 struct AccountSnapshot {
-    id: i64,
-    service_id: i64,
+    id: AccountId,
+    service_id: ServiceId,
     dbuuid: Option<String>,
     state: AccountState,
     disabled: bool,
     figures: Figures,
     journal: usize,
     /// Open holds: id, units, status, expiry.
-    holds: Vec<(i64, i64, HoldStatus, i64)>,
+    holds: Vec<(HoldId, i64, HoldStatus, i64)>,
     alerts: AlertSettings,
 }
 

@@ -17,7 +17,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use iap_sidecar::ledger::time::NEVER;
-use iap_sidecar::ledger::{EntryKind, HoldStatus, LedgerError, Timestamp};
+use iap_sidecar::ledger::{AccountId, EntryKind, HoldStatus, LedgerError, ServiceId, Timestamp};
 use iap_sidecar::store::GrantRequest;
 
 use crate::support::{Backend, DbOptions, ErrKind, Figures, MINUTE, TestDb, audit_clean, units};
@@ -602,8 +602,8 @@ impl Model {
 
 struct Case<'a> {
     db: &'a TestDb,
-    service_id: i64,
-    accounts: Vec<i64>,
+    service_id: ServiceId,
+    accounts: Vec<AccountId>,
     model: Model,
     /// The clock at every step so far (probed with `balance_at`).
     step_times: Vec<i64>,
@@ -611,7 +611,7 @@ struct Case<'a> {
 
 impl Case<'_> {
     fn now(&self) -> i64 {
-        self.db.now().0
+        self.db.now().micros()
     }
 
     /// A token for an open hold (`open`) or a closed one; any hold when there is none
@@ -653,7 +653,7 @@ impl Case<'_> {
             .map(|(hold, token, _)| (hold.id, token.clone()));
         let got = from_store(result, |(hold, _, balance)| Outcome::Authorized {
             amount: hold.amount.units(),
-            expires_at: hold.expires_at.0,
+            expires_at: hold.expires_at.micros(),
             figures: balance.into(),
         });
         let expires_at = now + ttl_hours * 60 * MINUTE;
@@ -662,7 +662,7 @@ impl Case<'_> {
             amount,
             expires_at,
             now,
-            stored.as_ref().map(|(id, t)| (*id, t.as_str())),
+            stored.as_ref().map(|(id, t)| (id.stored(), t.as_str())),
         );
         (got, want)
     }
@@ -706,7 +706,7 @@ impl Case<'_> {
                     .iter()
                     .map(|l| l.expires_at)
                     .chain(self.model.holds.iter().map(|h| h.expires_at))
-                    .filter(|&t| t != NEVER.0)
+                    .filter(|&t| t != NEVER.micros())
                     .map(|t| t + offset)
                     .filter(|&t| t > now)
                     .collect();
@@ -725,16 +725,16 @@ impl Case<'_> {
                 units: amount,
                 expires_in_min,
             } => {
-                let expires_at = expires_in_min.map_or(NEVER.0, |m| now + m * MINUTE);
+                let expires_at = expires_in_min.map_or(NEVER.micros(), |m| now + m * MINUTE);
                 let result = store.grant(&GrantRequest {
                     account_id: self.accounts[*acc],
                     amount: units(*amount),
-                    expires_at: Timestamp(expires_at),
+                    expires_at: Timestamp::from_micros(expires_at),
                     origin: EntryKind::Grant,
                     reference: None,
                     description: Some("model grant"),
                 });
-                let lot_id = result.as_ref().map_or(-1, |g| g.lot_id);
+                let lot_id = result.as_ref().map_or(-1, |g| g.lot_id.stored());
                 let got = from_store(result, |g| Outcome::Granted(g.balance.into()));
                 let want = self.model.grant(*acc, *amount, expires_at, now, lot_id);
                 (got, want, Some(*acc))
@@ -866,7 +866,7 @@ impl Case<'_> {
             }
             for t in [now - 1, probe_time, now] {
                 let got = store
-                    .balance_at(id, Timestamp(t))
+                    .balance_at(id, Timestamp::from_micros(t))
                     .map_err(|e| format!("balance_at(account {i}, {t}): {e}"))?
                     .units();
                 let want = self.model.balance_at(i, t);
@@ -886,7 +886,7 @@ impl Case<'_> {
                 .lots(id)
                 .map_err(|e| format!("lots: {e}"))?
                 .iter()
-                .map(|l| (l.id, l.remaining.units()))
+                .map(|l| (l.id.stored(), l.remaining.units()))
                 .collect();
             let want = self.model.lots_with_credits(i);
             if lots != want {
@@ -896,7 +896,7 @@ impl Case<'_> {
                 .open_holds(id)
                 .map_err(|e| format!("open_holds: {e}"))?
                 .iter()
-                .map(|h| h.id)
+                .map(|h| h.id.stored())
                 .collect();
             holds.sort_unstable();
             let want = self.model.open_hold_ids(i);

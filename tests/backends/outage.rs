@@ -20,7 +20,7 @@ use libtest_mimic::Failed;
 use iap_sidecar::config::{Secret, Settings};
 use iap_sidecar::ledger::time::NEVER;
 use iap_sidecar::ledger::token::AccountToken;
-use iap_sidecar::ledger::{Account, EntryKind};
+use iap_sidecar::ledger::{Account, EntryKind, ServiceId};
 use iap_sidecar::store::{GrantRequest, Store};
 
 use crate::support::{Backend, DbOptions, TestDb, audit_clean, credits};
@@ -297,7 +297,7 @@ pub fn outage_under_load(backend: &Backend) -> Result<(), Failed> {
 }
 
 /// The account of `token`, registered through `store` (and its clock).
-fn account(store: &Store, service_id: i64, token: &str) -> Result<Account, String> {
+fn account(store: &Store, service_id: ServiceId, token: &str) -> Result<Account, String> {
     let token = AccountToken::from_raw(token).ok_or("invalid account token")?;
     store
         .ensure_account(service_id, &token, Some("db-uuid"))

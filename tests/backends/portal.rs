@@ -2,7 +2,8 @@
 //! cookies, CSRF, bad input, languages, and the provider pages.
 
 use iap_sidecar::ledger::token::AccountToken;
-use iap_sidecar::ledger::{Credits, Id};
+use iap_sidecar::ledger::{AccountId, Credits, ServiceId};
+use iap_sidecar::payments::PackId;
 use iap_sidecar::store::OrderFilter;
 use libtest_mimic::Failed;
 use sha1::Digest;
@@ -11,7 +12,7 @@ use crate::portal_web::{Web, csrf, service_with_packs, sidecar};
 use crate::rpc::Sidecar;
 use crate::support::{Backend, HOUR};
 
-fn account_id(sidecar: &Sidecar, service_id: Id, token: &str) -> Id {
+fn account_id(sidecar: &Sidecar, service_id: ServiceId, token: &str) -> AccountId {
     sidecar
         .db
         .store
@@ -21,7 +22,7 @@ fn account_id(sidecar: &Sidecar, service_id: Id, token: &str) -> Id {
         .id
 }
 
-fn orders_of(sidecar: &Sidecar, account: Id) -> usize {
+fn orders_of(sidecar: &Sidecar, account: AccountId) -> usize {
     sidecar
         .db
         .store
@@ -117,7 +118,11 @@ pub fn portal_access_rules(backend: &Backend) -> Result<(), Failed> {
         ],
     );
     assert_eq!(p.status, 404, "{}", p.body);
-    let b_order = sc.db.store.create_order(b, 1).expect("B's order");
+    let b_order = sc
+        .db
+        .store
+        .create_order(b, PackId::from_stored(1))
+        .expect("B's order");
     assert_eq!(
         web.get(&format!("/portal/orders/{}", b_order.id)).status,
         404
@@ -532,7 +537,11 @@ pub fn portal_provider_pages(backend: &Backend) -> Result<(), Failed> {
         .authorize(x, Credits::whole(8).expect("c"), 1, Some("SMS to 4 people"))
         .expect("hold");
     sc.db.store.capture(&hold, None, None).expect("capture");
-    let order = sc.db.store.create_order(x, 1).expect("order");
+    let order = sc
+        .db
+        .store
+        .create_order(x, PackId::from_stored(1))
+        .expect("order");
     sc.db
         .store
         .confirm_order(

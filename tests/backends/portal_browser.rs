@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use iap_sidecar::ledger::token::AccountToken;
-use iap_sidecar::ledger::{Credits, Id};
+use iap_sidecar::ledger::{AccountId, Credits};
 use libtest_mimic::Failed;
 use serde_json::json;
 
-use iap_sidecar::payments::webhook;
+use iap_sidecar::payments::{OrderId, webhook};
 
 use crate::portal_web::{WEBHOOK_SECRET, now_secs, service_with_packs, sidecar};
 use crate::rpc::Sidecar;
@@ -110,7 +110,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// A few weeks of use before the test starts, so the chart and statement have content.
-fn history(sc: &Sidecar, account: Id) {
+fn history(sc: &Sidecar, account: AccountId) {
     let store = &sc.db.store;
     let uses = [
         3, 5, 0, 2, 8, 4, 0, 1, 6, 7, 3, 0, 0, 9, 4, 2, 5, 3, 0, 6, 2,
@@ -295,7 +295,12 @@ pub(crate) fn check(ok: bool, what: impl Into<String>) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what.into()) }
 }
 
-async fn flow(client: &Client, sc: &Sidecar, account: Id, downloads: &Path) -> Result<(), String> {
+async fn flow(
+    client: &Client,
+    sc: &Sidecar,
+    account: AccountId,
+    downloads: &Path,
+) -> Result<(), String> {
     // 1. The link Odoo 17 opens from an insufficient-credit error.
     let link = format!(
         "{}/iap/1/credit?dbuuid=8f3c2a10-6d4e-4b1f-9a7c-2e5d6f8a9b0c&service_name=sms\
@@ -333,7 +338,7 @@ async fn flow(client: &Client, sc: &Sidecar, account: Id, downloads: &Path) -> R
     )?;
     click(client, "#buy-button").await?;
     let (order_path, _, order_url) = arrive(client, "/portal/orders/", None).await?;
-    let order: Id = order_path
+    let order: OrderId = order_path
         .strip_prefix("/portal/orders/")
         .and_then(|id| id.parse().ok())
         .ok_or_else(|| format!("not an order page: {order_url}"))?;
@@ -515,7 +520,7 @@ async fn flow(client: &Client, sc: &Sidecar, account: Id, downloads: &Path) -> R
 }
 
 /// The balance the account ends with, as the CSV writes it.
-fn expected_text_balance(sc: &Sidecar, account: Id) -> Result<String, String> {
+fn expected_text_balance(sc: &Sidecar, account: AccountId) -> Result<String, String> {
     Ok(sc
         .db
         .store

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Barrier};
 
 use iap_sidecar::ledger::token::AccountToken;
-use iap_sidecar::ledger::{EntryKind, Id};
-use iap_sidecar::payments::{Confirmation, OrderStatus};
+use iap_sidecar::ledger::{AccountId, EntryKind, LotId, ServiceId};
+use iap_sidecar::payments::{Confirmation, OrderId, OrderStatus, PackId};
 use libtest_mimic::Failed;
 use serde_json::{Value, json};
 
@@ -14,9 +14,9 @@ use crate::rpc::Sidecar;
 use crate::support::{Backend, audit_clean};
 
 /// The credits an account received from order `id`: lots and journal entries.
-fn credited(sc: &Sidecar, account: Id, order: Id) -> (usize, usize) {
+fn credited(sc: &Sidecar, account: AccountId, order: OrderId) -> (usize, usize) {
     let reference = format!("order:{order}");
-    let lots: Vec<Id> = sc
+    let lots: Vec<LotId> = sc
         .db
         .store
         .lots(account)
@@ -36,7 +36,7 @@ fn credited(sc: &Sidecar, account: Id, order: Id) -> (usize, usize) {
     (lots.len(), entries)
 }
 
-fn event(id: &str, kind: &str, order: Id, amount_minor: i64) -> String {
+fn event(id: &str, kind: &str, order: OrderId, amount_minor: i64) -> String {
     json!({"id": id, "type": kind, "order_id": order, "amount_minor": amount_minor, "currency": "EUR"})
         .to_string()
 }
@@ -57,7 +57,10 @@ pub fn webhook_refusals(backend: &Backend) -> Result<(), Failed> {
     let account = sc
         .db
         .store
-        .find_account(1, &AccountToken::from_raw("tok-w").expect("token"))
+        .find_account(
+            ServiceId::from_stored(1),
+            &AccountToken::from_raw("tok-w").expect("token"),
+        )
         .expect("lookup")
         .expect("account")
         .id;
@@ -67,7 +70,7 @@ pub fn webhook_refusals(backend: &Backend) -> Result<(), Failed> {
     );
     assert_eq!(p.status, 303, "{}", p.body);
     let order_path = p.location.clone().expect("order page");
-    let order: Id = order_path
+    let order: OrderId = order_path
         .rsplit('/')
         .next()
         .expect("id")
@@ -163,7 +166,12 @@ pub fn webhook_refusals(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(api.webhook(&usd, WEBHOOK_SECRET, now).status, 422);
     assert_eq!(
         api.webhook(
-            &event("evt_3", "payment.succeeded", 999, 4000),
+            &event(
+                "evt_3",
+                "payment.succeeded",
+                OrderId::from_stored(999),
+                4000
+            ),
             WEBHOOK_SECRET,
             now
         )
@@ -227,7 +235,11 @@ pub fn webhook_refusals(backend: &Backend) -> Result<(), Failed> {
     assert!(html.contains("Paid and credited"), "{html}");
 
     // A failure event cancels a pending order.
-    let second = sc.db.store.create_order(account, 1).expect("order");
+    let second = sc
+        .db
+        .store
+        .create_order(account, PackId::from_stored(1))
+        .expect("order");
     let p = api.webhook(
         &event("evt_6", "payment.failed", second.id, 500),
         WEBHOOK_SECRET,
@@ -277,7 +289,11 @@ pub fn confirm_credits_once(backend: &Backend) -> Result<(), Failed> {
     };
 
     // Admin API, twice.
-    let order = sc.db.store.create_order(account, 2).expect("order");
+    let order = sc
+        .db
+        .store
+        .create_order(account, PackId::from_stored(2))
+        .expect("order");
     let p = admin(
         &format!("/api/v1/orders/{}/confirm", order.id),
         r#"{"reference":"bank-42"}"#,
@@ -328,7 +344,11 @@ pub fn confirm_credits_once(backend: &Backend) -> Result<(), Failed> {
     );
 
     // Many confirmations at once, through the store (CLI) and the API: one credit.
-    let order = sc.db.store.create_order(account, 1).expect("order");
+    let order = sc
+        .db
+        .store
+        .create_order(account, PackId::from_stored(1))
+        .expect("order");
     let barrier = Arc::new(Barrier::new(6));
     std::thread::scope(|scope| {
         for i in 0..6 {
@@ -367,7 +387,11 @@ pub fn confirm_credits_once(backend: &Backend) -> Result<(), Failed> {
 
     // Crediting is one transaction: if marking the order credited fails, neither the lot
     // nor its journal entry remain, and the order is not credited.
-    let order = sc.db.store.create_order(account, 1).expect("order");
+    let order = sc
+        .db
+        .store
+        .create_order(account, PackId::from_stored(1))
+        .expect("order");
     let before = sc
         .db
         .store

@@ -5,7 +5,9 @@ use libtest_mimic::Failed;
 
 use iap_sidecar::ledger::time::NEVER;
 use iap_sidecar::ledger::token::{random_hex, sha256_hex, transaction_key};
-use iap_sidecar::ledger::{EntryKind, HoldStatus, Id, JournalEntry, LedgerError, Timestamp};
+use iap_sidecar::ledger::{
+    AccountId, EntryKind, HoldId, HoldStatus, JournalEntry, LedgerError, LotId, Timestamp,
+};
 use iap_sidecar::store::{GrantRequest, Idempotency, Store};
 
 use crate::support::{Backend, DbOptions, Figures, HOUR, MINUTE, TestDb, audit_clean, credits};
@@ -15,7 +17,7 @@ fn u(c: i64) -> i64 {
     credits(c).units()
 }
 
-fn grant(store: &Store, account_id: Id, amount: i64, expires_at: Timestamp) -> Id {
+fn grant(store: &Store, account_id: AccountId, amount: i64, expires_at: Timestamp) -> LotId {
     store
         .grant(&GrantRequest {
             account_id,
@@ -29,7 +31,7 @@ fn grant(store: &Store, account_id: Id, amount: i64, expires_at: Timestamp) -> I
         .lot_id
 }
 
-fn figures(store: &Store, account_id: Id) -> Figures {
+fn figures(store: &Store, account_id: AccountId) -> Figures {
     store.balance(account_id).expect("balance").into()
 }
 
@@ -39,27 +41,27 @@ fn whole(balance: i64, reserved: i64) -> Figures {
 }
 
 /// Newest entry first.
-fn journal(store: &Store, account_id: Id) -> Vec<JournalEntry> {
+fn journal(store: &Store, account_id: AccountId) -> Vec<JournalEntry> {
     store.journal(account_id, None, 100).expect("journal")
 }
 
-fn balance_at(store: &Store, account_id: Id, at: i64) -> i64 {
+fn balance_at(store: &Store, account_id: AccountId, at: i64) -> i64 {
     store
-        .balance_at(account_id, Timestamp(at))
+        .balance_at(account_id, Timestamp::from_micros(at))
         .expect("balance_at")
         .units()
 }
 
-fn to_settle(store: &Store) -> Vec<Id> {
+fn to_settle(store: &Store) -> Vec<AccountId> {
     store.accounts_to_settle(1000).expect("accounts_to_settle")
 }
 
-fn assert_expiry(entry: &JournalEntry, amount: i64, lot: Id, hold: Option<Id>, at: i64) {
+fn assert_expiry(entry: &JournalEntry, amount: i64, lot: LotId, hold: Option<HoldId>, at: i64) {
     assert_eq!(entry.kind, EntryKind::Expiry, "{entry:?}");
     assert_eq!(entry.amount_units, -u(amount), "{entry:?}");
     assert_eq!(entry.lot_id, Some(lot), "{entry:?}");
     assert_eq!(entry.hold_id, hold, "{entry:?}");
-    assert_eq!(entry.effective_at, Timestamp(at), "{entry:?}");
+    assert_eq!(entry.effective_at, Timestamp::from_micros(at), "{entry:?}");
 }
 
 pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
@@ -70,10 +72,10 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
 
     // 1. A hold expires: released at once on reads, closed by the sweeper with no entry.
     let a = account("hold-expiry");
-    let t0 = db.now().0;
+    let t0 = db.now().micros();
     grant(store, a, 100, NEVER);
     let (hold, token, _) = store.authorize(a, credits(30), 1, None)?;
-    assert_eq!(hold.expires_at, Timestamp(t0 + HOUR));
+    assert_eq!(hold.expires_at, Timestamp::from_micros(t0 + HOUR));
     assert_eq!(figures(store, a), whole(100, 30));
     db.advance(HOUR - 1);
     assert_eq!(figures(store, a), whole(100, 30), "one µs before expiry");
@@ -137,8 +139,8 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     // 3. A lot expires: gone at once on reads; the sweeper writes an expiry entry
     //    effective at the lot's expiry.
     let b = account("lot-expiry");
-    let t1 = db.now().0;
-    let lot = grant(store, b, 50, Timestamp(t1 + 2 * HOUR));
+    let t1 = db.now().micros();
+    let lot = grant(store, b, 50, Timestamp::from_micros(t1 + 2 * HOUR));
     grant(store, b, 20, NEVER);
     db.advance(2 * HOUR + 30 * MINUTE);
     assert_eq!(figures(store, b), whole(20, 0), "expired, unsettled");
@@ -167,8 +169,8 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
 
     // 4. A lot expiring while its credits are held stays reserved; capture consumes it.
     let c = account("held-lot-capture");
-    let t2 = db.now().0;
-    let lot_a = grant(store, c, 40, Timestamp(t2 + HOUR));
+    let t2 = db.now().micros();
+    let lot_a = grant(store, c, 40, Timestamp::from_micros(t2 + HOUR));
     let lot_b = grant(store, c, 20, NEVER);
     let (_, token, _) = store.authorize(c, credits(50), 3, None)?;
     assert_eq!(figures(store, c), whole(60, 50));
@@ -191,7 +193,7 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(entries.len(), 3, "a capture and no expiry: {entries:?}");
     assert_eq!(entries[0].kind, EntryKind::Capture);
     assert_eq!(entries[0].amount_units, -u(45));
-    let lots: Vec<(Id, i64)> = store
+    let lots: Vec<(LotId, i64)> = store
         .lots(c)?
         .iter()
         .map(|l| (l.id, l.remaining.units()))
@@ -206,8 +208,8 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
 
     // 5. Cancelling such a hold after the lot expired expires its part at once.
     let d = account("held-lot-cancel");
-    let t3 = db.now().0;
-    let lot_a = grant(store, d, 40, Timestamp(t3 + HOUR));
+    let t3 = db.now().micros();
+    let lot_a = grant(store, d, 40, Timestamp::from_micros(t3 + HOUR));
     let lot_b = grant(store, d, 20, NEVER);
     let (hold, token, _) = store.authorize(d, credits(50), 3, None)?;
     db.advance(90 * MINUTE);
@@ -217,20 +219,20 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(Figures::from(cancelled.balance), whole(20, 0));
     let entries = journal(store, d);
     assert_eq!(entries.len(), 3);
-    assert_expiry(&entries[0], 40, lot_a, Some(hold.id), db.now().0);
-    let lots: Vec<(Id, i64)> = store
+    assert_expiry(&entries[0], 40, lot_a, Some(hold.id), db.now().micros());
+    let lots: Vec<(LotId, i64)> = store
         .lots(d)?
         .iter()
         .map(|l| (l.id, l.remaining.units()))
         .collect();
     assert_eq!(lots, vec![(lot_b, u(20))]);
-    assert_eq!(balance_at(store, d, db.now().0 - 1), u(60));
+    assert_eq!(balance_at(store, d, db.now().micros() - 1), u(60));
     audit_clean(store, d)?;
 
     // 6. A partial capture after the lot expired: what is left of that lot expires.
     let e = account("held-lot-partial");
-    let t4 = db.now().0;
-    let lot_a = grant(store, e, 40, Timestamp(t4 + HOUR));
+    let t4 = db.now().micros();
+    let lot_a = grant(store, e, 40, Timestamp::from_micros(t4 + HOUR));
     grant(store, e, 20, NEVER);
     let (hold, token, _) = store.authorize(e, credits(50), 3, None)?;
     db.advance(HOUR);
@@ -240,13 +242,13 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     assert_eq!(entries.len(), 4);
     assert_eq!(entries[1].kind, EntryKind::Capture);
     assert_eq!(entries[1].amount_units, -u(30));
-    assert_expiry(&entries[0], 10, lot_a, Some(hold.id), db.now().0);
+    assert_expiry(&entries[0], 10, lot_a, Some(hold.id), db.now().micros());
     audit_clean(store, e)?;
 
     // 7. A hold expiring after its lot: the held part expires with the hold.
     let f = account("hold-outlives-lot");
-    let t5 = db.now().0;
-    let lot_a = grant(store, f, 40, Timestamp(t5 + HOUR));
+    let t5 = db.now().micros();
+    let lot_a = grant(store, f, 40, Timestamp::from_micros(t5 + HOUR));
     grant(store, f, 20, NEVER);
     let (hold, _, _) = store.authorize(f, credits(50), 2, None)?;
     db.advance(2 * HOUR);
@@ -272,10 +274,10 @@ pub fn expiry_and_sweeper(backend: &Backend) -> Result<(), Failed> {
     // 8. Hold and lot expiring at the same instant: the hold gives its credits back first,
     //    then the lot expires whole (one lot expiry, no hold on it).
     let g = account("same-instant");
-    let t6 = db.now().0;
-    let lot_a = grant(store, g, 40, Timestamp(t6 + 2 * HOUR));
+    let t6 = db.now().micros();
+    let lot_a = grant(store, g, 40, Timestamp::from_micros(t6 + 2 * HOUR));
     let (hold, token, _) = store.authorize(g, credits(30), 2, None)?;
-    assert_eq!(hold.expires_at, Timestamp(t6 + 2 * HOUR));
+    assert_eq!(hold.expires_at, Timestamp::from_micros(t6 + 2 * HOUR));
     db.advance(2 * HOUR);
     assert_eq!(figures(store, g), whole(0, 0));
     assert_eq!(balance_at(store, g, t6 + 2 * HOUR - 1), u(40));
@@ -300,12 +302,12 @@ pub fn replayed_capture_keeps_settlement(backend: &Backend) -> Result<(), Failed
     let store = &db.store;
     let service = db.service("replay")?;
     let a = db.account(service.id, "replay")?.id;
-    let t0 = db.now().0;
+    let t0 = db.now().micros();
     grant(store, a, 100, NEVER);
     let (_, token, _) = store.authorize(a, credits(20), 6, None)?;
     let first = store.capture(&token, Some(credits(20)), Some(service.id))?;
     assert!(!first.replayed);
-    let lot = grant(store, a, 10, Timestamp(t0 + HOUR));
+    let lot = grant(store, a, 10, Timestamp::from_micros(t0 + HOUR));
     let (_, _other, _) = store.authorize(a, credits(5), 1, None)?;
     assert_eq!(figures(store, a), whole(90, 5));
     db.advance(2 * HOUR);
@@ -436,7 +438,7 @@ pub fn transaction_token_forms(backend: &Backend) -> Result<(), Failed> {
     let a = db.account(service.id, "tokens")?.id;
     grant(store, a, 10, NEVER);
     let (_, current, _) = store.authorize(a, credits(3), 1, None)?;
-    let time = format!("{:014x}", db.now().0);
+    let time = format!("{:014x}", db.now().micros());
     assert!(
         current.starts_with(&time),
         "{current} should open with {time}"

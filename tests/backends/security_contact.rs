@@ -4,7 +4,8 @@
 //! holding nothing but a token create nothing.
 
 use iap_sidecar::ledger::token::AccountToken;
-use iap_sidecar::ledger::{Account, Id};
+use iap_sidecar::ledger::{Account, AccountId, ServiceId};
+use iap_sidecar::payments::OrderId;
 use iap_sidecar::store::AccountFilter;
 use libtest_mimic::Failed;
 use serde_json::{Value, json};
@@ -39,7 +40,7 @@ fn authorize(
     s.call("/iap/1/authorize", params)
 }
 
-fn account(s: &Sidecar, service_id: Id, token: &str) -> Option<Account> {
+fn account(s: &Sidecar, service_id: ServiceId, token: &str) -> Option<Account> {
     s.db.store
         .find_account(service_id, &tok(token))
         .expect("lookup")
@@ -55,7 +56,7 @@ fn all_accounts(s: &Sidecar) -> usize {
         .len()
 }
 
-fn lots(s: &Sidecar, account_id: Id) -> usize {
+fn lots(s: &Sidecar, account_id: AccountId) -> usize {
     s.db.store.lots(account_id).expect("lots").len()
 }
 
@@ -356,7 +357,7 @@ pub fn portal_purchase_binds_the_database(backend: &Backend) -> Result<(), Faile
     let (from_d, csrf_d) = open("db-D")?;
     let id = account(&s, sms.id, "buyer").ok_or("opened by the link")?.id;
     assert_eq!(dbuuid(&s), None, "a link does not fix the database");
-    let order = |web: &Web, csrf: &str| -> Result<Id, Failed> {
+    let order = |web: &Web, csrf: &str| -> Result<OrderId, Failed> {
         let placed = web.post_form(
             &format!("/portal/accounts/{id}/orders"),
             &[("csrf", csrf), ("pack_id", "1")],

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use iap_sidecar::config::PortalSettings;
+use iap_sidecar::ledger::AccountId;
 use iap_sidecar::odoo::TargetPolicy;
 use iap_sidecar::pages::session::{AlertLink, Keys};
 use iap_sidecar::usecase::databases::refresh_database;
@@ -433,7 +434,7 @@ pub fn no_portal_credential_stored(backend: &Backend) -> Result<(), Failed> {
     // worthless once changed.
     let keys = Keys::load(&PortalSettings::default(), &sidecar.db.store)?;
     let now = sidecar.db.now().micros() / 1_000_000;
-    let link = |account: i64, expires: i64| {
+    let link = |account: AccountId, expires: i64| {
         format!(
             "/iap/1/credit?service_name=sms&dbuuid=db-a&link={}",
             keys.seal_alert_link(&AlertLink { account, expires })

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use iap_sidecar::config::Secret;
+use iap_sidecar::sms::SmsMessageId;
 use iap_sidecar::sms::gateway::smpp::SmppSettings;
 use iap_sidecar::sms::gateway::twilio::TwilioSettings;
 use iap_sidecar::sms::gateway::{
@@ -172,7 +173,7 @@ fn context(name: &str, public_url: &str, receipts: ReceiptSink) -> Context {
 fn outgoing(id: i64, to: &str, sender: Option<&str>, text: &str) -> Outgoing {
     let s = segments(text);
     Outgoing {
-        id,
+        id: SmsMessageId::from_stored(id),
         uuid: format!("{id:032x}"),
         to: to.into(),
         sender: sender.map(str::to_owned),

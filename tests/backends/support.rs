@@ -8,7 +8,9 @@ use diesel::{PgConnection, SqliteConnection};
 
 use iap_sidecar::config::{DatabaseSettings, Secret, redact_url};
 use iap_sidecar::ledger::token::{AccountToken, random_hex, sha256_hex};
-use iap_sidecar::ledger::{Account, Balance, Credits, HoldStatus, LedgerError, Service, Timestamp};
+use iap_sidecar::ledger::{
+    Account, AccountId, Balance, Credits, HoldStatus, LedgerError, Service, ServiceId, Timestamp,
+};
 use iap_sidecar::store::{NewService, Store};
 
 pub const MINUTE: i64 = 60_000_000;
@@ -154,7 +156,9 @@ impl TestDb {
         let reader = Arc::clone(&clock);
         let store = Store::connect(&settings)
             .map_err(|e| format!("Store::connect ({}): {e}", backend.name()))?
-            .with_clock(Arc::new(move || Timestamp(reader.load(Ordering::SeqCst))));
+            .with_clock(Arc::new(move || {
+                Timestamp::from_micros(reader.load(Ordering::SeqCst))
+            }));
         store
             .migrate()
             .map_err(|e| format!("migrating ({}): {e}", backend.name()))?;
@@ -192,12 +196,14 @@ impl TestDb {
         let clock = Arc::clone(&self.clock);
         Ok(Store::connect(&settings)
             .map_err(|e| format!("Store::connect: {e}"))?
-            .with_clock(Arc::new(move || Timestamp(clock.load(Ordering::SeqCst)))))
+            .with_clock(Arc::new(move || {
+                Timestamp::from_micros(clock.load(Ordering::SeqCst))
+            })))
     }
 
     /// The manual clock's current time.
     pub fn now(&self) -> Timestamp {
-        Timestamp(self.clock.load(Ordering::SeqCst))
+        Timestamp::from_micros(self.clock.load(Ordering::SeqCst))
     }
 
     pub fn advance(&self, micros: i64) {
@@ -223,7 +229,7 @@ impl TestDb {
     }
 
     /// The account of raw token `token` for `service_id`.
-    pub fn account(&self, service_id: i64, token: &str) -> Result<Account, String> {
+    pub fn account(&self, service_id: ServiceId, token: &str) -> Result<Account, String> {
         let token = AccountToken::from_raw(token).ok_or("invalid account token")?;
         self.store
             .ensure_account(service_id, &token, Some("db-uuid"))
@@ -364,7 +370,7 @@ impl From<&LedgerError> for ErrKind {
 }
 
 /// Fails with the audit's broken invariants, if any.
-pub fn audit_clean(store: &Store, account_id: i64) -> Result<(), String> {
+pub fn audit_clean(store: &Store, account_id: AccountId) -> Result<(), String> {
     let audit = store
         .audit(account_id)
         .map_err(|e| format!("audit({account_id}): {e}"))?;

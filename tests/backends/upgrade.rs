@@ -19,7 +19,8 @@ use libtest_mimic::Failed;
 
 use iap_sidecar::config::{DatabaseSettings, Secret};
 use iap_sidecar::ledger::token::random_hex;
-use iap_sidecar::ledger::{Credits, EntryKind, time::NEVER};
+use iap_sidecar::ledger::{AccountId, Credits, EntryKind, LotId, time::NEVER};
+use iap_sidecar::payments::OrderId;
 use iap_sidecar::store::{GrantRequest, Store};
 
 use crate::support::{Backend, audit_clean, with_database};
@@ -230,8 +231,9 @@ fn upgrade_and_check(backend: &Backend, url: &str) -> Result<(), String> {
     }
 
     for (id, balance, reserved, lines) in ACCOUNTS {
+        let account = AccountId::from_stored(*id);
         let b = store
-            .balance(*id)
+            .balance(account)
             .map_err(|e| format!("balance {id}: {e}"))?;
         if (b.balance.units(), b.reserved.units()) != (*balance, *reserved) {
             return Err(format!(
@@ -241,7 +243,7 @@ fn upgrade_and_check(backend: &Backend, url: &str) -> Result<(), String> {
             ));
         }
         let mut journal: Vec<(i64, i64, i64)> = store
-            .journal(*id, None, 100)
+            .journal(account, None, 100)
             .map_err(|e| format!("journal {id}: {e}"))?
             .into_iter()
             .map(|e| (e.seq, e.amount_units, e.balance_after.units()))
@@ -252,17 +254,19 @@ fn upgrade_and_check(backend: &Backend, url: &str) -> Result<(), String> {
                 "account {id}: journal {journal:?}, expected {lines:?}"
             ));
         }
-        audit_clean(&store, *id)?;
+        audit_clean(&store, account)?;
     }
-    let order = store.order(1).map_err(|e| format!("order 1: {e}"))?;
-    if order.status.as_str() != "credited" || order.lot_id != Some(3) {
+    let order = store
+        .order(OrderId::from_stored(1))
+        .map_err(|e| format!("order 1: {e}"))?;
+    if order.status.as_str() != "credited" || order.lot_id != Some(LotId::from_stored(3)) {
         return Err(format!("order 1 after the upgrade: {order:?}"));
     }
 
     // The upgraded ledger takes writes: a grant lands after the old lines.
     store
         .grant(&GrantRequest {
-            account_id: 1,
+            account_id: AccountId::from_stored(1),
             amount: Credits::whole(10).map_err(|e| e.to_string())?,
             expires_at: NEVER,
             origin: EntryKind::Grant,
@@ -270,10 +274,12 @@ fn upgrade_and_check(backend: &Backend, url: &str) -> Result<(), String> {
             description: Some("after the upgrade"),
         })
         .map_err(|e| format!("grant after the upgrade: {e}"))?;
-    let b = store.balance(1).map_err(|e| e.to_string())?;
+    let b = store
+        .balance(AccountId::from_stored(1))
+        .map_err(|e| e.to_string())?;
     if b.balance.units() != 1_050_000 {
         return Err(format!("balance after a new grant: {}", b.balance.units()));
     }
-    audit_clean(&store, 1)?;
+    audit_clean(&store, AccountId::from_stored(1))?;
     Ok(())
 }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::SmsMessageId;
 use super::status::{Delivery, Failure};
 use super::text::Encoding;
 
@@ -34,7 +35,7 @@ use super::text::Encoding;
 #[derive(Clone, Debug)]
 pub struct Outgoing {
     /// Our id for the message: stable across retries.
-    pub id: i64,
+    pub id: SmsMessageId,
     /// Odoo's uuid for it (32 lowercase hex): a provider that deduplicates can key on it.
     pub uuid: String,
     /// E.164, with `+`.

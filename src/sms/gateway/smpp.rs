@@ -964,7 +964,7 @@ impl SmppGateway {
             )));
         }
         // The concatenation reference: stable across retries of the same message.
-        let reference = (message.id & 0xFF) as u8;
+        let reference = (message.id.stored() & 0xFF) as u8;
         parts
             .into_iter()
             .enumerate()

@@ -26,7 +26,7 @@ use crate::ledger::ops::{self, Grant};
 use crate::ledger::repo::LedgerRepo;
 use crate::ledger::time::NEVER;
 use crate::ledger::token::random_hex;
-use crate::ledger::{Credits, EntryKind, Hold, Id, Timestamp};
+use crate::ledger::{AccountId, Credits, EntryKind, Hold, HoldId, LotId, ServiceId, Timestamp};
 use crate::store::accounts::update_account;
 use crate::store::connection::Pool;
 use crate::store::schema::{
@@ -74,18 +74,26 @@ impl Rng {
 /// What both sides need from a connection: the SQL ledger plus the test's own reads and
 /// writes, compiled once per backend like the store.
 trait TestConn: LedgerRepo + Connection + Sized {
-    fn add_service(&mut self, name: &str) -> QueryResult<Id>;
-    fn add_account(&mut self, service_id: Id, token: &str, threshold: i64) -> QueryResult<Id>;
-    fn set_disabled(&mut self, id: Id, disabled: bool) -> QueryResult<()>;
+    fn add_service(&mut self, name: &str) -> QueryResult<ServiceId>;
+    fn add_account(
+        &mut self,
+        service_id: ServiceId,
+        token: &str,
+        threshold: i64,
+    ) -> QueryResult<AccountId>;
+    fn set_disabled(&mut self, id: AccountId, disabled: bool) -> QueryResult<()>;
     /// Every row of `ids`' accounts, as text, hold ids replaced by their tokens (the engine
     /// reserves hold ids ahead, so they may differ where nothing else does).
-    fn snapshot(&mut self, ids: &[Id]) -> QueryResult<(Vec<String>, HashMap<Id, String>)>;
+    fn snapshot(
+        &mut self,
+        ids: &[AccountId],
+    ) -> QueryResult<(Vec<String>, HashMap<HoldId, String>)>;
 }
 
 macro_rules! impl_test_conn {
     ($conn:ty) => {
         impl TestConn for $conn {
-            fn add_service(&mut self, name: &str) -> QueryResult<Id> {
+            fn add_service(&mut self, name: &str) -> QueryResult<ServiceId> {
                 diesel::insert_into(services::table)
                     .values((
                         services::technical_name.eq(name),
@@ -104,10 +112,10 @@ macro_rules! impl_test_conn {
 
             fn add_account(
                 &mut self,
-                service_id: Id,
+                service_id: ServiceId,
                 token: &str,
                 threshold: i64,
-            ) -> QueryResult<Id> {
+            ) -> QueryResult<AccountId> {
                 diesel::insert_into(accounts::table)
                     .values((
                         accounts::service_id.eq(service_id),
@@ -127,15 +135,18 @@ macro_rules! impl_test_conn {
                     .get_result(self)
             }
 
-            fn set_disabled(&mut self, id: Id, disabled: bool) -> QueryResult<()> {
+            fn set_disabled(&mut self, id: AccountId, disabled: bool) -> QueryResult<()> {
                 update_account(accounts::table.find(id), accounts::disabled.eq(disabled))
                     .execute(self)?;
                 Ok(())
             }
 
-            fn snapshot(&mut self, ids: &[Id]) -> QueryResult<(Vec<String>, HashMap<Id, String>)> {
+            fn snapshot(
+                &mut self,
+                ids: &[AccountId],
+            ) -> QueryResult<(Vec<String>, HashMap<HoldId, String>)> {
                 let mut out = Vec::new();
-                let rows: Vec<(Id, i64, i64, i64, i64, bool, bool)> = accounts::table
+                let rows: Vec<(AccountId, i64, i64, i64, i64, bool, bool)> = accounts::table
                     .filter(accounts::id.eq_any(ids))
                     .order(accounts::id)
                     .select((
@@ -155,7 +166,7 @@ macro_rules! impl_test_conn {
                         r.0, r.1, r.2, r.3, r.4, r.5, r.6
                     ));
                 }
-                let rows: Vec<(Id, Id, i64, i64, i64, String)> = lots::table
+                let rows: Vec<(LotId, AccountId, i64, i64, i64, String)> = lots::table
                     .filter(lots::account_id.eq_any(ids))
                     .order(lots::id)
                     .select((
@@ -174,8 +185,8 @@ macro_rules! impl_test_conn {
                     ));
                 }
                 type HoldTuple = (
-                    Id,
-                    Id,
+                    HoldId,
+                    AccountId,
                     String,
                     i64,
                     String,
@@ -201,7 +212,8 @@ macro_rules! impl_test_conn {
                         holds::closed_at,
                     ))
                     .load(self)?;
-                let tokens: HashMap<Id, String> = rows.iter().map(|r| (r.0, r.2.clone())).collect();
+                let tokens: HashMap<HoldId, String> =
+                    rows.iter().map(|r| (r.0, r.2.clone())).collect();
                 for r in rows {
                     out.push(format!(
                         "hold {} of {}: amount {} {} captured {:?} {:?} created {} \
@@ -209,8 +221,8 @@ macro_rules! impl_test_conn {
                         r.2, r.1, r.3, r.4, r.5, r.6, r.7, r.8, r.9
                     ));
                 }
-                let hold_ids: Vec<Id> = tokens.keys().copied().collect();
-                let rows: Vec<(Id, Id, i64)> = hold_allocations::table
+                let hold_ids: Vec<HoldId> = tokens.keys().copied().collect();
+                let rows: Vec<(HoldId, LotId, i64)> = hold_allocations::table
                     .filter(hold_allocations::hold_id.eq_any(&hold_ids))
                     .select((
                         hold_allocations::hold_id,
@@ -225,13 +237,13 @@ macro_rules! impl_test_conn {
                 allocations.sort();
                 out.extend(allocations);
                 type EntryTuple = (
-                    Id,
+                    AccountId,
                     i64,
                     String,
                     i64,
                     i64,
-                    Option<Id>,
-                    Option<Id>,
+                    Option<HoldId>,
+                    Option<LotId>,
                     Option<String>,
                     i64,
                     i64,
@@ -268,7 +280,7 @@ macro_rules! impl_test_conn {
                         r.9
                     ));
                 }
-                let rows: Vec<(Id, String, i64, i64, i64)> = alert_outbox::table
+                let rows: Vec<(AccountId, String, i64, i64, i64)> = alert_outbox::table
                     .filter(alert_outbox::account_id.eq_any(ids))
                     .order(alert_outbox::id)
                     .select((
@@ -294,14 +306,14 @@ macro_rules! impl_test_conn {
 impl_test_conn!(SqliteConnection);
 impl_test_conn!(PgConnection);
 
-fn token(tokens: &HashMap<Id, String>, id: Id) -> String {
+fn token(tokens: &HashMap<HoldId, String>, id: HoldId) -> String {
     tokens
         .get(&id)
         .cloned()
         .unwrap_or_else(|| format!("<hold {id} not in the table>"))
 }
 
-fn show_hold(h: &Hold, tokens: &HashMap<Id, String>) -> String {
+fn show_hold(h: &Hold, tokens: &HashMap<HoldId, String>) -> String {
     format!(
         "hold {} (id is {}) of {}: amount {} {} captured {:?} {:?} created {} expires {} \
          closed {:?}",
@@ -318,7 +330,7 @@ fn show_hold(h: &Hold, tokens: &HashMap<Id, String>) -> String {
     )
 }
 
-fn show_reply(reply: &Reply, tokens: &HashMap<Id, String>) -> String {
+fn show_reply(reply: &Reply, tokens: &HashMap<HoldId, String>) -> String {
     match reply {
         Ok(Output::Authorized(hold, balance)) => {
             format!("authorized {} {balance:?}", show_hold(hold, tokens))
@@ -370,17 +382,17 @@ fn show_op(op: &Op, now: Timestamp) -> String {
 enum Step {
     Batch(Vec<(Op, Timestamp)>),
     Grant {
-        account_id: Id,
+        account_id: AccountId,
         amount: i64,
         expires_at: Timestamp,
         now: Timestamp,
     },
     Sweep {
-        account_id: Id,
+        account_id: AccountId,
         now: Timestamp,
     },
     Disable {
-        account_id: Id,
+        account_id: AccountId,
         disabled: bool,
     },
 }
@@ -390,8 +402,8 @@ struct Generator {
     rng: Rng,
     seed: u64,
     now: i64,
-    accounts: Vec<Id>,
-    services: Vec<Id>,
+    accounts: Vec<AccountId>,
+    services: Vec<ServiceId>,
     /// Tokens of the holds authorized so far, with their amounts: a caller learns a
     /// hold's token only from the committed answer to its authorize, so a capture or
     /// cancel never names a hold of its own batch.
@@ -408,7 +420,7 @@ impl Generator {
         if self.rng.percent(20) {
             NEVER
         } else {
-            Timestamp(self.now + *self.rng.pick(&choices))
+            Timestamp::from_micros(self.now + *self.rng.pick(&choices))
         }
     }
 
@@ -436,7 +448,7 @@ impl Generator {
             return Op::Authorize {
                 account_id: *self.rng.pick(&self.accounts),
                 amount: Credits::from_units(amount).unwrap_or(Credits::ZERO),
-                expires_at: Timestamp(expires_at),
+                expires_at: Timestamp::from_micros(expires_at),
                 token_hash,
                 description: self.rng.percent(50).then(|| "SMS".to_owned()),
             };
@@ -482,14 +494,14 @@ impl Generator {
             };
         }
         let account_id = *self.rng.pick(&self.accounts);
-        let now = Timestamp(self.now);
+        let now = Timestamp::from_micros(self.now);
         match roll {
             0..12 | 30..100 => {
                 let n = self.rng.range(1, 8);
                 let ops = (0..n)
                     .map(|_| {
                         self.now += self.rng.range(0, 3) * 1_000_000;
-                        (self.op(), Timestamp(self.now))
+                        (self.op(), Timestamp::from_micros(self.now))
                     })
                     .collect();
                 Step::Batch(ops)
@@ -519,7 +531,7 @@ impl Generator {
 
 fn grant<C: TestConn>(
     c: &mut C,
-    account_id: Id,
+    account_id: AccountId,
     amount: i64,
     expires_at: Timestamp,
     now: Timestamp,
@@ -628,7 +640,7 @@ fn run_seed<C: TestConn>(
         for _ in 0..g.rng.range(1, 3) {
             let amount = g.rng.range(100, 800);
             let expires_at = g.lot_expiry();
-            let now = Timestamp(START);
+            let now = Timestamp::from_micros(START);
             let x = grant(s.sql, a, amount, expires_at, now);
             let y = grant(s.outside, a, amount, expires_at, now);
             if x != y {
@@ -752,7 +764,7 @@ fn run_seed<C: TestConn>(
                 ),
             ));
         }
-        let now = Timestamp(g.now);
+        let now = Timestamp::from_micros(g.now);
         for &id in &ids {
             let x = format!("{:?}", ops::balance(s.sql, id, now));
             let y = format!("{:?}", ops::balance(s.outside, id, now));

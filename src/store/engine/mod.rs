@@ -44,7 +44,9 @@ use self::sql::{EngineSql, Flush};
 use self::state::Cache;
 use super::connection::Pool;
 use crate::ledger::ops::{self, CloseOutcome};
-use crate::ledger::{Balance, Credits, Hold, Id, LedgerError, StorageError, Timestamp};
+use crate::ledger::{
+    AccountId, Balance, Credits, Hold, HoldId, LedgerError, ServiceId, StorageError, Timestamp,
+};
 use crate::telemetry::METRICS;
 
 /// Most operations in one transaction: bounds a batch's statements and its latency.
@@ -59,7 +61,7 @@ const HOLD_ID_BLOCK: usize = 256;
 
 pub(crate) enum Op {
     Authorize {
-        account_id: Id,
+        account_id: AccountId,
         amount: Credits,
         expires_at: Timestamp,
         token_hash: String,
@@ -68,11 +70,11 @@ pub(crate) enum Op {
     Capture {
         token_hash: String,
         amount: Option<Credits>,
-        service_id: Option<Id>,
+        service_id: Option<ServiceId>,
     },
     Cancel {
         token_hash: String,
-        service_id: Option<Id>,
+        service_id: Option<ServiceId>,
     },
 }
 
@@ -315,7 +317,7 @@ struct Worker {
     started: Instant,
     cache: Cache,
     /// PostgreSQL hold ids reserved and not yet used.
-    spare_ids: Vec<Id>,
+    spare_ids: Vec<HoldId>,
     /// SQLite: operations committed since the last background checkpoint was asked for.
     since_checkpoint: usize,
 }
@@ -518,7 +520,7 @@ impl Worker {
         &mut self,
         c: &mut C,
         jobs: &[Job],
-        touched: &mut BTreeSet<Id>,
+        touched: &mut BTreeSet<AccountId>,
         locking: Locking,
     ) -> Result<Vec<Reply>, LedgerError> {
         self.cache.next_tick();
@@ -545,12 +547,12 @@ impl Worker {
             }
         }
 
-        let ids: Vec<Id> = touched.iter().copied().collect();
+        let ids: Vec<AccountId> = touched.iter().copied().collect();
         match locking {
             Locking::Locked => {
                 // Lock them, and reload what changed since memory last saw it.
                 let versions = c.lock_versions(&ids)?;
-                let found: BTreeSet<Id> = versions.iter().map(|(id, _)| *id).collect();
+                let found: BTreeSet<AccountId> = versions.iter().map(|(id, _)| *id).collect();
                 for id in ids.iter().filter(|id| !found.contains(id)) {
                     self.cache.remove(*id);
                 }
@@ -569,7 +571,7 @@ impl Worker {
                 }
             }
         }
-        let expected: Vec<(Id, i64)> = ids
+        let expected: Vec<(AccountId, i64)> = ids
             .iter()
             .filter_map(|&id| Some((id, self.cache.version(id)?)))
             .collect();
@@ -607,7 +609,7 @@ impl Worker {
         }
         // Reserved ids left over stay for the next batch (PostgreSQL only).
         if matches!(self.pool, Pool::Pg(_)) {
-            let unused: Vec<Id> = hold_ids.collect();
+            let unused: Vec<HoldId> = hold_ids.collect();
             self.spare_ids.splice(0..0, unused);
         }
 
@@ -625,7 +627,7 @@ impl Worker {
             .collect())
     }
 
-    fn reload<C: EngineSql>(&mut self, c: &mut C, id: Id) -> Result<(), LedgerError> {
+    fn reload<C: EngineSql>(&mut self, c: &mut C, id: AccountId) -> Result<(), LedgerError> {
         match c.load_state(id)? {
             Some(state) => self.cache.insert(state),
             None => self.cache.remove(id),
@@ -633,7 +635,7 @@ impl Worker {
         Ok(())
     }
 
-    fn hold_ids<C: EngineSql>(&mut self, c: &mut C, n: usize) -> Result<Vec<Id>, LedgerError> {
+    fn hold_ids<C: EngineSql>(&mut self, c: &mut C, n: usize) -> Result<Vec<HoldId>, LedgerError> {
         if n == 0 {
             return Ok(Vec::new());
         }

@@ -11,13 +11,14 @@ use super::state::{AccountState, Cache};
 use crate::ledger::StorageError;
 use crate::ledger::repo::{HoldRepo, NewAlert, NewHold, RepoResult};
 use crate::ledger::{
-    Account, Allocation, Credits, Hold, HoldStatus, Id, JournalEntry, Lot, Recipient, Timestamp,
+    Account, AccountId, Allocation, Credits, Hold, HoldId, HoldStatus, JournalEntry, Lot, LotId,
+    Recipient, Timestamp,
 };
 
 /// A low-credit alert with its recipient owned, waiting for the flush.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingAlert {
-    pub account_id: Id,
+    pub account_id: AccountId,
     pub recipient: Recipient,
     pub available: Credits,
     pub threshold: Credits,
@@ -30,24 +31,24 @@ pub(crate) struct WriteSet {
     pub new_holds: Vec<Hold>,
     pub new_allocations: Vec<Allocation>,
     /// Lots whose remaining credits moved: (account, lot); values are read at flush.
-    pub lots: BTreeSet<(Id, Id)>,
+    pub lots: BTreeSet<(AccountId, LotId)>,
     /// Holds closed, in their final state.
     pub closed: Vec<Hold>,
     /// Holds whose allocations go.
-    pub freed: Vec<Id>,
+    pub freed: Vec<HoldId>,
     pub journal: Vec<JournalEntry>,
     pub alerts: Vec<PendingAlert>,
     /// Accounts whose totals were saved.
-    pub accounts: BTreeSet<Id>,
+    pub accounts: BTreeSet<AccountId>,
 }
 
 /// What one operation changed in memory, to put back if it fails.
 enum Undo {
     Account(Account),
-    Lot(Id, Option<Lot>),
-    OpenHold(Id, Option<Hold>),
-    Allocations(Id, Option<Vec<Allocation>>),
-    Closed(Id, Option<Hold>),
+    Lot(LotId, Option<Lot>),
+    OpenHold(HoldId, Option<Hold>),
+    Allocations(HoldId, Option<Vec<Allocation>>),
+    Closed(HoldId, Option<Hold>),
 }
 
 /// Lengths of the write-set's lists when an operation began.
@@ -66,12 +67,12 @@ pub(crate) struct Overlay<'a, C> {
     cache: &'a mut Cache,
     writes: &'a mut WriteSet,
     /// Holds closed in this batch (not yet in the database), by id and by token.
-    closed: HashMap<Id, Hold>,
-    closed_tokens: HashMap<String, Id>,
+    closed: HashMap<HoldId, Hold>,
+    closed_tokens: HashMap<String, HoldId>,
     /// Ids for new holds, reserved from the database beforehand.
-    hold_ids: &'a mut std::vec::IntoIter<Id>,
+    hold_ids: &'a mut std::vec::IntoIter<HoldId>,
     /// The account the current operation locked: operations touch one account.
-    current: Option<Id>,
+    current: Option<AccountId>,
     undo: Vec<Undo>,
     mark: Mark,
 }
@@ -80,7 +81,7 @@ fn missing(what: &str) -> StorageError {
     StorageError::failed(format!("ledger engine: {what}"))
 }
 
-fn not_loaded(id: Id) -> StorageError {
+fn not_loaded(id: AccountId) -> StorageError {
     StorageError::NotFound(format!("account {id} is not loaded").into())
 }
 
@@ -89,7 +90,7 @@ impl<'a, C: HoldRepo> Overlay<'a, C> {
         conn: &'a mut C,
         cache: &'a mut Cache,
         writes: &'a mut WriteSet,
-        hold_ids: &'a mut std::vec::IntoIter<Id>,
+        hold_ids: &'a mut std::vec::IntoIter<HoldId>,
     ) -> Self {
         Overlay {
             conn,
@@ -183,7 +184,7 @@ impl<'a, C: HoldRepo> Overlay<'a, C> {
         }
     }
 
-    fn state(&mut self, account_id: Id) -> RepoResult<&mut AccountState> {
+    fn state(&mut self, account_id: AccountId) -> RepoResult<&mut AccountState> {
         if self.current.is_some_and(|c| c != account_id) {
             return Err(missing("an operation touched two accounts"));
         }
@@ -202,12 +203,12 @@ impl<'a, C: HoldRepo> Overlay<'a, C> {
 /// Only [`HoldRepo`]: grants and history reads run outside the engine, in their own
 /// transactions, so they cannot be handed the overlay.
 impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
-    fn lock_account(&mut self, id: Id) -> RepoResult<Account> {
+    fn lock_account(&mut self, id: AccountId) -> RepoResult<Account> {
         // The batch locked and validated every account it serves before any operation.
         Ok(self.state(id)?.account.clone())
     }
 
-    fn get_account(&mut self, id: Id) -> RepoResult<Option<Account>> {
+    fn get_account(&mut self, id: AccountId) -> RepoResult<Option<Account>> {
         match self.state(id) {
             Ok(state) => Ok(Some(state.account.clone())),
             Err(StorageError::NotFound(_)) => Ok(None),
@@ -234,7 +235,11 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
         Ok(())
     }
 
-    fn expired_open_holds(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Hold>> {
+    fn expired_open_holds(
+        &mut self,
+        account_id: AccountId,
+        now: Timestamp,
+    ) -> RepoResult<Vec<Hold>> {
         let state = self.state(account_id)?;
         let mut holds: Vec<Hold> = state
             .open_holds
@@ -246,7 +251,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
         Ok(holds)
     }
 
-    fn allocations_of(&mut self, hold_ids: &[Id]) -> RepoResult<Vec<Allocation>> {
+    fn allocations_of(&mut self, hold_ids: &[HoldId]) -> RepoResult<Vec<Allocation>> {
         let state = self.current_state()?;
         let mut list: Vec<Allocation> = hold_ids
             .iter()
@@ -273,7 +278,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
         Ok(())
     }
 
-    fn delete_allocations(&mut self, hold_id: Id) -> RepoResult<()> {
+    fn delete_allocations(&mut self, hold_id: HoldId) -> RepoResult<()> {
         let state = self.current_state()?;
         let previous = state.allocations.remove(&hold_id);
         self.undo.push(Undo::Allocations(hold_id, previous));
@@ -283,9 +288,9 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
 
     fn lots_to_settle(
         &mut self,
-        account_id: Id,
+        account_id: AccountId,
         now: Timestamp,
-        also: &[Id],
+        also: &[LotId],
     ) -> RepoResult<Vec<Lot>> {
         let state = self.state(account_id)?;
         // BTreeMap order is id order, as the SQL version sorts.
@@ -297,7 +302,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
             .collect())
     }
 
-    fn drawable_lots(&mut self, account_id: Id, now: Timestamp) -> RepoResult<Vec<Lot>> {
+    fn drawable_lots(&mut self, account_id: AccountId, now: Timestamp) -> RepoResult<Vec<Lot>> {
         let state = self.state(account_id)?;
         let mut lots: Vec<Lot> = state
             .lots
@@ -309,7 +314,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
         Ok(lots)
     }
 
-    fn lots_by_id(&mut self, ids: &[Id]) -> RepoResult<Vec<Lot>> {
+    fn lots_by_id(&mut self, ids: &[LotId]) -> RepoResult<Vec<Lot>> {
         let state = self.current_state()?;
         let mut lots = Vec::with_capacity(ids.len());
         for id in ids {
@@ -325,7 +330,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
         Ok(lots)
     }
 
-    fn set_lot_remaining(&mut self, lot_id: Id, remaining: Credits) -> RepoResult<()> {
+    fn set_lot_remaining(&mut self, lot_id: LotId, remaining: Credits) -> RepoResult<()> {
         let state = self.current_state()?;
         let account_id = state.account.id;
         let lot = state
@@ -385,7 +390,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
         self.conn.find_hold(token_hash)
     }
 
-    fn get_hold(&mut self, id: Id) -> RepoResult<Option<Hold>> {
+    fn get_hold(&mut self, id: HoldId) -> RepoResult<Option<Hold>> {
         if let Some(hold) = self.closed.get(&id) {
             return Ok(Some(hold.clone()));
         }
@@ -402,7 +407,7 @@ impl<C: HoldRepo> HoldRepo for Overlay<'_, C> {
 
     fn close_hold(
         &mut self,
-        id: Id,
+        id: HoldId,
         status: HoldStatus,
         captured: Option<Credits>,
         closed_at: Timestamp,

@@ -11,7 +11,9 @@ use diesel::sqlite::SqliteConnection;
 use super::overlay::WriteSet;
 use super::state::{AccountState, Cache};
 use crate::ledger::repo::{HoldRepo, NewAlert, RepoResult};
-use crate::ledger::{Account, Allocation, Credits, Hold, HoldStatus, Id, Timestamp};
+use crate::ledger::{
+    Account, AccountId, Allocation, Credits, Hold, HoldId, HoldStatus, LotId, Timestamp,
+};
 use crate::store::accounts::update_account;
 use crate::store::rows::{AccountRow, HoldRow, LotRow, convert};
 use crate::store::schema::{accounts, holds, lots};
@@ -20,20 +22,20 @@ use crate::store::schema::{accounts, holds, lots};
 pub(crate) struct Flush {
     pub new_holds: Vec<Hold>,
     pub new_allocations: Vec<Allocation>,
-    pub lots: Vec<(Id, i64)>,
+    pub lots: Vec<(LotId, i64)>,
     pub closed: Vec<Hold>,
-    pub freed: Vec<Id>,
+    pub freed: Vec<HoldId>,
     pub journal: Vec<crate::ledger::JournalEntry>,
     pub alerts: Vec<super::overlay::PendingAlert>,
     /// Saved accounts with the lock_version they get (one more than memory had).
     pub accounts: Vec<(Account, i64)>,
     /// Every account the batch read, with the lock_version memory had: when the batch
     /// ran without locks, the write fails unless the database still has these.
-    pub expected: Vec<(Id, i64)>,
+    pub expected: Vec<(AccountId, i64)>,
 }
 
 impl Flush {
-    pub fn new(writes: WriteSet, cache: &Cache, expected: Vec<(Id, i64)>) -> Flush {
+    pub fn new(writes: WriteSet, cache: &Cache, expected: Vec<(AccountId, i64)>) -> Flush {
         let lots = writes
             .lots
             .iter()
@@ -69,16 +71,16 @@ impl Flush {
 pub(crate) trait EngineSql: HoldRepo + Sized {
     /// Locks the accounts until commit (in id order) and returns their versions; ids that
     /// do not exist are left out.
-    fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>>;
+    fn lock_versions(&mut self, ids: &[AccountId]) -> RepoResult<Vec<(AccountId, i64)>>;
     /// `n` ids for new holds, never handed out by the database to anyone else.
-    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>>;
-    fn load_state(&mut self, id: Id) -> RepoResult<Option<AccountState>>;
+    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<HoldId>>;
+    fn load_state(&mut self, id: AccountId) -> RepoResult<Option<AccountState>>;
     fn write(&mut self, flush: &Flush) -> RepoResult<()>;
 }
 
 macro_rules! load_state {
     () => {
-        fn load_state(&mut self, id: Id) -> RepoResult<Option<AccountState>> {
+        fn load_state(&mut self, id: AccountId) -> RepoResult<Option<AccountState>> {
             let Some((row, version)) = accounts::table
                 .find(id)
                 .select((AccountRow::as_select(), accounts::lock_version))
@@ -95,13 +97,13 @@ macro_rules! load_state {
                     .select(HoldRow::as_select())
                     .load::<HoldRow>(self)?,
             )?;
-            let hold_ids: Vec<Id> = open.iter().map(|h| h.id).collect();
+            let hold_ids: Vec<HoldId> = open.iter().map(|h| h.id).collect();
             let allocations = if hold_ids.is_empty() {
                 Vec::new()
             } else {
                 self.allocations_of(&hold_ids)?
             };
-            let allocated: Vec<Id> = allocations.iter().map(|a| a.lot_id).collect();
+            let allocated: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
             let lot_rows = lots::table
                 .filter(lots::account_id.eq(id))
                 .filter(lots::remaining.gt(0).or(lots::id.eq_any(&allocated)))
@@ -143,7 +145,7 @@ struct IdRow {
 }
 
 impl EngineSql for PgConnection {
-    fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>> {
+    fn lock_versions(&mut self, ids: &[AccountId]) -> RepoResult<Vec<(AccountId, i64)>> {
         Ok(accounts::table
             .filter(accounts::id.eq_any(ids))
             .order(accounts::id)
@@ -152,7 +154,7 @@ impl EngineSql for PgConnection {
             .load(self)?)
     }
 
-    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>> {
+    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<HoldId>> {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         let rows: Vec<IdRow> = diesel::sql_query(
             "SELECT nextval(pg_get_serial_sequence('holds', 'id')) AS id \
@@ -160,7 +162,10 @@ impl EngineSql for PgConnection {
         )
         .bind::<BigInt, _>(n)
         .load(self)?;
-        Ok(rows.into_iter().map(|r| r.id).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| HoldId::from_stored(r.id))
+            .collect())
     }
 
     load_state!();
@@ -267,7 +272,7 @@ impl EngineSql for PgConnection {
 }
 
 impl EngineSql for SqliteConnection {
-    fn lock_versions(&mut self, ids: &[Id]) -> RepoResult<Vec<(Id, i64)>> {
+    fn lock_versions(&mut self, ids: &[AccountId]) -> RepoResult<Vec<(AccountId, i64)>> {
         // BEGIN IMMEDIATE already holds the database's write lock.
         Ok(accounts::table
             .filter(accounts::id.eq_any(ids))
@@ -276,14 +281,16 @@ impl EngineSql for SqliteConnection {
             .load(self)?)
     }
 
-    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<Id>> {
+    fn reserve_hold_ids(&mut self, n: usize) -> RepoResult<Vec<HoldId>> {
         // Under the write lock nobody else inserts: the next ids are free until commit.
         let max: Option<i64> = holds::table
             .select(diesel::dsl::max(holds::id))
             .first(self)?;
         let first = max.unwrap_or(0) + 1;
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        Ok((first..first.saturating_add(n)).collect())
+        Ok((first..first.saturating_add(n))
+            .map(HoldId::from_stored)
+            .collect())
     }
 
     load_state!();

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::ledger::{Account, Allocation, Hold, Id, Lot};
+use crate::ledger::{Account, AccountId, Allocation, Hold, HoldId, Lot, LotId};
 
 /// One account as the database holds it: the row, its open holds with their allocations,
 /// and every lot that can still matter (credits left, or allocated to an open hold).
@@ -13,10 +13,10 @@ use crate::ledger::{Account, Allocation, Hold, Id, Lot};
 pub(crate) struct AccountState {
     pub account: Account,
     pub version: i64,
-    pub lots: BTreeMap<Id, Lot>,
-    pub open_holds: BTreeMap<Id, Hold>,
+    pub lots: BTreeMap<LotId, Lot>,
+    pub open_holds: BTreeMap<HoldId, Hold>,
     /// Allocations of open holds, by hold.
-    pub allocations: BTreeMap<Id, Vec<Allocation>>,
+    pub allocations: BTreeMap<HoldId, Vec<Allocation>>,
     pub last_used: u64,
 }
 
@@ -36,8 +36,8 @@ impl AccountState {
 
 /// The accounts in memory, plus an index from open-hold token hash to its account.
 pub(crate) struct Cache {
-    accounts: HashMap<Id, AccountState>,
-    tokens: HashMap<String, (Id, Id)>,
+    accounts: HashMap<AccountId, AccountState>,
+    tokens: HashMap<String, (AccountId, HoldId)>,
     tick: u64,
     capacity: usize,
 }
@@ -58,15 +58,15 @@ impl Cache {
         self.tick
     }
 
-    pub fn version(&self, id: Id) -> Option<i64> {
+    pub fn version(&self, id: AccountId) -> Option<i64> {
         self.accounts.get(&id).map(|s| s.version)
     }
 
-    pub fn get(&self, id: Id) -> Option<&AccountState> {
+    pub fn get(&self, id: AccountId) -> Option<&AccountState> {
         self.accounts.get(&id)
     }
 
-    pub fn get_mut(&mut self, id: Id) -> Option<&mut AccountState> {
+    pub fn get_mut(&mut self, id: AccountId) -> Option<&mut AccountState> {
         let tick = self.tick;
         let state = self.accounts.get_mut(&id)?;
         state.last_used = tick;
@@ -74,11 +74,11 @@ impl Cache {
     }
 
     /// The (account, hold) of an open hold known in memory.
-    pub fn open_hold_by_token(&self, token_hash: &str) -> Option<(Id, Id)> {
+    pub fn open_hold_by_token(&self, token_hash: &str) -> Option<(AccountId, HoldId)> {
         self.tokens.get(token_hash).copied()
     }
 
-    pub fn index_token(&mut self, token_hash: &str, account_id: Id, hold_id: Id) {
+    pub fn index_token(&mut self, token_hash: &str, account_id: AccountId, hold_id: HoldId) {
         self.tokens
             .insert(token_hash.to_owned(), (account_id, hold_id));
     }
@@ -98,7 +98,7 @@ impl Cache {
         self.accounts.insert(state.account.id, state);
     }
 
-    pub fn remove(&mut self, id: Id) {
+    pub fn remove(&mut self, id: AccountId) {
         if let Some(old) = self.accounts.remove(&id) {
             for hold in old.open_holds.values() {
                 self.tokens.remove(&hold.token_hash);
@@ -113,7 +113,7 @@ impl Cache {
             return;
         }
         let keep = self.capacity - self.capacity / 10;
-        let mut by_age: Vec<(u64, Id)> = self
+        let mut by_age: Vec<(u64, AccountId)> = self
             .accounts
             .values()
             .map(|s| (s.last_used, s.account.id))
