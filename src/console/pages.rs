@@ -17,7 +17,7 @@ use crate::pages::request::{Form, html_response};
 use crate::payments::{Confirmation, OrderStatus, PackInput, PaymentError, Price};
 use crate::store::{
     AccountFilter, AlertFilter, AuditLineId, AuditRecord, GrantRequest, Idempotency, NewService,
-    OrderFilter,
+    OrderFilter, Statement, StatementRequest,
 };
 
 use crate::ledger::time::MICROS_PER_DAY;
@@ -591,14 +591,19 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
     respond(req, |c| async move {
         let op = c.viewer().await?;
         let id = id?;
-        let (account, service, balance, lots, holds, journal, companies) = c
+        let (account, service, statement, companies) = c
             .run(move |s| {
                 let account = s.account(id)?;
                 let service = s.service(account.service_id)?;
-                let balance = s.balance(id)?;
-                let lots = s.lots(id)?;
-                let holds = s.open_holds(id)?;
-                let journal = s.journal(id, None, 50)?;
+                // The money in one transaction, as on the customer's page.
+                let statement = s.statement(
+                    id,
+                    &StatementRequest {
+                        before_seq: None,
+                        page: 50,
+                        since: None,
+                    },
+                )?;
                 let companies = match &account.dbuuid {
                     Some(db) => s
                         .company_consumption(db)?
@@ -607,9 +612,16 @@ pub async fn account(req: HttpRequest) -> HttpResponse {
                         .collect(),
                     None => Vec::new(),
                 };
-                Ok::<_, crate::error::AppError>((account, service, balance, lots, holds, journal, companies))
+                Ok::<_, crate::error::AppError>((account, service, statement, companies))
             })
             .await?;
+        let Statement {
+            balance,
+            lots,
+            holds,
+            journal,
+            ..
+        } = statement;
         let (t, lang) = (c.t(), c.lang());
         let title = format!("{} #{}", t.col_account, account.id);
         let body = html! {

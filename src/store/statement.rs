@@ -22,8 +22,8 @@ pub struct StatementRequest {
     pub before_seq: Option<i64>,
     /// Entries on the page.
     pub page: i64,
-    /// Consumption per day from this instant on.
-    pub since: Timestamp,
+    /// Consumption per day from this instant on; `None`: not read.
+    pub since: Option<Timestamp>,
 }
 
 /// An account's money at one instant.
@@ -36,7 +36,8 @@ pub struct Statement {
     pub holds: Vec<Hold>,
     /// Up to `page` entries, newest first.
     pub journal: Vec<JournalEntry>,
-    /// Credits captured per UTC day (days since the epoch), oldest first.
+    /// Credits captured per UTC day (days since the epoch), oldest first; empty when
+    /// not asked for.
     pub daily: Vec<(i64, Credits)>,
 }
 
@@ -140,7 +141,10 @@ impl Store {
                 lots: c.lots_with_credit(account_id)?,
                 holds: c.open_holds_of(account_id)?,
                 journal: c.journal_page(account_id, request.before_seq, request.page)?,
-                daily: c.consumption_per_day(account_id, request.since)?,
+                daily: match request.since {
+                    Some(since) => c.consumption_per_day(account_id, since)?,
+                    None => Vec::new(),
+                },
             })
         })
     }
@@ -163,14 +167,5 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<JournalEntry>, LedgerError> {
         Ok(read_tx!(self, |c| c.journal_page(account_id, before_seq, limit))?)
-    }
-
-    /// Credits captured per UTC day (days since the epoch) from `since` on, oldest first.
-    pub fn daily_consumption(
-        &self,
-        account_id: AccountId,
-        since: Timestamp,
-    ) -> Result<Vec<(i64, Credits)>, LedgerError> {
-        Ok(read_tx!(self, |c| c.consumption_per_day(account_id, since))?)
     }
 }

@@ -77,7 +77,7 @@ pub fn view(
         &StatementRequest {
             before_seq: r.before,
             page: r.page + 1,
-            since: Timestamp::from_day(first_day),
+            since: Some(Timestamp::from_day(first_day)),
         },
     )?;
     let lots = statement
