@@ -26,7 +26,7 @@ use crate::sms::status::Failure;
 use crate::sms::{SmsMessageId, SmsReportId};
 use crate::store::Store;
 use crate::store::sms::{ReportJob, SmsJob};
-use crate::workers::alerts::{backoff, blocking};
+use crate::workers::{backoff, blocking};
 
 /// Reports older than this are dropped.
 const REPORT_GIVE_UP_MICROS: i64 = crate::ledger::time::MICROS_PER_DAY;
